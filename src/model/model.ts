@@ -1,0 +1,169 @@
+/**
+ * inferplane's own model of what it serves: no Envoy or Kubernetes types, so sources and translators change
+ * independently. Every value here has been validated; builders and translators may rely on it.
+ */
+
+/** The whole desired state: one Envoy-facing listener and the services behind it, sorted by name. */
+export interface Model {
+  readonly listener: ListenerSpec;
+  readonly services: readonly Service[];
+}
+
+/** Where Envoy accepts client traffic; its routes send each request to one service. */
+export interface ListenerSpec {
+  /** Listener and RouteConfiguration name; no service may share it. */
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** A model-serving service: one Envoy cluster per port. */
+export interface Service {
+  /** Unique; lower-case DNS-style, optionally `namespace/name`. Also the proxyless-gRPC target (`xds:///name`). */
+  readonly name: string;
+  /** At least one; the first is the default target of routes. */
+  readonly ports: readonly ServicePort[];
+  /** Sorted by address; deduplicated. May be empty (the cluster exists, with no hosts). */
+  readonly endpoints: readonly Endpoint[];
+  readonly settings: TrafficSettings;
+  /** How the Envoy listener picks this service; may be empty (reachable only by proxyless clients). */
+  readonly routes: readonly RouteSpec[];
+}
+
+/** Upstream HTTP protocol for a port. */
+export type UpstreamProtocol = 'http1' | 'http2';
+
+/** A named port of a service. */
+export interface ServicePort {
+  readonly name: string;
+  readonly protocol: UpstreamProtocol;
+}
+
+/** A request match on the Envoy listener that selects a service port. */
+export interface RouteSpec {
+  /** Path prefix, starting with '/'. */
+  readonly prefix: string;
+  /** Exact header matches, sorted by header name; header names lower-case. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** Name of the target port. */
+  readonly port: string;
+}
+
+/**
+ * One pod (or host) of a service. Conditions follow Kubernetes EndpointSlice semantics: `ready` means
+ * serving and not terminating; a terminating pod that is still `serving` drains.
+ */
+export interface Endpoint {
+  /** IPv4 or IPv6 literal. */
+  readonly address: string;
+  /** Port number per service port name; a port missing here means the endpoint does not serve that port. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** Zone, '' when unknown: the Envoy locality. */
+  readonly zone: string;
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+}
+
+/** Per-service traffic settings. Durations are whole milliseconds. See DEFAULT_SETTINGS for defaults. */
+export interface TrafficSettings {
+  /** Whole-request timeout (time-boxed inference); 0 disables. */
+  readonly timeoutMs: number;
+  /** Cut a stream only after this long with no bytes either way; token streaming resets it. 0 disables. */
+  readonly idleTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly retries: RetrySettings;
+  readonly circuitBreakers: CircuitBreakerSettings;
+  readonly outlierDetection: OutlierDetectionSettings | null;
+  readonly healthCheck: HealthCheckSettings | null;
+  /** Off by default: while any host is in slow start, Envoy leaves power-of-two-choices for a weighted schedule. */
+  readonly slowStart: SlowStartSettings | null;
+}
+
+/** Retry policy: which failures retry, how often, and the fleet-wide budget that caps retry storms. */
+export interface RetrySettings {
+  /** Retries after the first attempt; 0 disables retries. */
+  readonly attempts: number;
+  /** Envoy `retry_on` conditions. */
+  readonly on: readonly string[];
+  /** Status codes retried when `retriable-status-codes` is in `on`. */
+  readonly statusCodes: readonly number[];
+  /** Per-attempt timeout; 0 means the route timeout bounds each attempt. */
+  readonly perTryTimeoutMs: number;
+  /** Host re-selections so a retry avoids the host that failed. */
+  readonly hostSelectionAttempts: number;
+  /** Active retries allowed, as a percentage of active requests. */
+  readonly budgetPercent: number;
+  /** Retries always allowed regardless of the budget. */
+  readonly minRetryConcurrency: number;
+}
+
+/** Per-Envoy limits on one cluster. LLM requests last seconds, so these are far above Envoy's 1024 defaults. */
+export interface CircuitBreakerSettings {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+}
+
+/** Passive health checking: eject hosts that keep failing. */
+export interface OutlierDetectionSettings {
+  readonly consecutive5xx: number;
+  readonly intervalMs: number;
+  readonly baseEjectionTimeMs: number;
+  readonly maxEjectionPercent: number;
+}
+
+/** Active HTTP health checking by Envoy. */
+export interface HealthCheckSettings {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+}
+
+/** Envoy slow start for new hosts (disables power-of-two-choices while active). */
+export interface SlowStartSettings {
+  readonly windowMs: number;
+  /** Ramp shape; 1 is linear. */
+  readonly aggression: number;
+}
+
+/** Defaults applied to every field a source leaves out. */
+export const DEFAULT_SETTINGS: TrafficSettings = {
+  timeoutMs: 120_000,
+  idleTimeoutMs: 60_000,
+  connectTimeoutMs: 2_000,
+  retries: {
+    attempts: 2,
+    on: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'],
+    statusCodes: [503],
+    perTryTimeoutMs: 0,
+    hostSelectionAttempts: 3,
+    budgetPercent: 20,
+    minRetryConcurrency: 10,
+  },
+  circuitBreakers: { maxConnections: 100_000, maxPendingRequests: 100_000, maxRequests: 100_000 },
+  outlierDetection: null,
+  healthCheck: null,
+  slowStart: null,
+};
+
+/** Defaults for the optional blocks, used when a source enables one without giving every field. */
+export const DEFAULT_OPTIONAL = {
+  outlierDetection: { consecutive5xx: 5, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 50 },
+  healthCheck: { path: '/health', intervalMs: 5_000, timeoutMs: 1_000, unhealthyThreshold: 3, healthyThreshold: 1 },
+  slowStart: { windowMs: 30_000, aggression: 1 },
+} as const satisfies {
+  outlierDetection: OutlierDetectionSettings;
+  healthCheck: HealthCheckSettings;
+  slowStart: SlowStartSettings;
+};
+
+/** Default listener when a source names none. */
+export const DEFAULT_LISTENER: ListenerSpec = { name: 'ingress', address: '0.0.0.0', port: 10000 };
+
+/** Envoy cluster (and EDS resource) name of a service port. '/' cannot appear in a port name, so it is unambiguous. */
+export function clusterName(service: string, port: string): string {
+  return `${service}/${port}`;
+}

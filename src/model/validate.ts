@@ -1,0 +1,388 @@
+import net from 'node:net';
+import { err, ok, type Result } from '../result.js';
+import {
+  DEFAULT_LISTENER,
+  DEFAULT_OPTIONAL,
+  DEFAULT_SETTINGS,
+  type Endpoint,
+  type ListenerSpec,
+  type Model,
+  type RouteSpec,
+  type Service,
+  type ServicePort,
+  type TrafficSettings,
+} from './model.js';
+
+/** Where in a raw document a problem is: keys and list indexes from the root. */
+export type Path = readonly (string | number)[];
+
+/** One reason a raw document was rejected. */
+export interface Problem {
+  readonly path: Path;
+  readonly message: string;
+}
+
+/** Renders a path as `services[2].settings.timeout`. */
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
+  return out || '(root)';
+}
+
+const SERVICE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(\/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$/;
+const PORT_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+const RETRY_ON = new Set([
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx',
+  'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+]);
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Reads durations written as `500ms`, `30s`, `2m`, `1h` (or a bare number of seconds) into whole milliseconds.
+ */
+export function parseDuration(value: unknown): Result<number> {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return ok(Math.round(value * 1000));
+  if (typeof value !== 'string') return err('expected a duration such as "500ms", "30s" or "2m"');
+  const m = DURATION.exec(value.trim());
+  if (!m) return err(`"${value}" is not a duration such as "500ms", "30s" or "2m"`);
+  return ok(Math.round(Number(m[1]) * UNIT_MS[m[2]!]!));
+}
+
+/** Collects problems while reading one raw document. */
+class Reader {
+  readonly problems: Problem[] = [];
+
+  fail(path: Path, message: string): undefined {
+    this.problems.push({ path, message });
+    return undefined;
+  }
+
+  object(value: unknown, path: Path, known: readonly string[]): Record<string, unknown> | undefined {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return this.fail(path, 'expected a mapping');
+    const obj = value as Record<string, unknown>;
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key)) this.fail([...path, key], `unknown field (expected one of: ${known.join(', ')})`);
+    }
+    return obj;
+  }
+
+  list(value: unknown, path: Path): unknown[] | undefined {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) return this.fail(path, 'expected a list');
+    return value;
+  }
+
+  string(value: unknown, path: Path, pattern?: RegExp, what?: string): string | undefined {
+    if (typeof value !== 'string') return this.fail(path, 'expected a string');
+    if (pattern && !pattern.test(value)) return this.fail(path, `"${value}" is not a valid ${what ?? 'value'}`);
+    return value;
+  }
+
+  int(value: unknown, path: Path, min: number, max: number): number | undefined {
+    if (typeof value !== 'number' || !Number.isInteger(value)) return this.fail(path, 'expected a whole number');
+    if (value < min || value > max) return this.fail(path, `${value} is out of range (${min} to ${max})`);
+    return value;
+  }
+
+  bool(value: unknown, path: Path): boolean | undefined {
+    if (typeof value !== 'boolean') return this.fail(path, 'expected true or false');
+    return value;
+  }
+
+  duration(value: unknown, path: Path, maxMs = 86_400_000): number | undefined {
+    const r = parseDuration(value);
+    if (!r.ok) return this.fail(path, r.error);
+    if (r.value > maxMs) return this.fail(path, `longer than the ${maxMs / 1000}s maximum`);
+    return r.value;
+  }
+}
+
+/**
+ * Validates a raw model document (as parsed from YAML or JSON) into a {@link Model}. The document shape is
+ * documented in examples/endpoints.yaml. Every problem is reported with its path, not just the first.
+ */
+export function readModel(raw: unknown): Result<Model, Problem[]> {
+  const r = new Reader();
+  const root = r.object(raw ?? {}, [], ['listener', 'services']);
+  if (!root) return err(r.problems);
+  const listener = root['listener'] === undefined ? DEFAULT_LISTENER : readListener(r, root['listener']);
+  const services: Service[] = [];
+  const seen = new Map<string, number>();
+  (r.list(root['services'], ['services']) ?? []).forEach((s, i) => {
+    const svc = readService(r, s, ['services', i]);
+    if (!svc) return;
+    const dup = seen.get(svc.name);
+    if (dup !== undefined) r.fail(['services', i, 'name'], `duplicate service name "${svc.name}" (also services[${dup}])`);
+    seen.set(svc.name, i);
+    if (listener && svc.name === listener.name) {
+      r.fail(['services', i, 'name'], `"${svc.name}" is the listener's name; rename the service or the listener`);
+    }
+    services.push(svc);
+  });
+  checkRouteConflicts(r, services, seen);
+  if (r.problems.length > 0 || !listener) return err(r.problems);
+  services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return ok({ listener, services });
+}
+
+function readListener(r: Reader, raw: unknown): ListenerSpec | undefined {
+  const p = ['listener'];
+  const o = r.object(raw, p, ['name', 'address', 'port']);
+  if (!o) return undefined;
+  const name = o['name'] === undefined ? DEFAULT_LISTENER.name : r.string(o['name'], [...p, 'name'], PORT_NAME, 'listener name');
+  const address = o['address'] === undefined ? DEFAULT_LISTENER.address : readAddress(r, o['address'], [...p, 'address']);
+  const port = o['port'] === undefined ? DEFAULT_LISTENER.port : r.int(o['port'], [...p, 'port'], 1, 65535);
+  if (name === undefined || address === undefined || port === undefined) return undefined;
+  return { name, address, port };
+}
+
+function readAddress(r: Reader, raw: unknown, path: Path): string | undefined {
+  const s = r.string(raw, path);
+  if (s === undefined) return undefined;
+  if (net.isIP(s) === 0) return r.fail(path, `"${s}" is not an IPv4 or IPv6 address`);
+  return s;
+}
+
+function readService(r: Reader, raw: unknown, p: Path): Service | undefined {
+  const o = r.object(raw, p, ['name', 'ports', 'endpoints', 'settings', 'routes']);
+  if (!o) return undefined;
+  const name = r.string(o['name'], [...p, 'name'], SERVICE_NAME, 'service name (lower-case DNS name, optionally namespace/name)');
+  const ports = o['ports'] === undefined ? [{ name: 'http', protocol: 'http1' as const }] : readPorts(r, o['ports'], [...p, 'ports']);
+  if (name === undefined || ports === undefined) return undefined;
+  const portNames = ports.map((x) => x.name);
+  const settings = readSettings(r, o['settings'], [...p, 'settings']);
+  const endpoints = readEndpoints(r, o['endpoints'], [...p, 'endpoints'], portNames);
+  const routes = o['routes'] === undefined
+    ? [{ prefix: '/', headers: [['x-model', name.slice(name.indexOf('/') + 1)] as const], port: portNames[0]! }]
+    : readRoutes(r, o['routes'], [...p, 'routes'], portNames);
+  if (!settings || !endpoints || !routes) return undefined;
+  return { name, ports, endpoints, settings, routes };
+}
+
+function readPorts(r: Reader, raw: unknown, p: Path): ServicePort[] | undefined {
+  const list = r.list(raw, p);
+  if (!list) return undefined;
+  if (list.length === 0) return r.fail(p, 'a service needs at least one port');
+  const out: ServicePort[] = [];
+  list.forEach((x, i) => {
+    const o = r.object(x, [...p, i], ['name', 'protocol']);
+    if (!o) return;
+    const name = r.string(o['name'], [...p, i, 'name'], PORT_NAME, 'port name (lower-case DNS label)');
+    const protocol = o['protocol'] ?? 'http1';
+    if (protocol !== 'http1' && protocol !== 'http2') {
+      r.fail([...p, i, 'protocol'], `"${String(protocol)}" is not a protocol (http1 or http2)`);
+      return;
+    }
+    if (name === undefined) return;
+    if (out.some((q) => q.name === name)) r.fail([...p, i, 'name'], `duplicate port name "${name}"`);
+    out.push({ name, protocol });
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+function readEndpoints(r: Reader, raw: unknown, p: Path, portNames: readonly string[]): Endpoint[] | undefined {
+  const list = r.list(raw, p);
+  if (!list) return undefined;
+  const out: Endpoint[] = [];
+  const seen = new Map<string, number>();
+  const before = r.problems.length;
+  list.forEach((x, i) => {
+    const q = [...p, i];
+    const o = r.object(x, q, ['address', 'port', 'ports', 'zone', 'ready', 'serving', 'terminating']);
+    if (!o) return;
+    const address = readAddress(r, o['address'], [...q, 'address']);
+    const ports = readEndpointPorts(r, o, q, portNames);
+    const zone = o['zone'] === undefined ? '' : r.string(o['zone'], [...q, 'zone']);
+    const terminating = o['terminating'] === undefined ? false : r.bool(o['terminating'], [...q, 'terminating']);
+    // Kubernetes: a missing `ready` means ready unless terminating; `serving` defaults to `ready`.
+    const ready = o['ready'] === undefined ? !terminating : r.bool(o['ready'], [...q, 'ready']);
+    const serving = o['serving'] === undefined ? ready : r.bool(o['serving'], [...q, 'serving']);
+    if (address === undefined || !ports || zone === undefined || ready === undefined || serving === undefined || terminating === undefined) return;
+    const dup = seen.get(address);
+    if (dup !== undefined) {
+      r.fail([...q, 'address'], `duplicate endpoint address ${address} (also ${formatPath([...p, dup])})`);
+      return;
+    }
+    seen.set(address, i);
+    out.push({ address, ports, zone, ready: ready && !terminating, serving, terminating });
+  });
+  if (r.problems.length > before) return undefined;
+  return out.sort((a, b) => compareAddresses(a.address, b.address));
+}
+
+function readEndpointPorts(r: Reader, o: Record<string, unknown>, q: Path, portNames: readonly string[]): Record<string, number> | undefined {
+  if (o['port'] !== undefined && o['ports'] !== undefined) return r.fail(q, 'give either port or ports, not both');
+  if (o['port'] !== undefined) {
+    if (portNames.length !== 1) return r.fail([...q, 'port'], `the service has ${portNames.length} ports; use ports: {name: number}`);
+    const n = r.int(o['port'], [...q, 'port'], 1, 65535);
+    return n === undefined ? undefined : { [portNames[0]!]: n };
+  }
+  const m = r.object(o['ports'], [...q, 'ports'], portNames);
+  if (!m) return undefined;
+  const out: Record<string, number> = {};
+  for (const name of portNames) {
+    if (m[name] === undefined) continue;
+    const n = r.int(m[name], [...q, 'ports', name], 1, 65535);
+    if (n === undefined) return undefined;
+    out[name] = n;
+  }
+  if (Object.keys(out).length === 0) return r.fail(q, 'an endpoint needs port (or ports)');
+  return out;
+}
+
+function readRoutes(r: Reader, raw: unknown, p: Path, portNames: readonly string[]): RouteSpec[] | undefined {
+  const list = r.list(raw, p);
+  if (!list) return undefined;
+  const out: RouteSpec[] = [];
+  const before = r.problems.length;
+  list.forEach((x, i) => {
+    const q = [...p, i];
+    const o = r.object(x, q, ['prefix', 'headers', 'port']);
+    if (!o) return;
+    const prefix = o['prefix'] === undefined ? '/' : r.string(o['prefix'], [...q, 'prefix'], /^\/[^\s]*$/, 'path prefix (must start with /)');
+    const port = o['port'] === undefined ? portNames[0] : r.string(o['port'], [...q, 'port']);
+    if (port !== undefined && !portNames.includes(port)) r.fail([...q, 'port'], `no port named "${port}" in this service`);
+    const headers: [string, string][] = [];
+    if (o['headers'] !== undefined) {
+      const h = r.object(o['headers'], [...q, 'headers'], Object.keys(o['headers'] ?? {}));
+      for (const [k, v] of Object.entries(h ?? {})) {
+        if (!HEADER_NAME.test(k)) r.fail([...q, 'headers', k], `"${k}" is not a lower-case header name`);
+        else if (typeof v !== 'string') r.fail([...q, 'headers', k], 'expected a string');
+        else headers.push([k, v]);
+      }
+    }
+    if (prefix === undefined || port === undefined) return;
+    headers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    out.push({ prefix, headers, port });
+  });
+  return r.problems.length > before ? undefined : out;
+}
+
+function routeKey(rt: RouteSpec): string {
+  return JSON.stringify([rt.prefix, rt.headers]);
+}
+
+function checkRouteConflicts(r: Reader, services: readonly Service[], index: ReadonlyMap<string, number>): void {
+  const owner = new Map<string, string>();
+  for (const s of services) {
+    s.routes.forEach((rt, j) => {
+      const key = routeKey(rt);
+      const prev = owner.get(key);
+      if (prev !== undefined) {
+        r.fail(['services', index.get(s.name)!, 'routes', j], `the same match (prefix ${rt.prefix}, headers ${JSON.stringify(Object.fromEntries(rt.headers))}) is already routed to ${prev}`);
+      }
+      owner.set(key, s.name);
+    });
+  }
+}
+
+const SETTINGS_KEYS = ['timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart'];
+
+/**
+ * Validates raw per-service settings (the `settings` block of the endpoints file; Kubernetes annotations map
+ * onto the same shape). Missing fields take {@link DEFAULT_SETTINGS}; optional blocks are enabled by giving
+ * them (even `{}` or `true`), and disabled by omitting them or writing `false`. Problems carry `at` + field.
+ */
+export function validateSettings(raw: unknown, at: Path = []): Result<TrafficSettings, Problem[]> {
+  const r = new Reader();
+  const s = readSettings(r, raw, at);
+  return s && r.problems.length === 0 ? ok(s) : err(r.problems);
+}
+
+function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undefined {
+  if (raw === undefined || raw === null) return DEFAULT_SETTINGS;
+  const o = r.object(raw, p, SETTINGS_KEYS);
+  if (!o) return undefined;
+  const before = r.problems.length;
+  const d = DEFAULT_SETTINGS;
+  const dur = (key: string, def: number, base: Record<string, unknown> = o, at: Path = p) =>
+    base[key] === undefined ? def : r.duration(base[key], [...at, key]);
+  const int = (key: string, def: number, min: number, max: number, base: Record<string, unknown>, at: Path) =>
+    base[key] === undefined ? def : r.int(base[key], [...at, key], min, max);
+
+  const timeoutMs = dur('timeout', d.timeoutMs);
+  const idleTimeoutMs = dur('idleTimeout', d.idleTimeoutMs);
+  const connectTimeoutMs = dur('connectTimeout', d.connectTimeoutMs);
+  if (connectTimeoutMs === 0) r.fail([...p, 'connectTimeout'], 'must be greater than zero');
+
+  const rp = [...p, 'retries'];
+  const ro = o['retries'] === undefined ? {} : r.object(o['retries'], rp, ['attempts', 'on', 'statusCodes', 'perTryTimeout', 'hostSelectionAttempts', 'budgetPercent', 'minRetryConcurrency']);
+  let retries = d.retries;
+  if (ro) {
+    const on = ro['on'] === undefined ? d.retries.on : (r.list(ro['on'], [...rp, 'on']) ?? []).map((v, i) => {
+      const s = r.string(v, [...rp, 'on', i]);
+      if (s !== undefined && !RETRY_ON.has(s)) r.fail([...rp, 'on', i], `"${s}" is not an Envoy retry_on condition (${[...RETRY_ON].join(', ')})`);
+      return s ?? '';
+    });
+    const statusCodes = ro['statusCodes'] === undefined ? d.retries.statusCodes : (r.list(ro['statusCodes'], [...rp, 'statusCodes']) ?? []).map((v, i) => r.int(v, [...rp, 'statusCodes', i], 100, 599) ?? 0);
+    retries = {
+      attempts: int('attempts', d.retries.attempts, 0, 10, ro, rp) ?? 0,
+      on,
+      statusCodes,
+      perTryTimeoutMs: dur('perTryTimeout', d.retries.perTryTimeoutMs, ro, rp) ?? 0,
+      hostSelectionAttempts: int('hostSelectionAttempts', d.retries.hostSelectionAttempts, 0, 10, ro, rp) ?? 0,
+      budgetPercent: int('budgetPercent', d.retries.budgetPercent, 0, 100, ro, rp) ?? 0,
+      minRetryConcurrency: int('minRetryConcurrency', d.retries.minRetryConcurrency, 0, 1_000_000, ro, rp) ?? 0,
+    };
+  }
+
+  const cp = [...p, 'circuitBreakers'];
+  const co = o['circuitBreakers'] === undefined ? {} : r.object(o['circuitBreakers'], cp, ['maxConnections', 'maxPendingRequests', 'maxRequests']);
+  const cb = d.circuitBreakers;
+  const circuitBreakers = co && {
+    maxConnections: int('maxConnections', cb.maxConnections, 1, 100_000_000, co, cp) ?? 0,
+    maxPendingRequests: int('maxPendingRequests', cb.maxPendingRequests, 1, 100_000_000, co, cp) ?? 0,
+    maxRequests: int('maxRequests', cb.maxRequests, 1, 100_000_000, co, cp) ?? 0,
+  };
+
+  const optional = <T extends object>(key: string, def: T, read: (b: Record<string, unknown>, at: Path) => T): T | null => {
+    const v = o[key];
+    if (v === undefined || v === false || v === null) return null;
+    const b = r.object(v === true ? {} : v, [...p, key], Object.keys(def));
+    return b ? read(b, [...p, key]) : null;
+  };
+  const od = DEFAULT_OPTIONAL.outlierDetection;
+  const outlierDetection = optional('outlierDetection', od, (b, at) => ({
+    consecutive5xx: int('consecutive5xx', od.consecutive5xx, 1, 1000, b, at) ?? 0,
+    intervalMs: dur('interval', od.intervalMs, b, at) ?? 0,
+    baseEjectionTimeMs: dur('baseEjectionTime', od.baseEjectionTimeMs, b, at) ?? 0,
+    maxEjectionPercent: int('maxEjectionPercent', od.maxEjectionPercent, 0, 100, b, at) ?? 0,
+  }));
+  const hd = DEFAULT_OPTIONAL.healthCheck;
+  const healthCheck = optional('healthCheck', hd, (b, at) => ({
+    path: b['path'] === undefined ? hd.path : r.string(b['path'], [...at, 'path'], /^\/\S*$/, 'HTTP path') ?? '',
+    intervalMs: dur('interval', hd.intervalMs, b, at) ?? 0,
+    timeoutMs: dur('timeout', hd.timeoutMs, b, at) ?? 0,
+    unhealthyThreshold: int('unhealthyThreshold', hd.unhealthyThreshold, 1, 100, b, at) ?? 0,
+    healthyThreshold: int('healthyThreshold', hd.healthyThreshold, 1, 100, b, at) ?? 0,
+  }));
+  const sd = DEFAULT_OPTIONAL.slowStart;
+  const slowStart = optional('slowStart', sd, (b, at) => {
+    const ag = b['aggression'] ?? sd.aggression;
+    if (typeof ag !== 'number' || !(ag > 0) || ag > 100) r.fail([...at, 'aggression'], 'expected a number above 0 and at most 100');
+    return { windowMs: dur('window', sd.windowMs, b, at) ?? 0, aggression: typeof ag === 'number' ? ag : 1 };
+  });
+  for (const [block, key] of [[healthCheck, 'healthCheck'], [outlierDetection, 'outlierDetection'], [slowStart, 'slowStart']] as const) {
+    if (block && Object.values(block).some((v) => v === 0) && r.problems.length === before) {
+      r.fail([...p, key], 'durations and thresholds must be greater than zero');
+    }
+  }
+  if (r.problems.length > before || timeoutMs === undefined || idleTimeoutMs === undefined || connectTimeoutMs === undefined || !circuitBreakers) {
+    return undefined;
+  }
+  return { timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart };
+}
+
+/** Orders addresses numerically within a family (IPv4 before IPv6), so output is stable across sources. */
+export function compareAddresses(a: string, b: string): number {
+  const ka = addressKey(a);
+  const kb = addressKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function addressKey(a: string): string {
+  if (net.isIPv4(a)) return '4' + a.split('.').map((x) => x.padStart(3, '0')).join('.');
+  return '6' + a;
+}

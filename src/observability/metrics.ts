@@ -1,0 +1,55 @@
+/** A monotonically increasing count, optionally split by labels. */
+export interface Counter {
+  inc(labels?: Record<string, string>, by?: number): void;
+  get(labels?: Record<string, string>): number;
+}
+
+/** A set of named metrics rendered in the Prometheus text format. Gauges are read at scrape time. */
+export interface Metrics {
+  counter(name: string, help: string): Counter;
+  gauge(name: string, help: string, read: () => number | readonly (readonly [Record<string, string>, number])[]): void;
+  render(): string;
+}
+
+function labelText(labels: Record<string, string>): string {
+  const keys = Object.keys(labels).sort();
+  if (keys.length === 0) return '';
+  return `{${keys.map((k) => `${k}="${labels[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',')}}`;
+}
+
+/** Creates an empty registry. Registering a name twice returns the first metric. */
+export function createMetrics(): Metrics {
+  const counters = new Map<string, { help: string; values: Map<string, number> }>();
+  const gauges = new Map<string, { help: string; read: () => number | readonly (readonly [Record<string, string>, number])[] }>();
+  return {
+    counter(name, help) {
+      let c = counters.get(name);
+      if (!c) counters.set(name, (c = { help, values: new Map() }));
+      const values = c.values;
+      return {
+        inc: (labels = {}, by = 1) => {
+          const k = labelText(labels);
+          values.set(k, (values.get(k) ?? 0) + by);
+        },
+        get: (labels = {}) => values.get(labelText(labels)) ?? 0,
+      };
+    },
+    gauge(name, help, read) {
+      if (!gauges.has(name)) gauges.set(name, { help, read });
+    },
+    render() {
+      const out: string[] = [];
+      for (const [name, c] of [...counters].sort()) {
+        out.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
+        for (const [labels, v] of [...c.values].sort()) out.push(`${name}${labels} ${v}`);
+      }
+      for (const [name, g] of [...gauges].sort()) {
+        out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`);
+        const v = g.read();
+        if (typeof v === 'number') out.push(`${name} ${v}`);
+        else for (const [labels, n] of v) out.push(`${name}${labelText(labels)} ${n}`);
+      }
+      return out.join('\n') + '\n';
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import type { Any } from '../generated/google/protobuf/Any.js';
+import type { Listener } from '../generated/envoy/config/listener/v3/Listener.js';
+import type { ListenerSpec, Service } from '../model/model.js';
+import { TypeUrl } from '../xds/resources.js';
+import { ADS_SOURCE, typed, type ResourceSpec } from './common.js';
+
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+
+function connectionManager(statPrefix: string, routeConfigName: string): Any {
+  return typed(HCM, {
+    stat_prefix: statPrefix,
+    rds: { config_source: ADS_SOURCE, route_config_name: routeConfigName },
+    http_filters: [{ name: 'envoy.filters.http.router', typed_config: typed('envoy.extensions.filters.http.router.v3.Router', {}) }],
+  });
+}
+
+/**
+ * The Envoy-facing listener (served to wildcard subscribers) and one API listener per service, named after
+ * the service, for proxyless gRPC clients dialling `xds:///<service>` (served only when named). Each loads
+ * its routes over ADS under its own name. Stream-level timeouts live on the routes, so a token stream is
+ * never cut while bytes flow.
+ */
+export function listeners(spec: ListenerSpec, services: readonly Service[]): ResourceSpec[] {
+  const envoy: Listener = {
+    name: spec.name,
+    address: { socket_address: { address: spec.address, port_value: spec.port } },
+    filter_chains: [{
+      filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: connectionManager(spec.name, spec.name) }],
+    }],
+  };
+  const api = services.map((s): ResourceSpec => {
+    const value: Listener = { name: s.name, api_listener: { api_listener: connectionManager(s.name, s.name) } };
+    return { typeUrl: TypeUrl.Listener, name: s.name, value, wildcard: false };
+  });
+  return [{ typeUrl: TypeUrl.Listener, name: spec.name, value: envoy, wildcard: true }, ...api];
+}

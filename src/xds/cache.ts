@@ -1,0 +1,67 @@
+import type { Snapshot } from './snapshot.js';
+
+/** What the server knows of a node: from the `node` field of the first request on a stream. */
+export interface NodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+  /** e.g. `envoy` or `gRPC Node`, with its version. */
+  readonly userAgent: string;
+}
+
+/** The group every node falls into unless a snapshot is set for a more specific one. */
+export const DEFAULT_GROUP = 'default';
+
+/**
+ * Maps a node to the snapshot group it is served from. `hasGroup` tells which groups have a snapshot.
+ * The default, {@link groupByCluster}, serves a node from the group named after its `node.cluster` when one
+ * has been set, and from {@link DEFAULT_GROUP} otherwise, so a single-group deployment needs no setup and a
+ * fleet can later be split by Envoy cluster without restarting anything.
+ */
+export type NodeGrouper = (node: NodeInfo, hasGroup: (group: string) => boolean) => string;
+
+/** See {@link NodeGrouper}. */
+export const groupByCluster: NodeGrouper = (node, hasGroup) =>
+  node.cluster !== '' && hasGroup(node.cluster) ? node.cluster : DEFAULT_GROUP;
+
+/**
+ * Holds the current snapshot per group and tells watchers when it changes. The stream code owns nonces,
+ * ACKs and subscriptions; the cache owns snapshots. Watchers are called synchronously from `set` and must only
+ * note the change and schedule their work, so one slow stream never holds up the others.
+ */
+export interface SnapshotCache {
+  /** Replaces a group's snapshot (no-op when the version is unchanged) and notifies that group's watchers. */
+  set(group: string, snapshot: Snapshot): void;
+  get(group: string): Snapshot | undefined;
+  groupOf(node: NodeInfo): string;
+  /** Calls `fn` on every later change of `group`; returns the function that cancels the watch. */
+  watch(group: string, fn: (snapshot: Snapshot) => void): () => void;
+  /** Groups with a snapshot, sorted. */
+  groups(): string[];
+}
+
+/** Creates an in-memory {@link SnapshotCache}. */
+export function createSnapshotCache(options: { grouper?: NodeGrouper } = {}): SnapshotCache {
+  const grouper = options.grouper ?? groupByCluster;
+  const snapshots = new Map<string, Snapshot>();
+  const watchers = new Map<string, Set<(s: Snapshot) => void>>();
+  const hasGroup = (g: string) => snapshots.has(g);
+  return {
+    set(group, snapshot) {
+      if (snapshots.get(group)?.version === snapshot.version) return;
+      snapshots.set(group, snapshot);
+      for (const fn of [...(watchers.get(group) ?? [])]) fn(snapshot);
+    },
+    get: (group) => snapshots.get(group),
+    groupOf: (node) => grouper(node, hasGroup),
+    watch(group, fn) {
+      let set = watchers.get(group);
+      if (!set) watchers.set(group, (set = new Set()));
+      set.add(fn);
+      return () => {
+        set.delete(fn);
+        if (set.size === 0) watchers.delete(group);
+      };
+    },
+    groups: () => [...snapshots.keys()].sort(),
+  };
+}

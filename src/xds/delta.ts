@@ -1,0 +1,111 @@
+import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
+import { subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import type { TypeUrl } from './resources.js';
+import type { EncodedResource, TypeSnapshot } from './snapshot.js';
+import { encodeDeltaResponse } from './wire.js';
+
+interface DeltaTypeState extends TypeStateBase {
+  /** Version the client holds per name; null once the client was told the name does not exist. */
+  sent: Map<string, string | null>;
+}
+
+interface Plan {
+  updates: EncodedResource[];
+  removed: string[];
+}
+
+/**
+ * An incremental (Delta) stream (ADS or one type). Subscriptions and unsubscriptions apply even when the
+ * request carries a stale nonce; a reconnecting client's `initial_resource_versions` are taken as what it
+ * holds, so it is sent only what changed, plus `removed_resources` for what is gone. A subscribed name that
+ * does not exist is reported once in `removed_resources`, so the client need not wait out its fetch timeout.
+ */
+export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaTypeState> {
+  constructor(kind: StreamKind, deps: StreamDeps, transport: StreamTransport) {
+    super(kind, 'delta', deps, transport);
+  }
+
+  protected newTypeState(): DeltaTypeState {
+    return {
+      wildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, pendingNonce: undefined,
+      pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(),
+    };
+  }
+
+  protected nameCount(req: DeltaDiscoveryRequest__Output): number {
+    return req.resource_names_subscribe.length + req.resource_names_unsubscribe.length + Object.keys(req.initial_resource_versions).length;
+  }
+
+  protected handle(typeUrl: TypeUrl, ts: DeltaTypeState, req: DeltaDiscoveryRequest__Output, first: boolean): void {
+    const sub = req.resource_names_subscribe;
+    const unsub = req.resource_names_unsubscribe;
+    this.noteDuplicates(typeUrl, [...sub, ...unsub]);
+    if (first) {
+      for (const [name, version] of Object.entries(req.initial_resource_versions)) ts.sent.set(name, version);
+      if (sub.length === 0) ts.wildcard = true; // legacy wildcard, as in SotW
+      ts.mustRespond = true; // a first request always gets an answer, so the client's initial fetch completes
+    }
+    for (const n of sub) {
+      if (n === '*') ts.wildcard = true;
+      else {
+        // Re-subscribing a held name asks for it again (the client may have dropped it).
+        if (!first && ts.names.has(n)) ts.force.add(n);
+        ts.names.add(n);
+      }
+    }
+    for (const n of unsub) {
+      if (n === '*') {
+        ts.wildcard = false;
+        for (const k of [...ts.sent.keys()]) if (!ts.names.has(k)) ts.sent.delete(k);
+      } else {
+        ts.names.delete(n);
+        ts.force.delete(n);
+        if (!ts.wildcard) ts.sent.delete(n);
+      }
+    }
+    this.classify(typeUrl, ts, req);
+    if (first || sub.length > 0 || unsub.length > 0) this.schedule();
+  }
+
+  private plan(ts: DeltaTypeState, snap: TypeSnapshot, holdRemovals: boolean): Plan | undefined {
+    const updates: EncodedResource[] = [];
+    for (const r of subscribed(ts, snap).values()) {
+      if (ts.force.has(r.name) || ts.sent.get(r.name) !== r.version) updates.push(r);
+    }
+    const removed: string[] = [];
+    if (!holdRemovals) for (const [n, v] of ts.sent) if (v !== null && !snap.resources.has(n)) removed.push(n);
+    for (const n of ts.names) if (!snap.resources.has(n) && !ts.sent.has(n)) removed.push(n);
+    if (updates.length === 0 && removed.length === 0 && !ts.mustRespond) return undefined;
+    return { updates, removed };
+  }
+
+  protected inSync(_typeUrl: TypeUrl, ts: DeltaTypeState, snap: TypeSnapshot): boolean {
+    return this.plan(ts, snap, false) === undefined;
+  }
+
+  protected respond(typeUrl: TypeUrl, ts: DeltaTypeState, snap: TypeSnapshot, holdRemovals: boolean) {
+    const plan = this.plan(ts, snap, holdRemovals);
+    if (!plan) return undefined;
+    ts.mustRespond = false;
+    for (const r of plan.updates) {
+      ts.sent.set(r.name, r.version);
+      ts.force.delete(r.name);
+    }
+    for (const n of plan.removed) {
+      if (ts.names.has(n)) ts.sent.set(n, null);
+      else ts.sent.delete(n);
+    }
+    const nonce = this.nextNonce();
+    ts.lastNonce = nonce;
+    ts.sentVersion = snap.version;
+    const frame = encodeDeltaResponse({
+      systemVersionInfo: snap.version,
+      typeUrl,
+      nonce,
+      controlPlane: this.deps.controlPlane,
+      body: plan.updates.sort(byName).map((r) => r.delta),
+      removed: plan.removed.sort(),
+    });
+    return { frame, changed: plan.updates };
+  }
+}

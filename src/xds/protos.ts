@@ -1,0 +1,158 @@
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import { err, ok, type Result } from '../result.js';
+
+const require = createRequire(import.meta.url);
+
+/** Include directories holding Envoy's v3 API and its dependencies, as shipped inside @grpc/grpc-js-xds. */
+export const ENVOY_PROTO_INCLUDES: readonly string[] = (() => {
+  const deps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d));
+})();
+
+/** Every .proto file inferplane encodes or decodes, relative to {@link ENVOY_PROTO_INCLUDES}. */
+export const ENVOY_PROTO_FILES: readonly string[] = [
+  'envoy/service/discovery/v3/discovery.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+];
+
+let cached: protobuf.Root | undefined;
+
+/**
+ * The protobufjs root with Envoy's protos, field names kept as in the .proto files (snake_case), loaded once.
+ * Google's well-known types come from protobufjs's bundled copies.
+ */
+export function envoyRoot(): protobuf.Root {
+  if (cached) return cached;
+  // Like @grpc/proto-loader: register the well-known files protobufjs ships as JSON but not in its defaults.
+  for (const name of ['api', 'descriptor', 'source_context', 'type']) {
+    const json = require(`protobufjs/google/protobuf/${name}.json`) as { nested: { google: { nested: { protobuf: { nested: protobuf.INamespace['nested'] } } } } };
+    protobuf.common(name, json.nested.google.nested.protobuf.nested as Record<string, protobuf.AnyNestedObject>);
+  }
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => {
+    if (path.isAbsolute(target)) return target;
+    for (const dir of ENVOY_PROTO_INCLUDES) {
+      const candidate = path.join(dir, target);
+      if (fsExists(candidate)) return candidate;
+    }
+    return target; // google/protobuf/* resolves to protobufjs's bundled definitions
+  };
+  root.loadSync([...ENVOY_PROTO_FILES], { keepCase: true });
+  root.resolveAll();
+  cached = root;
+  return root;
+}
+
+function fsExists(p: string): boolean {
+  return fs.statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+}
+
+/** Looks up a message type by its full name (e.g. `envoy.config.cluster.v3.Cluster`). Throws if unknown. */
+export function messageType(fullName: string): protobuf.Type {
+  return envoyRoot().lookupType(fullName);
+}
+
+/**
+ * Encodes a plain object (snake_case fields; enums by name; durations and wrappers as objects; `Any` written
+ * as `{'@type': url, ...fields}`) into protobuf bytes, after checking every field against the schema.
+ * protobufjs silently drops unknown fields and coerces mistyped ones; this refuses both, so a typo in a
+ * builder is a failed snapshot with a path, not a field Envoy never sees.
+ */
+export function encodeStrict(fullName: string, value: unknown): Result<Uint8Array> {
+  const type = messageType(fullName);
+  const problem = checkMessage(type, value, fullName);
+  if (problem) return err(problem);
+  return ok(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
+}
+
+/** Decodes bytes into the same plain-object form {@link encodeStrict} takes (Any expanded with `@type`). */
+export function decodeToObject(fullName: string, bytes: Uint8Array): Record<string, unknown> {
+  const type = messageType(fullName);
+  return type.toObject(type.decode(bytes), { json: true, enums: String, longs: String, bytes: String });
+}
+
+const INT_TYPES = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32']);
+const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
+
+function checkMessage(type: protobuf.Type, value: unknown, where: string): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `${where}: expected a ${type.fullName.slice(1)} object`;
+  }
+  const obj = value as Record<string, unknown>;
+  if (type.fullName === '.google.protobuf.Any') {
+    const url = obj['@type'];
+    if (typeof url !== 'string') return `${where}: Any needs '@type'`;
+    const inner = envoyRoot().lookup(url.slice(url.lastIndexOf('/') + 1));
+    if (!(inner instanceof protobuf.Type)) return `${where}: unknown '@type' ${url}`;
+    const { '@type': _dropped, ...rest } = obj;
+    return checkMessage(inner, rest, `${where}<${inner.name}>`);
+  }
+  const oneofSeen = new Map<string, string>();
+  for (const [key, fieldValue] of Object.entries(obj)) {
+    const field = type.fields[key];
+    if (!field) return `${where}.${key}: no such field in ${type.fullName.slice(1)}`;
+    if (fieldValue === undefined) continue;
+    if (field.partOf) {
+      const other = oneofSeen.get(field.partOf.name);
+      if (other) return `${where}.${key}: oneof ${field.partOf.name} already set by ${other}`;
+      oneofSeen.set(field.partOf.name, key);
+    }
+    const here = `${where}.${key}`;
+    if (field.map) {
+      if (typeof fieldValue !== 'object' || fieldValue === null) return `${here}: expected a map`;
+      for (const [k, v] of Object.entries(fieldValue)) {
+        const p = checkValue(field, v, `${here}[${k}]`);
+        if (p) return p;
+      }
+    } else if (field.repeated) {
+      if (!Array.isArray(fieldValue)) return `${here}: expected a list`;
+      for (let i = 0; i < fieldValue.length; i++) {
+        const p = checkValue(field, fieldValue[i], `${here}[${i}]`);
+        if (p) return p;
+      }
+    } else {
+      const p = checkValue(field, fieldValue, here);
+      if (p) return p;
+    }
+  }
+  return undefined;
+}
+
+function checkValue(field: protobuf.Field, value: unknown, where: string): string | undefined {
+  const rt = field.resolvedType;
+  if (rt instanceof protobuf.Type) return checkMessage(rt, value, where);
+  if (rt instanceof protobuf.Enum) {
+    if (typeof value === 'string' && value in rt.values) return undefined;
+    return `${where}: ${JSON.stringify(value)} is not a value of enum ${rt.name}`;
+  }
+  const t = field.type;
+  if (t === 'string') return typeof value === 'string' ? undefined : `${where}: expected a string`;
+  if (t === 'bool') return typeof value === 'boolean' ? undefined : `${where}: expected a boolean`;
+  if (t === 'double' || t === 'float') return typeof value === 'number' ? undefined : `${where}: expected a number`;
+  if (INT_TYPES.has(t)) {
+    const unsigned = t.startsWith('u') || t === 'fixed32';
+    if (typeof value !== 'number' || !Number.isInteger(value)) return `${where}: expected an integer`;
+    if (unsigned ? value < 0 || value > 0xffffffff : value < -0x80000000 || value > 0x7fffffff) {
+      return `${where}: ${value} is out of range for ${t}`;
+    }
+    return undefined;
+  }
+  if (LONG_TYPES.has(t)) {
+    const okLong = (typeof value === 'number' && Number.isSafeInteger(value)) || (typeof value === 'string' && /^-?\d+$/.test(value));
+    return okLong ? undefined : `${where}: expected a 64-bit integer`;
+  }
+  if (t === 'bytes') return value instanceof Uint8Array ? undefined : `${where}: expected bytes`;
+  return `${where}: unsupported field type ${t}`;
+}

@@ -1,0 +1,197 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { SnapshotCache } from './cache.js';
+import { DeltaStream } from './delta.js';
+import { messageType } from './protos.js';
+import { TYPE_SHORT, TypeUrl } from './resources.js';
+import { SotwStream } from './sotw.js';
+import { DEFAULT_LIMITS, type MalformedRequest, type NackRecord, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
+
+/** Options of {@link createXdsServer}. */
+export interface XdsServerOptions {
+  readonly cache: SnapshotCache;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly limits?: Partial<StreamLimits>;
+  /** Largest request accepted, in bytes (gRPC rejects larger ones with RESOURCE_EXHAUSTED). Default 1 MiB. */
+  readonly maxMessageBytes?: number;
+  /** Sent as `control_plane.identifier`. */
+  readonly controlPlane?: string;
+}
+
+/** One connected stream as the status API reports it. */
+export interface NodeStatus {
+  readonly stream: number;
+  readonly nodeId: string;
+  readonly cluster: string;
+  readonly userAgent: string;
+  readonly group: string;
+  /** `ads`, or the per-type service (`cds`, `eds`, `lds`, `rds`). */
+  readonly service: string;
+  readonly variant: 'sotw' | 'delta';
+  readonly connectedSince: string;
+  readonly types: Record<string, { subscribed: string[]; sentVersion?: string; ackedVersion?: string; pendingNonce?: string; lastNack?: NackRecord }>;
+}
+
+/** The running xDS server. */
+export interface XdsServer {
+  /** Binds and starts serving; resolves to the bound port (useful with port 0). */
+  listen(address: string): Promise<number>;
+  /** Every connected stream's status, sorted by node id then stream. */
+  nodes(): NodeStatus[];
+  /** Number of open streams. */
+  streamCount(): number;
+  /**
+   * Stops accepting streams, closes open ones with UNAVAILABLE (so clients reconnect to another replica at
+   * once), and waits up to `graceMs` for them to finish before forcing the transport down.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+interface Method {
+  readonly service: string;
+  readonly method: string;
+  readonly kind: StreamKind;
+  readonly variant: 'sotw' | 'delta';
+}
+
+const SERVICES: readonly Method[] = [
+  ['envoy.service.discovery.v3.AggregatedDiscoveryService', 'StreamAggregatedResources', 'DeltaAggregatedResources', 'ads'],
+  ['envoy.service.cluster.v3.ClusterDiscoveryService', 'StreamClusters', 'DeltaClusters', TypeUrl.Cluster],
+  ['envoy.service.endpoint.v3.EndpointDiscoveryService', 'StreamEndpoints', 'DeltaEndpoints', TypeUrl.Endpoint],
+  ['envoy.service.listener.v3.ListenerDiscoveryService', 'StreamListeners', 'DeltaListeners', TypeUrl.Listener],
+  ['envoy.service.route.v3.RouteDiscoveryService', 'StreamRoutes', 'DeltaRoutes', TypeUrl.Route],
+].flatMap(([service, sotw, delta, kind]) => [
+  { service: service!, method: sotw!, kind: kind as StreamKind, variant: 'sotw' as const },
+  { service: service!, method: delta!, kind: kind as StreamKind, variant: 'delta' as const },
+]);
+
+function requestDecoder(messageName: string): (bytes: Buffer) => unknown {
+  const type = messageType(messageName);
+  return (bytes) => {
+    try {
+      return type.toObject(type.decode(bytes), { longs: String, enums: String, defaults: true, arrays: true, objects: true, oneofs: true });
+    } catch (e) {
+      return { malformed: `cannot decode ${messageName}: ${e instanceof Error ? e.message : String(e)}` } satisfies MalformedRequest;
+    }
+  };
+}
+
+/**
+ * Creates the xDS management server: ADS and the per-type CDS/EDS/LDS/RDS services, each with SotW and Delta
+ * streams, all answered from one {@link SnapshotCache}. Responses are pre-encoded buffers (see wire.ts);
+ * requests are decoded with Envoy's own protos. Unary Fetch* methods are not served (UNIMPLEMENTED).
+ */
+export function createXdsServer(options: XdsServerOptions): XdsServer {
+  const { log, metrics } = options;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes ?? 1024 * 1024,
+    // Find dead peers (an Envoy whose host vanished) so their streams do not linger.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  const streams = new Set<XdsStream>();
+  const calls = new Map<XdsStream, grpc.ServerDuplexStream<unknown, Buffer>>();
+  let shuttingDown = false;
+  const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant');
+  metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', () => streams.size);
+
+  const deps: StreamDeps = {
+    cache: options.cache,
+    log,
+    metrics,
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    controlPlane: options.controlPlane ?? 'inferplane',
+    onOpen: (s) => {
+      streams.add(s);
+      opened.inc({ service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind], variant: s.variant });
+      log.info('xDS stream opened', { stream: s.id, node: s.node?.id, cluster: s.node?.cluster, group: s.group, variant: s.variant, service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind] });
+    },
+    onClose: (s) => {
+      streams.delete(s);
+      calls.delete(s);
+      log.info('xDS stream closed', { stream: s.id, node: s.node?.id });
+    },
+  };
+
+  const decodeSotw = requestDecoder('envoy.service.discovery.v3.DiscoveryRequest');
+  const decodeDelta = requestDecoder('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
+  for (const m of SERVICES) {
+    let entry = byService.get(m.service);
+    if (!entry) byService.set(m.service, (entry = { definition: {}, handlers: {} }));
+    entry.definition[m.method] = {
+      path: `/${m.service}/${m.method}`,
+      requestStream: true,
+      responseStream: true,
+      originalName: m.method,
+      requestDeserialize: m.variant === 'sotw' ? decodeSotw : decodeDelta,
+      requestSerialize: () => Buffer.alloc(0),
+      responseSerialize: (frame: Buffer) => frame,
+      responseDeserialize: (b: Buffer) => b,
+    };
+    entry.handlers[m.method] = ((call: grpc.ServerDuplexStream<any, Buffer>) => {
+      if (shuttingDown) {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'inferplane is shutting down' });
+        return;
+      }
+      const transport = {
+        write: (frame: Buffer) => call.write(frame),
+        close: (code: grpc.status, details: string) => call.emit('error', { code, details }),
+      };
+      const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
+      calls.set(stream, call);
+      call.on('data', (req) => stream.receive(req));
+      call.on('drain', () => stream.drained());
+      // The client half-closed: finish our side too.
+      call.on('end', () => {
+        stream.ended();
+        call.end();
+      });
+      call.on('cancelled', () => stream.ended());
+      call.on('error', () => stream.ended());
+      call.on('close', () => stream.ended());
+    }) as grpc.handleBidiStreamingCall<any, Buffer>;
+  }
+  for (const { definition, handlers } of byService.values()) server.addService(definition as grpc.ServiceDefinition, handlers);
+
+  return {
+    listen: (address) =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port)));
+      }),
+    nodes: () =>
+      [...streams]
+        .map((s): NodeStatus => ({
+          stream: s.id,
+          nodeId: s.node!.id,
+          cluster: s.node!.cluster,
+          userAgent: s.node!.userAgent,
+          group: s.group!,
+          service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind],
+          variant: s.variant,
+          connectedSince: s.connectedSince.toISOString(),
+          types: s.typeStatus(),
+        }))
+        .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
+    streamCount: () => calls.size,
+    shutdown: (graceMs = 5_000) =>
+      new Promise<void>((resolve) => {
+        shuttingDown = true;
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          finish();
+        }, graceMs);
+        server.tryShutdown(finish);
+        for (const s of [...calls.keys()]) s.fail(grpc.status.UNAVAILABLE, 'inferplane is shutting down; reconnect');
+      }),
+  };
+}

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import { err, ok, type Result } from '../result.js';
+import type { ResourceSpec } from '../translate/common.js';
+import { encodeStrict } from './protos.js';
+import { messageName, TypeUrl } from './resources.js';
+import { deltaEntry, sotwEntry } from './wire.js';
+
+/** One resource, encoded once for its version and shared, read-only, by every stream that sends it. */
+export interface EncodedResource {
+  readonly typeUrl: TypeUrl;
+  readonly name: string;
+  /** Hash of the encoded bytes: equal content gives equal versions on every replica. */
+  readonly version: string;
+  readonly wildcard: boolean;
+  /** Protobuf bytes of the resource message. */
+  readonly bytes: Uint8Array;
+  /** Ready-made DiscoveryResponse `resources` entry. */
+  readonly sotw: Buffer;
+  /** Ready-made DeltaDiscoveryResponse `resources` entry. */
+  readonly delta: Buffer;
+  /** Canonical JSON of the source object, to reuse this encoding when the next model has the same resource. */
+  readonly source: string;
+}
+
+/** All resources of one type in a snapshot. */
+export interface TypeSnapshot {
+  /** Hash over the (name, version) pairs: the SotW `version_info` and Delta `system_version_info`. */
+  readonly version: string;
+  readonly resources: ReadonlyMap<string, EncodedResource>;
+  /** Concatenated SotW entries of the wildcard-visible resources, built once and shared by wildcard streams. */
+  readonly wildcardBody: readonly Buffer[];
+}
+
+/**
+ * An immutable, internally consistent set of resources for one node group. Never mutate one: build a new
+ * snapshot instead. `version` is a hash of the type versions, so two replicas given the same model agree.
+ */
+export interface Snapshot {
+  readonly version: string;
+  readonly types: Readonly<Record<TypeUrl, TypeSnapshot>>;
+}
+
+function hash(parts: readonly (string | Uint8Array)[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) {
+    h.update(p);
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function encodeResource(spec: ResourceSpec, source: string): Result<EncodedResource> {
+  const encoded = encodeStrict(messageName(spec.typeUrl), spec.value);
+  if (!encoded.ok) return err(`${spec.name}: ${encoded.error}`);
+  const bytes = encoded.value;
+  const version = hash([spec.typeUrl, bytes]);
+  return ok({
+    typeUrl: spec.typeUrl,
+    name: spec.name,
+    version,
+    wildcard: spec.wildcard,
+    bytes,
+    sotw: sotwEntry(spec.typeUrl, bytes),
+    delta: deltaEntry(spec.name, version, spec.typeUrl, bytes),
+    source,
+  });
+}
+
+/**
+ * Encodes resources into a snapshot, after checking it is consistent: names unique per type, every EDS
+ * assignment referenced by a cluster and every cluster's assignment present, every route table referenced by
+ * a listener and every listener's route table present, every route's cluster present. Resources whose
+ * source is unchanged from `previous` reuse its encoding. Returns every problem found, or the snapshot.
+ */
+export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapshot): Result<Snapshot, string[]> {
+  const problems: string[] = [];
+  const byType = new Map<TypeUrl, Map<string, EncodedResource>>(Object.values(TypeUrl).map((t) => [t, new Map()]));
+  for (const spec of specs) {
+    const map = byType.get(spec.typeUrl)!;
+    if (map.has(spec.name)) {
+      problems.push(`${spec.typeUrl}: duplicate resource name "${spec.name}"`);
+      continue;
+    }
+    const source = JSON.stringify([spec.wildcard, spec.value]);
+    const old = previous?.types[spec.typeUrl].resources.get(spec.name);
+    if (old && old.source === source) {
+      map.set(spec.name, old);
+      continue;
+    }
+    const r = encodeResource(spec, source);
+    if (r.ok) map.set(spec.name, r.value);
+    else problems.push(r.error);
+  }
+  problems.push(...checkReferences(specs, byType));
+  if (problems.length > 0) return err(problems);
+  const types = {} as Record<TypeUrl, TypeSnapshot>;
+  for (const [typeUrl, resources] of byType) {
+    const sorted = [...resources.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    types[typeUrl] = {
+      version: hash(sorted.flatMap((r) => [r.name, r.version])),
+      resources: new Map(sorted.map((r) => [r.name, r])),
+      wildcardBody: sorted.filter((r) => r.wildcard).map((r) => r.sotw),
+    };
+  }
+  return ok({ version: hash(Object.values(TypeUrl).map((t) => types[t].version)), types });
+}
+
+/** Names a resource refers to, per referenced type. */
+export function referencesOf(spec: ResourceSpec): { typeUrl: TypeUrl; name: string }[] {
+  const v = spec.value as Record<string, any>;
+  switch (spec.typeUrl) {
+    case TypeUrl.Cluster: {
+      const eds = v['eds_cluster_config'];
+      return eds ? [{ typeUrl: TypeUrl.Endpoint, name: eds.service_name || spec.name }] : [];
+    }
+    case TypeUrl.Listener: {
+      const hcms = [v['api_listener']?.api_listener, ...(v['filter_chains'] ?? []).flatMap((c: any) => (c.filters ?? []).map((f: any) => f.typed_config))];
+      return hcms.filter((h) => h?.rds?.route_config_name).map((h) => ({ typeUrl: TypeUrl.Route, name: h.rds.route_config_name }));
+    }
+    case TypeUrl.Route:
+      return (v['virtual_hosts'] ?? []).flatMap((vh: any) => (vh.routes ?? []).filter((r: any) => r.route?.cluster).map((r: any) => ({ typeUrl: TypeUrl.Cluster, name: r.route.cluster })));
+    default:
+      return [];
+  }
+}
+
+function checkReferences(specs: readonly ResourceSpec[], byType: ReadonlyMap<TypeUrl, ReadonlyMap<string, unknown>>): string[] {
+  const problems: string[] = [];
+  const referenced = new Map<TypeUrl, Set<string>>([[TypeUrl.Endpoint, new Set()], [TypeUrl.Route, new Set()]]);
+  for (const spec of specs) {
+    for (const ref of referencesOf(spec)) {
+      referenced.get(ref.typeUrl)?.add(ref.name);
+      if (!byType.get(ref.typeUrl)!.has(ref.name)) {
+        problems.push(`${messageName(spec.typeUrl)} "${spec.name}" refers to missing ${messageName(ref.typeUrl)} "${ref.name}"`);
+      }
+    }
+  }
+  for (const [typeUrl, names] of referenced) {
+    for (const name of byType.get(typeUrl)!.keys()) {
+      if (!names.has(name)) problems.push(`${messageName(typeUrl)} "${name}" is not referenced by any ${typeUrl === TypeUrl.Endpoint ? 'Cluster' : 'Listener'}`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,132 @@
+import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
+import { isFullState, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { TYPE_SHORT, type TypeUrl } from './resources.js';
+import type { EncodedResource, TypeSnapshot } from './snapshot.js';
+import { encodeSotwResponse } from './wire.js';
+
+interface SotwTypeState extends TypeStateBase {
+  /** Legacy wildcard: the first request named nothing, and no request since has named anything. */
+  legacyWildcard: boolean;
+  /** What the client holds, as far as this stream knows: the resources last sent (or claimed on reconnect). */
+  sent: Map<string, EncodedResource>;
+}
+
+interface Plan {
+  send: EncodedResource[];
+  changed: EncodedResource[];
+  desired: Map<string, EncodedResource>;
+  held: boolean;
+}
+
+/**
+ * A state-of-the-world stream (ADS or one type). Responds only when the client's view differs from the
+ * snapshot; LDS and CDS responses carry every subscribed resource, EDS and RDS only the changed ones (clients
+ * treat a missing EDS/RDS name as unchanged). Requests answering an older nonce are ignored, as the protocol
+ * requires for SotW; a reconnecting client that already holds the current version is sent nothing.
+ */
+export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeState> {
+  constructor(kind: StreamKind, deps: StreamDeps, transport: StreamTransport) {
+    super(kind, 'sotw', deps, transport);
+  }
+
+  protected newTypeState(): SotwTypeState {
+    return {
+      wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined,
+      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(),
+    };
+  }
+
+  protected nameCount(req: DiscoveryRequest__Output): number {
+    return req.resource_names.length;
+  }
+
+  protected handle(typeUrl: TypeUrl, ts: SotwTypeState, req: DiscoveryRequest__Output, first: boolean): void {
+    const kind = this.classify(typeUrl, ts, req);
+    if (kind === 'stale') {
+      this.deps.log.debug('ignoring request with stale nonce', { node: this.node?.id, type: TYPE_SHORT[typeUrl], nonce: req.response_nonce, latest: ts.lastNonce });
+      return;
+    }
+    const names = req.resource_names;
+    this.noteDuplicates(typeUrl, names);
+    // An empty first request is a (legacy) wildcard subscription until a request names something; "*" is the
+    // explicit wildcard (xDS protocol, "How the client specifies what resources to return").
+    if (first) ts.legacyWildcard = names.length === 0;
+    else if (names.length > 0) ts.legacyWildcard = false;
+    const wasWildcard = ts.wildcard;
+    ts.wildcard = ts.legacyWildcard || names.includes('*');
+    const added = names.filter((n) => n !== '*' && !ts.names.has(n));
+    ts.names.clear();
+    for (const n of names) if (n !== '*') ts.names.add(n);
+    if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
+
+    const snap = this.snapshot?.types[typeUrl];
+    if (kind === 'nack') {
+      // Newly named resources still get answered; the rejected content is not sent again for its own sake.
+      if (added.some((n) => snap?.resources.has(n))) {
+        ts.mustRespond = true;
+        this.schedule();
+      }
+      return;
+    }
+    if (kind === 'initial') {
+      if (req.version_info !== '' && snap && req.version_info === snap.version) {
+        // A client reconnecting (perhaps from another replica) with the current version: nothing to send.
+        ts.sent = subscribed(ts, snap);
+        ts.sentVersion = ts.ackedVersion = req.version_info;
+      } else {
+        ts.mustRespond = true;
+      }
+      this.schedule();
+      return;
+    }
+    if (added.length > 0 || (ts.wildcard && !wasWildcard)) {
+      ts.mustRespond = true;
+      this.schedule();
+    }
+  }
+
+  private plan(typeUrl: TypeUrl, ts: SotwTypeState, snap: TypeSnapshot, holdRemovals: boolean): Plan | undefined {
+    const desired = subscribed(ts, snap);
+    let held = false;
+    if (holdRemovals) {
+      for (const [n, r] of ts.sent) {
+        if (!snap.resources.has(n)) {
+          desired.set(n, r);
+          held = true;
+        }
+      }
+    }
+    const changed: EncodedResource[] = [];
+    for (const r of desired.values()) if (ts.sent.get(r.name)?.version !== r.version) changed.push(r);
+    if (isFullState(typeUrl)) {
+      const removed = [...ts.sent.keys()].some((n) => !desired.has(n));
+      if (!ts.mustRespond && changed.length === 0 && !removed) return undefined;
+      return { send: [...desired.values()], changed, desired, held };
+    }
+    if (ts.mustRespond) return { send: [...desired.values()], changed, desired, held };
+    const send = [...desired.values()].filter((r) => ts.force.has(r.name) || ts.sent.get(r.name)?.version !== r.version);
+    return send.length === 0 ? undefined : { send, changed, desired, held };
+  }
+
+  protected inSync(typeUrl: TypeUrl, ts: SotwTypeState, snap: TypeSnapshot): boolean {
+    return this.plan(typeUrl, ts, snap, false) === undefined;
+  }
+
+  protected respond(typeUrl: TypeUrl, ts: SotwTypeState, snap: TypeSnapshot, holdRemovals: boolean) {
+    const plan = this.plan(typeUrl, ts, snap, holdRemovals);
+    if (!plan) return undefined;
+    const full = isFullState(typeUrl);
+    for (const r of plan.send) ts.force.delete(r.name);
+    for (const n of ts.force) if (!snap.resources.has(n)) ts.force.delete(n);
+    ts.mustRespond = false;
+    const shared = full && ts.wildcard && ts.names.size === 0 && !plan.held;
+    const body = shared ? snap.wildcardBody : plan.send.sort(byName).map((r) => r.sotw);
+    const nonce = this.nextNonce();
+    ts.lastNonce = nonce;
+    ts.sentVersion = plan.held ? `${snap.version}+held` : snap.version;
+    if (full) ts.sent = plan.desired;
+    else for (const r of plan.send) ts.sent.set(r.name, r);
+    const frame = encodeSotwResponse({ versionInfo: ts.sentVersion, typeUrl, nonce, controlPlane: this.deps.controlPlane, body });
+    return { frame, changed: plan.changed };
+  }
+}

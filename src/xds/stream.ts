@@ -1,0 +1,327 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
+import type { Status__Output } from '../generated/google/rpc/Status.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { NodeInfo, SnapshotCache } from './cache.js';
+import { ADS_ORDER, FULL_STATE_TYPES, parseTypeUrl, TYPE_SHORT, TypeUrl } from './resources.js';
+import type { EncodedResource, Snapshot, TypeSnapshot } from './snapshot.js';
+
+/** Limits applied to every request. */
+export interface StreamLimits {
+  /** Most resource names (subscribe + unsubscribe + initial versions) one request may carry. */
+  readonly maxNamesPerRequest: number;
+}
+
+/** Default {@link StreamLimits}. */
+export const DEFAULT_LIMITS: StreamLimits = { maxNamesPerRequest: 10_000 };
+
+/** What every stream needs from the server around it. */
+export interface StreamDeps {
+  readonly cache: SnapshotCache;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly limits: StreamLimits;
+  /** Sent as `control_plane.identifier` in every response. */
+  readonly controlPlane: string;
+  /** `onOpen` is called once a stream has identified its node; `onClose` once when any stream ends. */
+  readonly onOpen: (s: XdsStream) => void;
+  readonly onClose: (s: XdsStream) => void;
+}
+
+/**
+ * The transport under one stream: the grpc-js call in production, anything in tests. `write` returns false
+ * when the peer is not keeping up; the stream then stops writing until `drained()` is called.
+ */
+export interface StreamTransport {
+  write(frame: Buffer): boolean;
+  close(code: GrpcStatus, details: string): void;
+}
+
+/** A request whose bytes could not be decoded; handed to the stream so it can close with a clear status. */
+export interface MalformedRequest {
+  readonly malformed: string;
+}
+
+/** A NACK as the status API shows it. */
+export interface NackRecord {
+  /** The version the client rejected. */
+  readonly version: string;
+  readonly nonce: string;
+  readonly code: number;
+  readonly message: string;
+  readonly at: string;
+}
+
+/** Fields common to SotW and Delta requests, after decoding. */
+export interface CommonRequest {
+  readonly node: Node__Output | null;
+  readonly type_url: string;
+  readonly response_nonce: string;
+  readonly error_detail: Status__Output | null;
+}
+
+/** Per-type state every stream variant keeps. */
+export interface TypeStateBase {
+  wildcard: boolean;
+  readonly names: Set<string>;
+  /** Names to send on the next response even if the client holds their current version. */
+  readonly force: Set<string>;
+  /** Answer the next evaluation even when nothing changed (a first request, newly named resources). */
+  mustRespond: boolean;
+  lastNonce: string | undefined;
+  /** Nonce of the last response not yet ACKed or NACKed, and the version it carried. */
+  pendingNonce: string | undefined;
+  pendingVersion: string | undefined;
+  sentVersion: string | undefined;
+  ackedVersion: string | undefined;
+  lastNack: NackRecord | undefined;
+}
+
+/** Which service a stream arrived on: ADS carries every type, the others one each. */
+export type StreamKind = 'ads' | TypeUrl;
+
+let nextStreamId = 1;
+
+/**
+ * What SotW and Delta streams share: node and type checks, NACK bookkeeping, per-stream flush scheduling with
+ * ADS make-before-break ordering, cluster removal held back until routes no longer need the cluster, EDS
+ * resent after clusters change, and backpressure (a slow peer gets the latest state, not a queue of every
+ * intermediate one).
+ */
+export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS extends TypeStateBase = TypeStateBase> {
+  /** Unique within this process; used by the status API. */
+  readonly id = nextStreamId++;
+  readonly connectedSince = new Date();
+  node: NodeInfo | undefined;
+  group: string | undefined;
+  protected snapshot: Snapshot | undefined;
+  protected readonly types = new Map<TypeUrl, TS>();
+  private unwatch: (() => void) | undefined;
+  private writable = true;
+  private scheduled = false;
+  private closed = false;
+  private nonceSeq = 0;
+
+  constructor(
+    readonly kind: StreamKind,
+    readonly variant: 'sotw' | 'delta',
+    protected readonly deps: StreamDeps,
+    private readonly transport: StreamTransport,
+  ) {}
+
+  /** Handles one request from the client. */
+  receive(req: Req | MalformedRequest): void {
+    if (this.closed) return;
+    if ('malformed' in req) return this.fail(GrpcStatus.INVALID_ARGUMENT, `malformed request: ${req.malformed}`);
+    if (!this.node) {
+      // The node is only guaranteed on a stream's first request (xDS protocol, "Basic protocol overview").
+      if (!req.node || req.node.id === '') {
+        return this.fail(GrpcStatus.INVALID_ARGUMENT, 'the first request on a stream must carry node with a non-empty id');
+      }
+      this.open(req.node);
+    }
+    const typeUrl = this.resolveType(req.type_url);
+    if (!typeUrl) return;
+    const nameCount = this.nameCount(req);
+    if (nameCount > this.deps.limits.maxNamesPerRequest) {
+      return this.fail(GrpcStatus.INVALID_ARGUMENT, `request for ${typeUrl} names ${nameCount} resources; the limit is ${this.deps.limits.maxNamesPerRequest}`);
+    }
+    let ts = this.types.get(typeUrl);
+    const first = !ts;
+    if (!ts) this.types.set(typeUrl, (ts = this.newTypeState()));
+    this.handle(typeUrl, ts, req, first);
+  }
+
+  /** The transport can take more writes again. */
+  drained(): void {
+    this.writable = true;
+    this.schedule();
+  }
+
+  /** The client went away or the call ended: release everything. */
+  ended(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unwatch?.();
+    this.deps.onClose(this);
+  }
+
+  /** Ends the stream with a status (used on shutdown and on protocol errors). */
+  fail(code: GrpcStatus, details: string): void {
+    if (this.closed) return;
+    this.deps.log.warn('closing xDS stream', { stream: this.id, node: this.node?.id, code: GrpcStatus[code], details });
+    this.transport.close(code, details);
+    this.ended();
+  }
+
+  /** Per-type state for the status API. */
+  typeStatus(): Record<string, { subscribed: string[]; sentVersion?: string; ackedVersion?: string; pendingNonce?: string; lastNack?: NackRecord }> {
+    const out: Record<string, ReturnType<XdsStream['typeStatus']>[string]> = {};
+    for (const t of ADS_ORDER) {
+      const ts = this.types.get(t);
+      if (!ts) continue;
+      out[TYPE_SHORT[t]] = {
+        subscribed: [...(ts.wildcard ? ['*'] : []), ...[...ts.names].sort()],
+        ...(ts.sentVersion !== undefined && { sentVersion: ts.sentVersion }),
+        ...(ts.ackedVersion !== undefined && { ackedVersion: ts.ackedVersion }),
+        ...(ts.pendingNonce !== undefined && { pendingNonce: ts.pendingNonce }),
+        ...(ts.lastNack && { lastNack: ts.lastNack }),
+      };
+    }
+    return out;
+  }
+
+  protected abstract newTypeState(): TS;
+  protected abstract nameCount(req: Req): number;
+  /** Applies one validated request to its type's state; schedules a flush when something may need sending. */
+  protected abstract handle(typeUrl: TypeUrl, ts: TS, req: Req, first: boolean): void;
+  /**
+   * Builds the next response for a type and records it as sent, or returns undefined when the client is in
+   * sync. `changed` lists resources whose version the client did not hold. With `holdRemovals`, resources the
+   * client holds that left the snapshot are kept (SotW) or not yet removed (Delta).
+   */
+  protected abstract respond(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot, holdRemovals: boolean): { frame: Buffer; changed: readonly EncodedResource[] } | undefined;
+  /** True when the type's client state matches the snapshot (nothing to send), without changing anything. */
+  protected abstract inSync(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot): boolean;
+
+  protected nextNonce(): string {
+    return (++this.nonceSeq).toString(36);
+  }
+
+  /**
+   * Classifies a request by its nonce. 'stale': the nonce is not the latest sent for this type, so the request
+   * answers an older response (SotW ignores it). 'nack' and 'ack' answer the latest response.
+   */
+  protected classify(typeUrl: TypeUrl, ts: TS, req: Req): 'initial' | 'stale' | 'ack' | 'nack' {
+    if (req.response_nonce === '') return req.error_detail ? 'nack' : 'initial';
+    if (req.response_nonce !== ts.lastNonce) return 'stale';
+    if (req.error_detail) {
+      const nack: NackRecord = {
+        version: ts.pendingVersion ?? ts.sentVersion ?? '',
+        nonce: req.response_nonce,
+        code: req.error_detail.code,
+        message: req.error_detail.message,
+        at: new Date().toISOString(),
+      };
+      ts.lastNack = nack;
+      ts.pendingNonce = ts.pendingVersion = undefined;
+      // Never answer a NACK by resending: the stream keeps the rejected content as "sent", so only new
+      // config goes out (go-control-plane resends forever: envoyproxy/go-control-plane#962).
+      this.deps.metrics.counter('inferplane_xds_nacks_total', 'NACKs received, by type').inc({ type: TYPE_SHORT[typeUrl] });
+      this.deps.log.warn('NACK', { node: this.node?.id, type: TYPE_SHORT[typeUrl], version: nack.version, code: nack.code, message: nack.message });
+      return 'nack';
+    }
+    ts.ackedVersion = ts.pendingVersion ?? ts.ackedVersion;
+    ts.pendingNonce = ts.pendingVersion = undefined;
+    // Routes settling may release clusters held back for make-before-break.
+    if (this.kind === 'ads' && (typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Route)) this.schedule();
+    return 'ack';
+  }
+
+  protected schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.closed || !this.writable || !this.snapshot) return;
+    const snapshot = this.snapshot;
+    const order = this.kind === 'ads' ? ADS_ORDER : [this.kind];
+    for (const typeUrl of order) {
+      const ts = this.types.get(typeUrl);
+      if (!ts) continue;
+      const holdRemovals = typeUrl === TypeUrl.Cluster && this.kind === 'ads' && !this.routesSettled(snapshot);
+      const out = this.respond(typeUrl, ts, snapshot.types[typeUrl], holdRemovals);
+      if (!out) continue;
+      ts.pendingNonce = ts.lastNonce;
+      ts.pendingVersion = ts.sentVersion;
+      this.deps.metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant').inc({ type: TYPE_SHORT[typeUrl], variant: this.variant });
+      if (typeUrl === TypeUrl.Cluster) this.forceEndpoints(out.changed);
+      if (!this.transport.write(out.frame)) {
+        this.writable = false;
+        return;
+      }
+    }
+  }
+
+  /**
+   * A new or changed cluster warms until it receives its assignment, even an unchanged one, and Envoy does not
+   * always ask again (envoyproxy/go-control-plane#245, envoyproxy/envoy#13009): send the assignments of the
+   * clusters that just changed.
+   */
+  private forceEndpoints(changed: readonly EncodedResource[]): void {
+    const eds = this.types.get(TypeUrl.Endpoint);
+    if (!eds) return;
+    for (const r of changed) eds.force.add(r.name);
+  }
+
+  /**
+   * Whether this ADS stream's listeners and routes are current and acknowledged, so no route can still point at
+   * a cluster the new snapshot removed (make-before-break: clusters go last).
+   */
+  private routesSettled(snapshot: Snapshot): boolean {
+    for (const t of [TypeUrl.Listener, TypeUrl.Route]) {
+      const ts = this.types.get(t);
+      if (ts && (ts.pendingNonce !== undefined || !this.inSync(t, ts, snapshot.types[t]))) return false;
+    }
+    return true;
+  }
+
+  private open(node: Node__Output): void {
+    this.node = {
+      id: node.id,
+      cluster: node.cluster,
+      userAgent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
+    };
+    this.group = this.deps.cache.groupOf(this.node);
+    this.snapshot = this.deps.cache.get(this.group);
+    this.unwatch = this.deps.cache.watch(this.group, (s) => {
+      this.snapshot = s;
+      this.schedule();
+    });
+    this.deps.onOpen(this);
+  }
+
+  private resolveType(url: string): TypeUrl | undefined {
+    if (this.kind !== 'ads') {
+      if (url === '' || url === this.kind) return this.kind;
+      this.fail(GrpcStatus.INVALID_ARGUMENT, `type_url "${url}" does not belong on the ${TYPE_SHORT[this.kind].toUpperCase()} service (expected ${this.kind})`);
+      return undefined;
+    }
+    const t = parseTypeUrl(url);
+    if (!t) this.fail(GrpcStatus.INVALID_ARGUMENT, url === '' ? 'an ADS request must carry type_url' : `unknown or unserved type_url "${url}" (served: ${Object.values(TypeUrl).join(', ')})`);
+    return t;
+  }
+
+  /** Logs, once per stream and type, that a request repeated names. */
+  protected noteDuplicates(typeUrl: TypeUrl, names: readonly string[]): void {
+    if (new Set(names).size === names.length) return;
+    this.deps.log.warn('request names a resource more than once; duplicates ignored', { node: this.node?.id, type: TYPE_SHORT[typeUrl] });
+  }
+}
+
+/** True for types whose SotW responses must list every subscribed resource. */
+export function isFullState(typeUrl: TypeUrl): boolean {
+  return FULL_STATE_TYPES.has(typeUrl);
+}
+
+/** Resources a subscription covers in a snapshot: wildcard-visible ones if wildcard, plus every named one. */
+export function subscribed(ts: TypeStateBase, snap: TypeSnapshot): Map<string, EncodedResource> {
+  const out = new Map<string, EncodedResource>();
+  if (ts.wildcard) for (const [name, r] of snap.resources) if (r.wildcard) out.set(name, r);
+  for (const name of ts.names) {
+    const r = snap.resources.get(name);
+    if (r) out.set(name, r);
+  }
+  return out;
+}
+
+/** Sorts resources by name, for deterministic responses. */
+export function byName(a: EncodedResource, b: EncodedResource): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}

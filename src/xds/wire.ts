@@ -1,0 +1,102 @@
+/**
+ * Hand-written protobuf framing of the discovery responses. Each resource is encoded once per version into
+ * the exact bytes of its `resources` entry; a response to any stream is then a few small header fields plus
+ * those shared bytes, so fan-out to thousands of streams never re-serializes a resource. Protobuf permits
+ * fields in any order, and repeated message fields are simply repeated tag+length+bytes.
+ *
+ * Field numbers, from envoy/service/discovery/v3/discovery.proto:
+ *   DiscoveryResponse:      version_info=1, resources=2 (Any), type_url=4, nonce=5, control_plane=6
+ *   DeltaDiscoveryResponse: system_version_info=1, resources=2 (Resource), type_url=4, nonce=5,
+ *                           removed_resources=6, control_plane=7
+ *   Resource:               version=1, resource=2 (Any), name=3
+ *   Any:                    type_url=1, value=2
+ *   ControlPlane:           identifier=1
+ */
+
+const LEN = 2; // wire type of length-delimited fields
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(buf: Buffer, offset: number, n: number): number {
+  while (n >= 0x80) {
+    buf[offset++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[offset++] = n;
+  return offset;
+}
+
+/** Size of a length-delimited field of `size` payload bytes (field numbers below 16 have 1-byte tags). */
+function fieldSize(size: number): number {
+  return 1 + varintLength(size) + size;
+}
+
+/** Builds one message from length-delimited fields; strings are UTF-8. */
+function message(fields: readonly (readonly [number, Uint8Array | string])[]): Buffer {
+  const payloads = fields.map(([no, v]) => [no, typeof v === 'string' ? Buffer.from(v, 'utf8') : v] as const);
+  let size = 0;
+  for (const [, p] of payloads) size += fieldSize(p.length);
+  const buf = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (const [no, p] of payloads) {
+    buf[o++] = (no << 3) | LEN;
+    o = writeVarint(buf, o, p.length);
+    buf.set(p, o);
+    o += p.length;
+  }
+  return buf;
+}
+
+/** The `resources` entry of a DiscoveryResponse (field 2, an Any) for one encoded resource. */
+export function sotwEntry(typeUrl: string, value: Uint8Array): Buffer {
+  return message([[2, message([[1, typeUrl], [2, value]])]]);
+}
+
+/** The `resources` entry of a DeltaDiscoveryResponse (field 2, a Resource) for one encoded resource. */
+export function deltaEntry(name: string, version: string, typeUrl: string, value: Uint8Array): Buffer {
+  return message([[2, message([[3, name], [1, version], [2, message([[1, typeUrl], [2, value]])]])]]);
+}
+
+/** Per-stream fields of a SotW response; `body` is the concatenation of {@link sotwEntry} outputs. */
+export interface SotwFrame {
+  readonly versionInfo: string;
+  readonly typeUrl: string;
+  readonly nonce: string;
+  readonly controlPlane: string;
+  readonly body: readonly Uint8Array[];
+}
+
+/** Serializes a complete DiscoveryResponse. */
+export function encodeSotwResponse(f: SotwFrame): Buffer {
+  const head = message([[1, f.versionInfo], [4, f.typeUrl], [5, f.nonce], [6, message([[1, f.controlPlane]])]]);
+  return Buffer.concat([head, ...f.body]);
+}
+
+/** Per-stream fields of a Delta response; `body` is the concatenation of {@link deltaEntry} outputs. */
+export interface DeltaFrame {
+  readonly systemVersionInfo: string;
+  readonly typeUrl: string;
+  readonly nonce: string;
+  readonly controlPlane: string;
+  readonly body: readonly Uint8Array[];
+  readonly removed: readonly string[];
+}
+
+/** Serializes a complete DeltaDiscoveryResponse. */
+export function encodeDeltaResponse(f: DeltaFrame): Buffer {
+  const head = message([
+    [1, f.systemVersionInfo],
+    [4, f.typeUrl],
+    [5, f.nonce],
+    [7, message([[1, f.controlPlane]])],
+    ...f.removed.map((r) => [6, r] as const),
+  ]);
+  return Buffer.concat([head, ...f.body]);
+}
