@@ -23,7 +23,7 @@ export interface Service {
   readonly name: string;
   /** At least one; the first is the default target of routes. */
   readonly ports: readonly ServicePort[];
-  /** Sorted by address; deduplicated. May be empty (the cluster exists, with no hosts). */
+  /** Sorted by address, then port; no two share address and ports. May be empty (a cluster with no hosts). */
   readonly endpoints: readonly Endpoint[];
   readonly settings: TrafficSettings;
   /** How the Envoy listener picks this service; may be empty (reachable only by proxyless clients). */

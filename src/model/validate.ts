@@ -200,16 +200,18 @@ function readEndpoints(r: Reader, raw: unknown, p: Path, portNames: readonly str
     const ready = o['ready'] === undefined ? !terminating : r.bool(o['ready'], [...q, 'ready']);
     const serving = o['serving'] === undefined ? ready : r.bool(o['serving'], [...q, 'serving']);
     if (address === undefined || !ports || zone === undefined || ready === undefined || serving === undefined || terminating === undefined) return;
-    const dup = seen.get(address);
+    // Pods are told apart by address; hosts sharing an address (several servers on one machine) by port.
+    const key = `${address} ${JSON.stringify(ports)}`;
+    const dup = seen.get(key);
     if (dup !== undefined) {
-      r.fail([...q, 'address'], `duplicate endpoint address ${address} (also ${formatPath([...p, dup])})`);
+      r.fail([...q, 'address'], `duplicate endpoint ${address} with the same ports (also ${formatPath([...p, dup])})`);
       return;
     }
-    seen.set(address, i);
+    seen.set(key, i);
     out.push({ address, ports, zone, ready: ready && !terminating, serving, terminating });
   });
   if (r.problems.length > before) return undefined;
-  return out.sort((a, b) => compareAddresses(a.address, b.address));
+  return out.sort((a, b) => compareAddresses(a.address, b.address) || firstPort(a) - firstPort(b));
 }
 
 function readEndpointPorts(r: Reader, o: Record<string, unknown>, q: Path, portNames: readonly string[]): Record<string, number> | undefined {
@@ -373,6 +375,10 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
     return undefined;
   }
   return { timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart };
+}
+
+function firstPort(e: Endpoint): number {
+  return Math.min(...Object.values(e.ports));
 }
 
 /** Orders addresses numerically within a family (IPv4 before IPv6), so output is stable across sources. */

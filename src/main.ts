@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createLogger, type LogLevel } from './observability/log.js';
+import { serve } from './serve.js';
+import { DEFAULT_LIMITS } from './xds/stream.js';
+
+// The package root: src/main.ts runs from ../, the compiled dist/src/main.js from ../../.
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, path.basename(path.dirname(HERE)) === 'dist' ? '../..' : '..');
+
+const USAGE = `usage: inferplane serve [options]
+
+Serves Envoy (and proxyless gRPC clients) over xDS from a watched endpoints file.
+
+  --endpoints FILE              endpoints file (default: examples/endpoints.yaml in the package)
+  --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:18000)
+  --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:19000)
+  --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
+  --max-message-bytes N         largest xDS request accepted (default 1048576)
+  --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
+  --log-level LEVEL             debug | info | warn | error (default info)
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`inferplane: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function hostPort(value: string, flag: string): [string, number] {
+  const m = /^(.*):(\d+)$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) fail(`${flag} must be HOST:PORT, got "${value}"`);
+  return [m[1]!.replace(/^\[(.*)\]$/, '$1'), port];
+}
+
+function positive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) fail(`${flag} must be a positive whole number, got "${value}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        endpoints: { type: 'string', default: path.join(ROOT, 'examples/endpoints.yaml') },
+        'xds-address': { type: 'string', default: '0.0.0.0:18000' },
+        'admin-address': { type: 'string', default: '0.0.0.0:19000' },
+        'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
+        'max-message-bytes': { type: 'string', default: '1048576' },
+        'shutdown-grace-ms': { type: 'string', default: '5000' },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (positionals[0] !== 'serve' || positionals.length > 1) fail(positionals.length === 0 ? 'a command is required' : `unknown command "${positionals.join(' ')}"`);
+  const level = values['log-level'] as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, got "${level}"`);
+  const log = createLogger(level);
+  hostPort(values['xds-address'], '--xds-address');
+  const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
+  const running = await serve({
+    endpointsFile: values.endpoints,
+    xdsAddress: values['xds-address'],
+    adminHost,
+    adminPort,
+    limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request') },
+    maxMessageBytes: positive(values['max-message-bytes'], '--max-message-bytes'),
+    log,
+  });
+  const grace = positive(values['shutdown-grace-ms'], '--shutdown-grace-ms');
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log.info('shutting down', { signal, graceMs: grace });
+      void running.stop(grace).then(() => process.exit(0));
+    });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`inferplane: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});

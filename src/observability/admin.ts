@@ -1,0 +1,75 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SnapshotCache } from '../xds/cache.js';
+import { TYPE_SHORT } from '../xds/resources.js';
+import type { XdsServer } from '../xds/server.js';
+import type { Metrics } from './metrics.js';
+
+/** What the admin server reads; all of it is read at request time. */
+export interface AdminOptions {
+  readonly xds: XdsServer;
+  readonly cache: SnapshotCache;
+  readonly metrics: Metrics;
+  /** Readiness: true once the first complete snapshot is set. */
+  readonly ready: () => boolean;
+}
+
+/** The running admin server. */
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves, over plain HTTP: `/healthz` (the process is up), `/readyz` (200 only once the first complete
+ * snapshot is set, 503 before), `/status/nodes` (every connected stream: node id, cluster, stream kind,
+ * per-type subscribed names, sent and ACKed versions, pending nonce, last NACK, connected since),
+ * `/status/snapshots` (per group: versions and resource names) and `/metrics` (Prometheus text).
+ */
+export async function startAdminServer(host: string, port: number, o: AdminOptions): Promise<AdminServer> {
+  const json = (res: http.ServerResponse, code: number, body: unknown) => {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body, null, 2) + '\n');
+  };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed; use GET` });
+    switch (url.pathname) {
+      case '/healthz':
+        return json(res, 200, { status: 'ok' });
+      case '/readyz':
+        return o.ready() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready', reason: 'no complete snapshot yet' });
+      case '/status/nodes':
+        return json(res, 200, { nodes: o.xds.nodes() });
+      case '/status/snapshots':
+        return json(res, 200, {
+          groups: Object.fromEntries(o.cache.groups().map((g) => {
+            const s = o.cache.get(g)!;
+            return [g, {
+              version: s.version,
+              types: Object.fromEntries(Object.entries(s.types).map(([t, ts]) => [TYPE_SHORT[t as keyof typeof TYPE_SHORT], {
+                version: ts.version,
+                resources: [...ts.resources.values()].map((r) => ({ name: r.name, version: r.version })),
+              }])),
+            }];
+          })),
+        });
+      case '/metrics':
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        return res.end(o.metrics.render());
+      default:
+        return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/metrics'] });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
