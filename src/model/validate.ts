@@ -339,21 +339,21 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
     maxRequests: int('maxRequests', cb.maxRequests, 1, 100_000_000, co, cp) ?? 0,
   };
 
-  const optional = <T extends object>(key: string, def: T, read: (b: Record<string, unknown>, at: Path) => T): T | null => {
+  const optional = <T extends object>(key: string, known: readonly string[], read: (b: Record<string, unknown>, at: Path) => T): T | null => {
     const v = o[key];
     if (v === undefined || v === false || v === null) return null;
-    const b = r.object(v === true ? {} : v, [...p, key], Object.keys(def));
+    const b = r.object(v === true ? {} : v, [...p, key], known);
     return b ? read(b, [...p, key]) : null;
   };
   const od = DEFAULT_OPTIONAL.outlierDetection;
-  const outlierDetection = optional('outlierDetection', od, (b, at) => ({
+  const outlierDetection = optional('outlierDetection', ['consecutive5xx', 'interval', 'baseEjectionTime', 'maxEjectionPercent'], (b, at) => ({
     consecutive5xx: int('consecutive5xx', od.consecutive5xx, 1, 1000, b, at) ?? 0,
     intervalMs: dur('interval', od.intervalMs, b, at) ?? 0,
     baseEjectionTimeMs: dur('baseEjectionTime', od.baseEjectionTimeMs, b, at) ?? 0,
     maxEjectionPercent: int('maxEjectionPercent', od.maxEjectionPercent, 0, 100, b, at) ?? 0,
   }));
   const hd = DEFAULT_OPTIONAL.healthCheck;
-  const healthCheck = optional('healthCheck', hd, (b, at) => ({
+  const healthCheck = optional('healthCheck', ['path', 'interval', 'timeout', 'unhealthyThreshold', 'healthyThreshold'], (b, at) => ({
     path: b['path'] === undefined ? hd.path : r.string(b['path'], [...at, 'path'], /^\/\S*$/, 'HTTP path') ?? '',
     intervalMs: dur('interval', hd.intervalMs, b, at) ?? 0,
     timeoutMs: dur('timeout', hd.timeoutMs, b, at) ?? 0,
@@ -361,7 +361,7 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
     healthyThreshold: int('healthyThreshold', hd.healthyThreshold, 1, 100, b, at) ?? 0,
   }));
   const sd = DEFAULT_OPTIONAL.slowStart;
-  const slowStart = optional('slowStart', sd, (b, at) => {
+  const slowStart = optional('slowStart', ['window', 'aggression'], (b, at) => {
     const ag = b['aggression'] ?? sd.aggression;
     if (typeof ag !== 'number' || !(ag > 0) || ag > 100) r.fail([...at, 'aggression'], 'expected a number above 0 and at most 100');
     return { windowMs: dur('window', sd.windowMs, b, at) ?? 0, aggression: typeof ag === 'number' ? ag : 1 };

@@ -124,6 +124,11 @@ export function referencesOf(spec: ResourceSpec): { typeUrl: TypeUrl; name: stri
   }
 }
 
+/** `Cluster`, `ClusterLoadAssignment`, …: the message name without its package, for messages. */
+function kind(typeUrl: TypeUrl): string {
+  return messageName(typeUrl).split('.').pop()!;
+}
+
 function checkReferences(specs: readonly ResourceSpec[], byType: ReadonlyMap<TypeUrl, ReadonlyMap<string, unknown>>): string[] {
   const problems: string[] = [];
   const referenced = new Map<TypeUrl, Set<string>>([[TypeUrl.Endpoint, new Set()], [TypeUrl.Route, new Set()]]);
@@ -131,13 +136,13 @@ function checkReferences(specs: readonly ResourceSpec[], byType: ReadonlyMap<Typ
     for (const ref of referencesOf(spec)) {
       referenced.get(ref.typeUrl)?.add(ref.name);
       if (!byType.get(ref.typeUrl)!.has(ref.name)) {
-        problems.push(`${messageName(spec.typeUrl)} "${spec.name}" refers to missing ${messageName(ref.typeUrl)} "${ref.name}"`);
+        problems.push(`${kind(spec.typeUrl)} "${spec.name}" refers to missing ${kind(ref.typeUrl)} "${ref.name}"`);
       }
     }
   }
   for (const [typeUrl, names] of referenced) {
     for (const name of byType.get(typeUrl)!.keys()) {
-      if (!names.has(name)) problems.push(`${messageName(typeUrl)} "${name}" is not referenced by any ${typeUrl === TypeUrl.Endpoint ? 'Cluster' : 'Listener'}`);
+      if (!names.has(name)) problems.push(`${kind(typeUrl)} "${name}" is not referenced by any ${typeUrl === TypeUrl.Endpoint ? 'Cluster' : 'Listener'}`);
     }
   }
   return problems;
