@@ -1,0 +1,225 @@
+import { status } from '@grpc/grpc-js';
+import { expect } from 'chai';
+import { TypeUrl } from '../../src/xds/resources.js';
+import { ep, model, svc } from '../support/builders.js';
+import { eventually, startHarness, type Harness } from '../support/harness.js';
+import { sentBeforeProbe } from '../support/probe.js';
+import type { RecordingXdsClient, SeenResponse } from '../support/xds-client.js';
+
+const NODE = { id: 'envoy-1', cluster: 'edge' };
+const base = () => model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)])]);
+const names = (r: SeenResponse) => r.resources.map((x) => x.name);
+const ack = (c: RecordingXdsClient, r: SeenResponse, resourceNames: string[] = []) =>
+  c.send({ type_url: r.typeUrl, version_info: r.versionInfo, response_nonce: r.nonce, resource_names: resourceNames });
+
+describe('SotW ADS (recording client on the real gRPC server)', () => {
+  let h: Harness;
+  beforeEach(async () => (h = await startHarness(base())));
+  afterEach(() => h.stop());
+
+  it('answers a first empty CDS request as a wildcard with every cluster and the snapshot version', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const r = await c.next();
+    expect(names(r)).to.deep.equal(['a/http', 'b/http']);
+    expect(r.versionInfo).to.equal(h.cache.get('default')!.types[TypeUrl.Cluster].version);
+    expect(r.controlPlane).to.equal('inferplane');
+  });
+
+  it('sends nothing after an ACK, and pushes only real changes', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const first = await c.next();
+    ack(c, first);
+    h.publish(base()); // identical content: same versions, nothing to send
+    expect(await sentBeforeProbe(c, 1)).to.deep.equal([]);
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));
+    const pushed = await c.next((r) => r.typeUrl === TypeUrl.Cluster, 1);
+    expect(names(pushed)).to.deep.equal(['a/http', 'b/http', 'c/http']);
+    expect(pushed.nonce).to.not.equal(first.nonce);
+  });
+
+  it('records a NACK (node status, metric) and does not resend the rejected config', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const r = await c.next();
+    c.send({ type_url: TypeUrl.Cluster, version_info: '', response_nonce: r.nonce, error_detail: { code: 3, message: 'cluster a/http: bad thing' } });
+    expect(await sentBeforeProbe(c, 1)).to.deep.equal([]);
+    const [node] = h.server.nodes();
+    expect(node!.types['cds']!.lastNack).to.include({ version: r.versionInfo, nonce: r.nonce, code: 3, message: 'cluster a/http: bad thing' });
+    expect(node!.types['cds']!.ackedVersion).to.equal(undefined);
+    expect(h.metrics.counter('inferplane_xds_nacks_total', '').get({ type: 'cds' })).to.equal(1);
+    // New config still goes out.
+    const from = c.responses.length;
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));
+    expect(names(await c.next((x) => x.typeUrl === TypeUrl.Cluster, from))).to.deep.equal(['a/http', 'b/http', 'c/http']);
+  });
+
+  it('ignores a request whose nonce is not the latest sent for its type', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http'] });
+    const r1 = await c.next();
+    h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.3', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    const r2 = await c.next((r) => r.nonce !== r1.nonce);
+    // A late ACK of r1 that also asks for b/http: stale, so ignored (no answer with b/http).
+    c.send({ type_url: TypeUrl.Endpoint, version_info: r1.versionInfo, response_nonce: r1.nonce, resource_names: ['a/http', 'b/http'] });
+    expect(await sentBeforeProbe(c, 2)).to.deep.equal([]);
+    // The same request with the latest nonce is answered.
+    c.send({ type_url: TypeUrl.Endpoint, version_info: r2.versionInfo, response_nonce: r2.nonce, resource_names: ['a/http', 'b/http'] });
+    expect(names(await c.next((r) => r.typeUrl === TypeUrl.Endpoint, 3))).to.include('b/http');
+  });
+
+  it('sends nothing to a client that reconnects holding the current version (no churn), and catches up an old one', async () => {
+    const c1 = h.client('sotw');
+    c1.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const r = await c1.next();
+    c1.close();
+    const c2 = h.client('sotw');
+    c2.send({ node: NODE, type_url: TypeUrl.Cluster, version_info: r.versionInfo });
+    expect(await sentBeforeProbe(c2, 0)).to.deep.equal([]);
+    const c3 = h.client('sotw');
+    c3.send({ node: NODE, type_url: TypeUrl.Cluster, version_info: 'some-older-version' });
+    expect(names(await c3.next())).to.deep.equal(['a/http', 'b/http']);
+  });
+
+  it('remembers a name requested before it exists and sends it when it appears', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['later/http'] });
+    const empty = await c.next();
+    expect(empty.resources).to.deep.equal([]);
+    ack(c, empty, ['later/http']);
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('later', [ep('10.0.0.7', 80)])]));
+    const r = await c.next((x) => x.resources.length > 0);
+    expect(names(r)).to.deep.equal(['later/http']);
+    expect(r.resources[0]!.value['endpoints'][0].lb_endpoints[0].endpoint.address.socket_address.address).to.equal('10.0.0.7');
+  });
+
+  it('sends EDS again after a cluster changes, even when the assignment did not', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const cds = await c.next();
+    ack(c, cds);
+    c.send({ type_url: TypeUrl.Endpoint, resource_names: ['a/http', 'b/http'] });
+    const eds = await c.next((r) => r.typeUrl === TypeUrl.Endpoint);
+    ack(c, eds, ['a/http', 'b/http']);
+    const from = c.responses.length;
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)], { settings: { connectTimeout: '5s' } }), svc('b', [ep('10.0.0.2', 80)])]));
+    const cds2 = await c.next((r) => r.typeUrl === TypeUrl.Cluster, from);
+    const eds2 = await c.next((r) => r.typeUrl === TypeUrl.Endpoint, from);
+    expect(c.responses.indexOf(eds2)).to.be.greaterThan(c.responses.indexOf(cds2));
+    expect(names(eds2)).to.deep.equal(['a/http']);
+    expect(eds2.resources[0]!.value).to.deep.equal(eds.resources.find((r) => r.name === 'a/http')!.value);
+  });
+
+  it('orders an update make-before-break: CDS, EDS, LDS, RDS', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    c.send({ type_url: TypeUrl.Endpoint, resource_names: ['a/http', 'b/http', 'c/http'] });
+    c.send({ type_url: TypeUrl.Listener });
+    c.send({ type_url: TypeUrl.Route, resource_names: ['ingress'] });
+    await c.next((r) => r.typeUrl === TypeUrl.Route);
+    for (const t of [TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route]) {
+      const last = c.responses.filter((r) => r.typeUrl === t).pop()!;
+      ack(c, last, t === TypeUrl.Endpoint ? ['a/http', 'b/http', 'c/http'] : t === TypeUrl.Route ? ['ingress'] : []);
+    }
+    const from = c.responses.length;
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [ep('10.0.0.3', 80)])], { port: 10001 }));
+    await c.next((r) => r.typeUrl === TypeUrl.Route, from);
+    expect(c.responses.slice(from).map((r) => r.typeUrl)).to.deep.equal([TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route]);
+  });
+
+  it('removes a cluster only after the routes that used it are replaced and ACKed', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    c.send({ type_url: TypeUrl.Listener });
+    c.send({ type_url: TypeUrl.Route, resource_names: ['ingress'] });
+    await c.next((r) => r.typeUrl === TypeUrl.Route);
+    for (const t of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.Route]) ack(c, c.responses.filter((r) => r.typeUrl === t).pop()!, t === TypeUrl.Route ? ['ingress'] : []);
+    const from = c.responses.length;
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    const rds = await c.next((r) => r.typeUrl === TypeUrl.Route, from);
+    const routesTo = (r: SeenResponse) => r.resources[0]!.value['virtual_hosts'][0].routes.map((x: any) => x.route.cluster);
+    expect(routesTo(rds)).to.deep.equal(['a/http']);
+    // Until the new routes are ACKed, b/http stays.
+    expect(c.responses.slice(from).filter((r) => r.typeUrl === TypeUrl.Cluster && !names(r).includes('b/http'))).to.deep.equal([]);
+    ack(c, rds, ['ingress']);
+    const cds = await c.next((r) => r.typeUrl === TypeUrl.Cluster && !names(r).includes('b/http'), from);
+    expect(names(cds)).to.deep.equal(['a/http']);
+    expect(cds.versionInfo).to.equal(h.cache.get('default')!.types[TypeUrl.Cluster].version);
+  });
+
+  it('serves named-only API listeners to clients that name them, never to wildcard subscribers', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Listener });
+    expect(names(await c.next())).to.deep.equal(['ingress']);
+    const g = h.client('sotw');
+    g.send({ node: { id: 'grpc-client' }, type_url: TypeUrl.Listener, resource_names: ['a'] });
+    const r = await g.next();
+    expect(names(r)).to.deep.equal(['a']);
+    expect(r.resources[0]!.value['api_listener']).to.have.property('api_listener');
+  });
+
+  it('logs and ignores duplicate names in one request', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http', 'a/http'] });
+    expect(names(await c.next())).to.deep.equal(['a/http']);
+    expect(h.log.lines.some((l) => l.level === 'warn' && l.msg.includes('more than once'))).to.equal(true);
+  });
+});
+
+describe('SotW per-type services', () => {
+  let h: Harness;
+  beforeEach(async () => (h = await startHarness(base())));
+  afterEach(() => h.stop());
+
+  for (const [service, type, req, expected] of [
+    ['cds', TypeUrl.Cluster, {}, ['a/http', 'b/http']],
+    ['eds', TypeUrl.Endpoint, { resource_names: ['b/http'] }, ['b/http']],
+    ['lds', TypeUrl.Listener, {}, ['ingress']],
+    ['rds', TypeUrl.Route, { resource_names: ['ingress'] }, ['ingress']],
+  ] as const) {
+    it(`serves ${service.toUpperCase()} on its own service, with type_url left empty`, async () => {
+      const c = h.client('sotw', service);
+      c.send({ node: NODE, ...req });
+      const r = await c.next();
+      expect(r.typeUrl).to.equal(type);
+      expect(names(r)).to.deep.equal(expected);
+    });
+  }
+});
+
+describe('SotW bad input', () => {
+  let h: Harness;
+  beforeEach(async () => (h = await startHarness(base(), { limits: { maxNamesPerRequest: 5 }, maxMessageBytes: 4096 })));
+  afterEach(() => h.stop());
+
+  const cases: [string, 'ads' | 'cds', Record<string, unknown>[], status, string][] = [
+    ['a first request with no node', 'ads', [{ type_url: TypeUrl.Cluster }], status.INVALID_ARGUMENT, 'the first request on a stream must carry node'],
+    ['an unknown type URL', 'ads', [{ node: NODE, type_url: 'type.googleapis.com/envoy.config.core.v3.Secret' }], status.INVALID_ARGUMENT, 'unknown or unserved type_url "type.googleapis.com/envoy.config.core.v3.Secret"'],
+    ['an ADS request without a type URL', 'ads', [{ node: NODE }], status.INVALID_ARGUMENT, 'an ADS request must carry type_url'],
+    ['another type on a per-type service', 'cds', [{ node: NODE, type_url: TypeUrl.Listener }], status.INVALID_ARGUMENT, 'does not belong on the CDS service'],
+    ['too many names', 'ads', [{ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['1', '2', '3', '4', '5', '6'] }], status.INVALID_ARGUMENT, 'names 6 resources; the limit is 5'],
+    ['an oversized message', 'ads', [{ node: { id: 'x'.repeat(10_000) }, type_url: TypeUrl.Cluster }], status.RESOURCE_EXHAUSTED, 'larger than'],
+  ];
+  for (const [what, service, reqs, code, details] of cases) {
+    it(`closes the stream on ${what} with a clear status, and keeps serving others`, async () => {
+      const c = h.client('sotw', service);
+      for (const r of reqs) c.send(r);
+      const s = await c.status;
+      expect(status[s.code]).to.equal(status[code]);
+      expect(s.details).to.contain(details);
+      const ok = h.client('sotw');
+      ok.send({ node: NODE, type_url: TypeUrl.Cluster });
+      expect((await ok.next()).resources).to.have.length(2);
+    });
+  }
+
+  it('forgets a closed stream in the node status', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    await c.next();
+    expect(h.server.nodes()).to.have.length(1);
+    c.close();
+    await eventually(() => h.server.nodes().length === 0, 'stream removed from status');
+  });
+});
