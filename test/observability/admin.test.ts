@@ -1,0 +1,64 @@
+import { expect } from 'chai';
+import { startAdminServer, type AdminServer } from '../../src/observability/admin.js';
+import { TypeUrl } from '../../src/xds/resources.js';
+import { ep, model, svc } from '../support/builders.js';
+import { startHarness, type Harness } from '../support/harness.js';
+
+describe('admin server', () => {
+  let h: Harness;
+  let admin: AdminServer;
+  const get = async (p: string) => {
+    const r = await fetch(`http://127.0.0.1:${admin.port}${p}`);
+    return { status: r.status, text: await r.text() };
+  };
+  beforeEach(async () => {
+    h = await startHarness();
+    admin = await startAdminServer('127.0.0.1', 0, { xds: h.server, cache: h.cache, metrics: h.metrics, ready: h.publisher.ready });
+  });
+  afterEach(async () => {
+    await admin.close();
+    await h.stop();
+  });
+
+  it('is ready only once the first complete snapshot is set', async () => {
+    expect((await get('/healthz')).status).to.equal(200);
+    expect((await get('/readyz')).status).to.equal(503);
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    expect((await get('/readyz')).status).to.equal(200);
+  });
+
+  it('shows each connected node: id, cluster, stream kind, ACKed version, pending nonce, last NACK', async () => {
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    const c = h.client('sotw');
+    c.send({ node: { id: 'envoy-7', cluster: 'edge', user_agent_name: 'envoy' }, type_url: TypeUrl.Cluster });
+    const r = await c.next();
+    c.send({ type_url: TypeUrl.Cluster, version_info: r.versionInfo, response_nonce: r.nonce });
+    c.send({ type_url: TypeUrl.Listener });
+    const l = await c.next((x) => x.typeUrl === TypeUrl.Listener);
+    c.send({ type_url: TypeUrl.Listener, response_nonce: l.nonce, error_detail: { code: 3, message: 'no' } });
+    let nodes: any[] = [];
+    for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+      nodes = JSON.parse((await get('/status/nodes')).text).nodes;
+      if (nodes[0]?.types?.lds?.lastNack) break;
+    }
+    expect(nodes).to.have.length(1);
+    const n = nodes[0];
+    expect(n).to.include({ nodeId: 'envoy-7', cluster: 'edge', userAgent: 'envoy', service: 'ads', variant: 'sotw', group: 'default' });
+    expect(n.types.cds).to.deep.equal({ subscribed: ['*'], sentVersion: r.versionInfo, ackedVersion: r.versionInfo });
+    expect(n.types.lds.lastNack).to.include({ message: 'no', code: 3 });
+    expect(Date.parse(n.connectedSince)).to.be.a('number').and.not.NaN;
+    const metrics = (await get('/metrics')).text;
+    expect(metrics).to.contain('inferplane_xds_nacks_total{type="lds"} 1');
+    expect(metrics).to.contain('inferplane_xds_streams 1');
+    const snaps = JSON.parse((await get('/status/snapshots')).text);
+    expect(snaps.groups.default.types.cds.resources).to.deep.equal([{ name: 'a/http', version: h.cache.get('default')!.types[TypeUrl.Cluster].resources.get('a/http')!.version }]);
+  });
+
+  it('answers unknown paths and methods with a clear error', async () => {
+    const r = await get('/nope');
+    expect(r.status).to.equal(404);
+    expect(JSON.parse(r.text).error).to.equal('no such path /nope');
+    const post = await fetch(`http://127.0.0.1:${admin.port}/readyz`, { method: 'POST' });
+    expect(post.status).to.equal(405);
+  });
+});

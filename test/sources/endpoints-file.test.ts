@@ -1,0 +1,64 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import type { Model } from '../../src/model/model.js';
+import { createMemoryLogger } from '../../src/observability/log.js';
+import { loadEndpointsFile, parseEndpointsFile, watchEndpointsFile } from '../../src/sources/file/endpoints-file.js';
+import { eventually } from '../support/harness.js';
+
+describe('parseEndpointsFile', () => {
+  const cases: [string, string, string][] = [
+    ['bad YAML', 'services:\n  - name: a\n   endpoints: [\n', 'f.yaml:3:'],
+    ['a duplicate key', 'services:\n  - name: a\n    name: b\n', 'f.yaml:3:5: Map keys must be unique'],
+    ['a bad address, at its line', 'services:\n  - name: a\n    endpoints:\n      - address: 300.1.1.1\n        port: 80\n', 'f.yaml:4:18: services[0].endpoints[0].address: "300.1.1.1" is not an IPv4 or IPv6 address'],
+    ['a port out of range, at its line', 'services:\n  - name: a\n    endpoints:\n      - { address: 10.0.0.1, port: 0 }\n', 'f.yaml:4:36: services[0].endpoints[0].port: 0 is out of range (1 to 65535)'],
+    ['a duplicate service name', 'services:\n  - name: a\n  - name: a\n', 'f.yaml:3:11: services[1].name: duplicate service name "a"'],
+    ['a top level that is not a mapping', '- a\n- b\n', 'f.yaml:1:1: (root): expected a mapping'],
+  ];
+  for (const [what, text, message] of cases) {
+    it(`rejects ${what} with file, line, column and field`, () => {
+      const r = parseEndpointsFile(text, 'f.yaml');
+      expect(r.ok).to.equal(false);
+      if (!r.ok) expect(r.error.some((e) => e.startsWith(message)), JSON.stringify(r.error)).to.equal(true);
+    });
+  }
+
+  it('reads JSON too, and the shipped example', () => {
+    expect(parseEndpointsFile('{"services": [{"name": "a", "endpoints": [{"address": "::1", "port": 8}]}]}', 'f.json').ok).to.equal(true);
+    const example = loadEndpointsFile(path.join(import.meta.dirname, '../../examples/endpoints.yaml'));
+    expect(example.ok, JSON.stringify(!example.ok && example.error)).to.equal(true);
+  });
+
+  it('says when the file cannot be read', () => {
+    const r = loadEndpointsFile('/nonexistent/endpoints.yaml');
+    expect(!r.ok && r.error[0]).to.match(/^\/nonexistent\/endpoints.yaml: cannot read: ENOENT/);
+  });
+});
+
+describe('watchEndpointsFile', () => {
+  it('hands over each valid version, skips rewrites with the same text, and keeps the last good model on garbage', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-watch-'));
+    const file = path.join(dir, 'e.yaml');
+    fs.writeFileSync(file, 'services:\n  - name: a\n');
+    const models: Model[] = [];
+    const log = createMemoryLogger();
+    const w = watchEndpointsFile(file, { log, onModel: (m) => models.push(m), debounceMs: 5, pollMs: 50 });
+    try {
+      expect(models.map((m) => m.services.map((s) => s.name))).to.deep.equal([['a']]);
+      fs.writeFileSync(file, 'services:\n  - name: a\n  - name: b\n');
+      await eventually(() => models.length === 2, 'second model');
+      fs.writeFileSync(file, 'services: [ {name: a, endpoints: [{address: nope, port: 1}]} ]\n');
+      await eventually(() => log.lines.some((l) => l.level === 'error'), 'error logged');
+      expect(String(log.lines.find((l) => l.level === 'error')!.fields['problem'])).to.contain('"nope" is not an IPv4 or IPv6 address');
+      fs.writeFileSync(file, 'services:\n  - name: a\n  - name: b\n');
+      await eventually(() => models.length === 3, 'back to valid');
+      w.reload(); // same text again: nothing new
+      expect(models).to.have.length(3);
+      expect(models[2]).to.deep.equal(models[1]);
+    } finally {
+      w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

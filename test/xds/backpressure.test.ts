@@ -1,0 +1,39 @@
+import { expect } from 'chai';
+import { createMemoryLogger } from '../../src/observability/log.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { createSnapshotCache } from '../../src/xds/cache.js';
+import { createPublisher } from '../../src/xds/publisher.js';
+import { decodeToObject } from '../../src/xds/protos.js';
+import { TypeUrl } from '../../src/xds/resources.js';
+import { SotwStream } from '../../src/xds/sotw.js';
+import type { StreamDeps } from '../../src/xds/stream.js';
+import { ep, model, svc } from '../support/builders.js';
+import { eventually } from '../support/harness.js';
+
+describe('a slow client (stream core over an in-memory transport that reports backpressure)', () => {
+  it('gets the latest state once it drains, not a queue of every intermediate one', async () => {
+    const cache = createSnapshotCache();
+    const log = createMemoryLogger();
+    const metrics = createMetrics();
+    const publisher = createPublisher({ cache, log, metrics });
+    const endpointsAt = (n: number) => model([svc('a', Array.from({ length: n }, (_, i) => ep(`10.0.${i >> 8}.${i & 255}`, 80)))]);
+    publisher.publish(endpointsAt(1));
+    const frames: Buffer[] = [];
+    let full = true;
+    const deps: StreamDeps = { cache, log, metrics, limits: { maxNamesPerRequest: 100 }, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
+    const stream = new SotwStream('ads', deps, { write: (f) => (frames.push(f), !full), close: () => {} });
+    stream.receive({ node: { id: 'slow', cluster: '' } as any, type_url: TypeUrl.Endpoint, resource_names: ['a/http'], response_nonce: '', version_info: '', error_detail: null } as any);
+    await eventually(() => frames.length === 1, 'first response');
+    for (let n = 2; n <= 200; n++) publisher.publish(endpointsAt(n));
+    await new Promise((r) => setImmediate(r));
+    expect(frames).to.have.length(1); // the transport is full: nothing more is queued
+    full = false;
+    stream.drained();
+    await eventually(() => frames.length === 2, 'one catch-up response');
+    await new Promise((r) => setImmediate(r));
+    expect(frames).to.have.length(2);
+    const response = decodeToObject('envoy.service.discovery.v3.DiscoveryResponse', frames[1]!) as any;
+    expect(response.version_info).to.equal(cache.get('default')!.types[TypeUrl.Endpoint].version);
+    expect(response.resources[0].endpoints[0].lb_endpoints).to.have.length(200);
+  });
+});
