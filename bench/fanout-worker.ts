@@ -1,0 +1,81 @@
+/**
+ * One worker process of the fan-out benchmark: opens `count` ADS SotW streams, each on its own connection,
+ * subscribes like an Envoy (CDS wildcard, EDS by name), ACKs every response, and reports when each stream
+ * receives the EDS version the coordinator is waiting for (wall-clock ms, comparable across processes).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { messageType } from '../src/xds/protos.js';
+import { TypeUrl } from '../src/xds/resources.js';
+
+type Msg = { cmd: 'open'; address: string; count: number; base: number; edsNames: string[] } | { cmd: 'await'; version: string } | { cmd: 'close' };
+
+const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+const Request = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+const now = () => performance.timeOrigin + performance.now();
+
+const ADS = {
+  Stream: {
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (o: object) => Buffer.from(Request.encode(Request.fromObject(o)).finish()),
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    // Only the envelope is decoded (resources stay as Any bytes), as cheap as a client can be.
+    responseDeserialize: (b: Buffer) => Response.toObject(Response.decode(b), { defaults: true }) as { version_info: string; type_url: string; nonce: string },
+  },
+};
+const AdsClient = grpc.makeGenericClientConstructor(ADS, 'Ads');
+
+interface S {
+  edsVersion: string;
+  onEds?: (v: string) => void;
+}
+
+const streams: S[] = [];
+const clients: grpc.Client[] = [];
+let waiting: { version: string; times: number[]; left: number } | undefined;
+
+function open(address: string, index: number, edsNames: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // A channel option unique per client gives each stream its own connection, as each Envoy has.
+    const client = new AdsClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'inferplane.bench.id': index });
+    clients.push(client);
+    const call = (client as any).Stream();
+    const s: S = { edsVersion: '' };
+    streams.push(s);
+    let ready = false;
+    call.on('data', (r: { version_info: string; type_url: string; nonce: string }) => {
+      call.write({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: r.type_url === TypeUrl.Endpoint ? edsNames : [] });
+      if (r.type_url !== TypeUrl.Endpoint) return;
+      s.edsVersion = r.version_info;
+      if (!ready) {
+        ready = true;
+        resolve();
+      }
+      if (waiting && r.version_info === waiting.version) {
+        waiting.times.push(now());
+        if (--waiting.left === 0) process.send!({ cmd: 'times', times: waiting.times });
+      }
+    });
+    call.on('error', (e: Error) => (ready ? process.send!({ cmd: 'error', error: e.message }) : reject(e)));
+    call.write({ node: { id: `bench-${index}`, cluster: 'bench' }, type_url: TypeUrl.Cluster });
+    call.write({ type_url: TypeUrl.Endpoint, resource_names: edsNames });
+  });
+}
+
+process.on('message', async (m: Msg) => {
+  if (m.cmd === 'open') {
+    for (let i = 0; i < m.count; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, m.count - i) }, (_, j) => open(m.address, m.base + i + j, m.edsNames)));
+    }
+    process.send!({ cmd: 'opened' });
+  } else if (m.cmd === 'await') {
+    const already = streams.filter((s) => s.edsVersion === m.version).length;
+    waiting = { version: m.version, times: Array(already).fill(0), left: streams.length - already };
+    if (waiting.left === 0) process.send!({ cmd: 'times', times: waiting.times });
+  } else {
+    for (const c of clients) c.close();
+    process.exit(0);
+  }
+});

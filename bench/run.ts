@@ -1,0 +1,127 @@
+/**
+ * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
+ * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run. Compare ratios within one
+ * run: the machine is small and shared.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../src/observability/log.js';
+import { createMetrics } from '../src/observability/metrics.js';
+import { createSnapshotCache } from '../src/xds/cache.js';
+import { createPublisher } from '../src/xds/publisher.js';
+import { TypeUrl } from '../src/xds/resources.js';
+import { createXdsServer } from '../src/xds/server.js';
+import type { Model } from '../src/model/model.js';
+import { readModel } from '../src/model/validate.js';
+
+const { values } = parseArgs({
+  options: {
+    streams: { type: 'string', default: '1000' },
+    workers: { type: 'string', default: '4' },
+    services: { type: 'string', default: '20' },
+    endpoints: { type: 'string', default: '20' },
+    rounds: { type: 'string', default: '5' },
+  },
+});
+const STREAMS = Number(values.streams);
+const WORKERS = Number(values.workers);
+const SERVICES = Number(values.services);
+const ENDPOINTS = Number(values.endpoints);
+const ROUNDS = Number(values.rounds);
+const now = () => performance.timeOrigin + performance.now();
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, d = 1) => n.toFixed(d);
+
+function fleet(round: number): Model {
+  const services = Array.from({ length: SERVICES }, (_, s) => ({
+    name: `model-${s}`,
+    endpoints: Array.from({ length: ENDPOINTS + (s === 0 ? round : 0) }, (_, e) => ({ address: `10.${s}.${e >> 8}.${e & 255}`, port: 8000, zone: `zone-${e % 3}` })),
+  }));
+  const m = readModel({ services });
+  if (!m.ok) throw new Error(JSON.stringify(m.error));
+  return m.value;
+}
+
+function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+}
+
+function waitFor<T>(child: ChildProcess, cmd: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const on = (m: any) => {
+      if (m.cmd === cmd) {
+        child.off('message', on);
+        resolve(m as T);
+      } else if (m.cmd === 'error') reject(new Error(m.error));
+    };
+    child.on('message', on);
+  });
+}
+
+async function fanout(): Promise<void> {
+  const log = createLogger('error');
+  const metrics = createMetrics();
+  const cache = createSnapshotCache();
+  const publisher = createPublisher({ cache, log, metrics });
+  publisher.publish(fleet(0));
+  const server = createXdsServer({ cache, log, metrics });
+  const port = await server.listen('127.0.0.1:0');
+  const edsNames = Array.from({ length: SERVICES }, (_, s) => `model-${s}/http`);
+
+  const workers = Array.from({ length: WORKERS }, () =>
+    fork(path.join(import.meta.dirname, 'fanout-worker.ts'), { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const openStart = now();
+  const per = Math.ceil(STREAMS / WORKERS);
+  await Promise.all(workers.map((w, i) => {
+    const count = Math.max(0, Math.min(per, STREAMS - i * per));
+    w.send({ cmd: 'open', address: `127.0.0.1:${port}`, count, base: i * per, edsNames });
+    return waitFor(w, 'opened');
+  }));
+  const openSec = (now() - openStart) / 1000;
+  // Let ACKs settle, then measure idle memory.
+  await new Promise((r) => setTimeout(r, 1000));
+  global.gc?.();
+  const rssIdle = process.memoryUsage().rss;
+  const heapIdle = process.memoryUsage().heapUsed;
+  console.log(`\nfan-out: ${server.streamCount()} ADS SotW streams (each its own connection) from ${WORKERS} worker processes; ${SERVICES} services × ${ENDPOINTS} endpoints; opened in ${fmt(openSec)} s`);
+  console.log(`  idle memory: RSS +${fmt((rssIdle - rssBefore) / 2 ** 20)} MiB = ${fmt((rssIdle - rssBefore) / STREAMS / 1024)} KiB per stream (heap used ${fmt(heapIdle / 2 ** 20)} MiB)`);
+
+  const rows: { p50: number; p99: number; max: number; cpu: number }[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const target = (() => {
+      const cpu0 = process.cpuUsage();
+      const t0 = now();
+      const snap = publisher.publish(fleet(round));
+      if (!snap.ok) throw new Error(snap.error.join('\n'));
+      return { t0, cpu0, version: snap.value.types[TypeUrl.Endpoint].version };
+    })();
+    const results = await Promise.all(workers.map((w) => {
+      const p = waitFor<{ times: number[] }>(w, 'times');
+      w.send({ cmd: 'await', version: target.version });
+      return p;
+    }));
+    const cpu = process.cpuUsage(target.cpu0);
+    const lat = results.flatMap((r) => r.times).map((t) => t - target.t0).sort((a, b) => a - b);
+    const row = { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1]!, cpu: (cpu.user + cpu.system) / 1e6 };
+    rows.push(row);
+    console.log(`  round ${round}: ${lat.length} streams got the new assignment: p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms, max ${fmt(row.max)} ms; server CPU ${fmt(row.cpu, 3)} s`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  console.log(`  median of ${ROUNDS} rounds: p50 ${fmt(median(rows.map((r) => r.p50)))} ms, p99 ${fmt(median(rows.map((r) => r.p99)))} ms, max ${fmt(median(rows.map((r) => r.max)))} ms, server CPU ${fmt(median(rows.map((r) => r.cpu)), 3)} s per change`);
+  for (const w of workers) w.send({ cmd: 'close' });
+  await server.shutdown(2000);
+}
+
+console.log(`inferplane benchmarks on ${machine()}`);
+await fanout();
+process.exit(0);

@@ -1,0 +1,41 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { expect } from 'chai';
+import { eventually } from './support/harness.js';
+
+const ROOT = path.join(import.meta.dirname, '..');
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, ['--import=tsx', 'src/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => (stdout += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+describe('inferplane CLI', () => {
+  it('serves the embedded example by default, becomes ready, and exits 0 on SIGTERM', async function () {
+    this.timeout(30_000);
+    const p = run(['serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0']);
+    await eventually(() => p.err().includes('"inferplane serving"'), 'the serving log line', 20_000);
+    const line = JSON.parse(p.err().split('\n').find((l) => l.includes('"inferplane serving"'))!);
+    expect(line.ready).to.equal(true);
+    expect(line.endpointsFile).to.match(/examples\/endpoints\.yaml$/);
+    const ready = await fetch(`http://${line.admin}/readyz`);
+    expect(ready.status).to.equal(200);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).to.equal(0);
+  });
+
+  it('refuses unknown commands and bad flags with usage, exit 2', async function () {
+    this.timeout(30_000);
+    const a = run(['launch']);
+    expect(await a.exited).to.equal(2);
+    expect(a.err()).to.contain('inferplane: unknown command "launch"').and.contain('usage: inferplane serve');
+    const b = run(['serve', '--xds-address', 'nowhere']);
+    expect(await b.exited).to.equal(2);
+    expect(b.err()).to.contain('--xds-address must be HOST:PORT, got "nowhere"');
+  });
+});
