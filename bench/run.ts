@@ -23,6 +23,7 @@ const { values } = parseArgs({
     services: { type: 'string', default: '20' },
     endpoints: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '5' },
+    profile: { type: 'string' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -46,6 +47,22 @@ function fleet(round: number): Model {
   const m = readModel({ services });
   if (!m.ok) throw new Error(JSON.stringify(m.error));
   return m.value;
+}
+
+/** CPU-profiles this process (the server) until stop(), writing a .cpuprofile for Chrome DevTools. */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      (await import('node:fs')).writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
 
 function machine(): string {
@@ -97,6 +114,7 @@ async function fanout(): Promise<void> {
   console.log(`  idle memory: RSS +${fmt((rssIdle - rssBefore) / 2 ** 20)} MiB = ${fmt((rssIdle - rssBefore) / STREAMS / 1024)} KiB per stream (heap used ${fmt(heapIdle / 2 ** 20)} MiB)`);
 
   const rows: { p50: number; p99: number; max: number; cpu: number }[] = [];
+  const profiler = values.profile ? await startProfile() : undefined;
   for (let round = 1; round <= ROUNDS; round++) {
     const target = (() => {
       const cpu0 = process.cpuUsage();
@@ -117,6 +135,7 @@ async function fanout(): Promise<void> {
     console.log(`  round ${round}: ${lat.length} streams got the new assignment: p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms, max ${fmt(row.max)} ms; server CPU ${fmt(row.cpu, 3)} s`);
     await new Promise((r) => setTimeout(r, 300));
   }
+  if (profiler) await profiler.stop(values.profile!);
   console.log(`  median of ${ROUNDS} rounds: p50 ${fmt(median(rows.map((r) => r.p50)))} ms, p99 ${fmt(median(rows.map((r) => r.p99)))} ms, max ${fmt(median(rows.map((r) => r.max)))} ms, server CPU ${fmt(median(rows.map((r) => r.cpu)), 3)} s per change`);
   for (const w of workers) w.send({ cmd: 'close' });
   await server.shutdown(2000);

@@ -2,6 +2,8 @@
 export interface Counter {
   inc(labels?: Record<string, string>, by?: number): void;
   get(labels?: Record<string, string>): number;
+  /** An incrementer for fixed labels, for hot paths (the label text is built once). */
+  bind(labels: Record<string, string>): (by?: number) => void;
 }
 
 /** A set of named metrics rendered in the Prometheus text format. Gauges are read at scrape time. */
@@ -32,6 +34,10 @@ export function createMetrics(): Metrics {
           values.set(k, (values.get(k) ?? 0) + by);
         },
         get: (labels = {}) => values.get(labelText(labels)) ?? 0,
+        bind: (labels) => {
+          const k = labelText(labels);
+          return (by = 1) => void values.set(k, (values.get(k) ?? 0) + by);
+        },
       };
     },
     gauge(name, help, read) {

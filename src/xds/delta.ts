@@ -1,8 +1,8 @@
 import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
-import { subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { sharedFrame, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import type { TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
-import { encodeDeltaResponse } from './wire.js';
+import { encodeDeltaResponse, withNonce } from './wire.js';
 
 interface DeltaTypeState extends TypeStateBase {
   /** Version the client holds per name; null once the client was told the name does not exist. */
@@ -28,7 +28,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
   protected newTypeState(): DeltaTypeState {
     return {
       wildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, pendingNonce: undefined,
-      pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(),
+      pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined,
     };
   }
 
@@ -39,7 +39,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
   protected handle(typeUrl: TypeUrl, ts: DeltaTypeState, req: DeltaDiscoveryRequest__Output, first: boolean): void {
     const sub = req.resource_names_subscribe;
     const unsub = req.resource_names_unsubscribe;
-    this.noteDuplicates(typeUrl, [...sub, ...unsub]);
+    if (sub.length + unsub.length > 0) {
+      this.nameSet(typeUrl, [...sub, ...unsub]);
+      ts.synced = undefined;
+    }
     if (first) {
       for (const [name, version] of Object.entries(req.initial_resource_versions)) ts.sent.set(name, version);
       if (sub.length === 0) ts.wildcard = true; // legacy wildcard, as in SotW
@@ -95,17 +98,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
       if (ts.names.has(n)) ts.sent.set(n, null);
       else ts.sent.delete(n);
     }
+    const updates = plan.updates.sort(byName);
+    const removed = plan.removed.sort();
+    const key = `${updates.map((r) => `${r.name}\t${r.version}`).join('\n')}\n-${removed.join('\n')}`;
+    const shared = sharedFrame(snap, key, () =>
+      encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, controlPlane: this.deps.controlPlane, body: updates.map((r) => r.delta), removed }));
     const nonce = this.nextNonce();
     ts.lastNonce = nonce;
     ts.sentVersion = snap.version;
-    const frame = encodeDeltaResponse({
-      systemVersionInfo: snap.version,
-      typeUrl,
-      nonce,
-      controlPlane: this.deps.controlPlane,
-      body: plan.updates.sort(byName).map((r) => r.delta),
-      removed: plan.removed.sort(),
-    });
-    return { frame, changed: plan.updates };
+    return { frame: withNonce(shared, nonce), changed: plan.updates };
   }
 }

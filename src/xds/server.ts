@@ -67,11 +67,15 @@ const SERVICES: readonly Method[] = [
   { service: service!, method: delta!, kind: kind as StreamKind, variant: 'delta' as const },
 ]);
 
+/**
+ * Decodes a request into a protobufjs message. Its absent fields read as proto3 defaults ('' , [], {}, null for
+ * messages) from the prototype, which is all the streams need; skipping toObject keeps ACKs cheap.
+ */
 function requestDecoder(messageName: string): (bytes: Buffer) => unknown {
   const type = messageType(messageName);
   return (bytes) => {
     try {
-      return type.toObject(type.decode(bytes), { longs: String, enums: String, defaults: true, arrays: true, objects: true, oneofs: true });
+      return type.decode(bytes);
     } catch (e) {
       return { malformed: `cannot decode ${messageName}: ${e instanceof Error ? e.message : String(e)}` } satisfies MalformedRequest;
     }

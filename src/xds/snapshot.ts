@@ -22,7 +22,7 @@ export interface EncodedResource {
   readonly source: string;
 }
 
-/** All resources of one type in a snapshot. */
+/** All resources of one type in a snapshot; shared, as the same object, by later snapshots while unchanged. */
 export interface TypeSnapshot {
   /** Hash over the (name, version) pairs: the SotW `version_info` and Delta `system_version_info`. */
   readonly version: string;
@@ -96,8 +96,11 @@ export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapsho
   const types = {} as Record<TypeUrl, TypeSnapshot>;
   for (const [typeUrl, resources] of byType) {
     const sorted = [...resources.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    types[typeUrl] = {
-      version: hash(sorted.flatMap((r) => [r.name, r.version])),
+    const version = hash(sorted.flatMap((r) => [r.name, r.version]));
+    // An unchanged type keeps its object, so streams can tell "nothing new here" by identity.
+    const old = previous?.types[typeUrl];
+    types[typeUrl] = old && old.version === version ? old : {
+      version,
       resources: new Map(sorted.map((r) => [r.name, r])),
       wildcardBody: sorted.filter((r) => r.wildcard).map((r) => r.sotw),
     };

@@ -1,8 +1,8 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
-import { isFullState, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { isFullState, sharedFrame, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
-import { encodeSotwResponse } from './wire.js';
+import { encodeSotwResponse, withNonce } from './wire.js';
 
 interface SotwTypeState extends TypeStateBase {
   /** Legacy wildcard: the first request named nothing, and no request since has named anything. */
@@ -32,7 +32,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   protected newTypeState(): SotwTypeState {
     return {
       wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined,
-      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(),
+      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined,
     };
   }
 
@@ -46,18 +46,23 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       this.deps.log.debug('ignoring request with stale nonce', { node: this.node?.id, type: TYPE_SHORT[typeUrl], nonce: req.response_nonce, latest: ts.lastNonce });
       return;
     }
-    const names = req.resource_names;
-    this.noteDuplicates(typeUrl, names);
-    // An empty first request is a (legacy) wildcard subscription until a request names something; "*" is the
-    // explicit wildcard (xDS protocol, "How the client specifies what resources to return").
-    if (first) ts.legacyWildcard = names.length === 0;
-    else if (names.length > 0) ts.legacyWildcard = false;
+    const names = this.nameSet(typeUrl, req.resource_names);
     const wasWildcard = ts.wildcard;
-    ts.wildcard = ts.legacyWildcard || names.includes('*');
-    const added = names.filter((n) => n !== '*' && !ts.names.has(n));
-    ts.names.clear();
-    for (const n of names) if (n !== '*') ts.names.add(n);
-    if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
+    const added: string[] = [];
+    // An ACK repeating the subscription (the common case) changes nothing.
+    const same = !first && names.size === ts.names.size + (ts.wildcard && !ts.legacyWildcard ? 1 : 0) && (names.size > 0 || ts.legacyWildcard) && [...names].every((n) => (n === '*' ? ts.wildcard : ts.names.has(n)));
+    if (!same) {
+      // An empty first request is a (legacy) wildcard subscription until a request names something; "*" is
+      // the explicit wildcard (xDS protocol, "How the client specifies what resources to return").
+      if (first) ts.legacyWildcard = names.size === 0;
+      else if (names.size > 0) ts.legacyWildcard = false;
+      ts.wildcard = ts.legacyWildcard || names.has('*');
+      for (const n of names) if (n !== '*' && !ts.names.has(n)) added.push(n);
+      ts.names.clear();
+      for (const n of names) if (n !== '*') ts.names.add(n);
+      if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
+      ts.synced = undefined;
+    }
 
     const snap = this.snapshot?.types[typeUrl];
     if (kind === 'nack') {
@@ -69,6 +74,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       return;
     }
     if (kind === 'initial') {
+      ts.synced = undefined;
       if (req.version_info !== '' && snap && req.version_info === snap.version) {
         // A client reconnecting (perhaps from another replica) with the current version: nothing to send.
         ts.sent = subscribed(ts, snap);
@@ -119,14 +125,18 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     for (const r of plan.send) ts.force.delete(r.name);
     for (const n of ts.force) if (!snap.resources.has(n)) ts.force.delete(n);
     ts.mustRespond = false;
-    const shared = full && ts.wildcard && ts.names.size === 0 && !plan.held;
-    const body = shared ? snap.wildcardBody : plan.send.sort(byName).map((r) => r.sotw);
+    const wildcardOnly = full && ts.wildcard && ts.names.size === 0 && !plan.held;
+    const send = plan.send.sort(byName);
+    const versionInfo = plan.held ? `${snap.version}+held` : snap.version;
+    // Held resources are not in the snapshot, so their versions must be part of the key.
+    const key = wildcardOnly ? '*' : `${versionInfo}\n${send.map((r) => `${r.name}\t${r.version}`).join('\n')}`;
+    const shared = sharedFrame(snap, key, () =>
+      encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : send.map((r) => r.sotw) }));
     const nonce = this.nextNonce();
     ts.lastNonce = nonce;
-    ts.sentVersion = plan.held ? `${snap.version}+held` : snap.version;
+    ts.sentVersion = versionInfo;
     if (full) ts.sent = plan.desired;
-    else for (const r of plan.send) ts.sent.set(r.name, r);
-    const frame = encodeSotwResponse({ versionInfo: ts.sentVersion, typeUrl, nonce, controlPlane: this.deps.controlPlane, body });
-    return { frame, changed: plan.changed };
+    else for (const r of send) ts.sent.set(r.name, r);
+    return { frame: withNonce(shared, nonce), changed: plan.changed };
   }
 }

@@ -76,12 +76,36 @@ export interface TypeStateBase {
   sentVersion: string | undefined;
   ackedVersion: string | undefined;
   lastNack: NackRecord | undefined;
+  /**
+   * The type snapshot this client was last brought fully up to date with. Unchanged types keep their object
+   * across snapshots, so a flush skips them by identity; any subscription change clears it.
+   */
+  synced: TypeSnapshot | undefined;
 }
 
 /** Which service a stream arrived on: ADS carries every type, the others one each. */
 export type StreamKind = 'ads' | TypeUrl;
 
 let nextStreamId = 1;
+
+/** Most distinct shared frames kept per type snapshot (one per distinct subscription, typically one). */
+const FRAME_CACHE_ENTRIES = 64;
+const frames = new WeakMap<TypeSnapshot, Map<string, Buffer>>();
+
+/**
+ * Returns the nonce-less response that `key` identifies within `snap`, building it at most once: streams with
+ * the same subscription share one encoding, and only append their nonce. Entries die with their snapshot.
+ */
+export function sharedFrame(snap: TypeSnapshot, key: string, build: () => Buffer): Buffer {
+  let cache = frames.get(snap);
+  if (!cache) frames.set(snap, (cache = new Map()));
+  let frame = cache.get(key);
+  if (!frame) {
+    frame = build();
+    if (cache.size < FRAME_CACHE_ENTRIES) cache.set(key, frame);
+  }
+  return frame;
+}
 
 /**
  * What SotW and Delta streams share: node and type checks, NACK bookkeeping, per-stream flush scheduling with
@@ -102,6 +126,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private scheduled = false;
   private closed = false;
   private nonceSeq = 0;
+  private readonly responded: Partial<Record<TypeUrl, (by?: number) => void>> = {};
 
   constructor(
     readonly kind: StreamKind,
@@ -235,12 +260,16 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     for (const typeUrl of order) {
       const ts = this.types.get(typeUrl);
       if (!ts) continue;
+      const snap = snapshot.types[typeUrl];
+      if (ts.synced === snap && !ts.mustRespond && ts.force.size === 0) continue;
       const holdRemovals = typeUrl === TypeUrl.Cluster && this.kind === 'ads' && !this.routesSettled(snapshot);
-      const out = this.respond(typeUrl, ts, snapshot.types[typeUrl], holdRemovals);
+      const out = this.respond(typeUrl, ts, snap, holdRemovals);
+      // While removals are held the client is not up to date, whatever was sent.
+      if (!holdRemovals) ts.synced = snap;
       if (!out) continue;
       ts.pendingNonce = ts.lastNonce;
       ts.pendingVersion = ts.sentVersion;
-      this.deps.metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant').inc({ type: TYPE_SHORT[typeUrl], variant: this.variant });
+      (this.responded[typeUrl] ??= this.deps.metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant').bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))();
       if (typeUrl === TypeUrl.Cluster) this.forceEndpoints(out.changed);
       if (!this.transport.write(out.frame)) {
         this.writable = false;
@@ -267,7 +296,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private routesSettled(snapshot: Snapshot): boolean {
     for (const t of [TypeUrl.Listener, TypeUrl.Route]) {
       const ts = this.types.get(t);
-      if (ts && (ts.pendingNonce !== undefined || !this.inSync(t, ts, snapshot.types[t]))) return false;
+      if (ts && (ts.pendingNonce !== undefined || (ts.synced !== snapshot.types[t] && !this.inSync(t, ts, snapshot.types[t])))) return false;
     }
     return true;
   }
@@ -298,10 +327,13 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     return t;
   }
 
-  /** Logs, once per stream and type, that a request repeated names. */
-  protected noteDuplicates(typeUrl: TypeUrl, names: readonly string[]): void {
-    if (new Set(names).size === names.length) return;
-    this.deps.log.warn('request names a resource more than once; duplicates ignored', { node: this.node?.id, type: TYPE_SHORT[typeUrl] });
+  /** Returns the names as a set, logging when the request repeated some. */
+  protected nameSet(typeUrl: TypeUrl, names: readonly string[]): Set<string> {
+    const set = new Set(names);
+    if (set.size !== names.length) {
+      this.deps.log.warn('request names a resource more than once; duplicates ignored', { node: this.node?.id, type: TYPE_SHORT[typeUrl] });
+    }
+    return set;
   }
 }
 

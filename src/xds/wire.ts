@@ -64,39 +64,41 @@ export function deltaEntry(name: string, version: string, typeUrl: string, value
   return message([[2, message([[3, name], [1, version], [2, message([[1, typeUrl], [2, value]])]])]]);
 }
 
-/** Per-stream fields of a SotW response; `body` is the concatenation of {@link sotwEntry} outputs. */
+/** The fields of a SotW response that streams share; `body` is the concatenation of {@link sotwEntry} outputs. */
 export interface SotwFrame {
   readonly versionInfo: string;
   readonly typeUrl: string;
-  readonly nonce: string;
   readonly controlPlane: string;
   readonly body: readonly Uint8Array[];
 }
 
-/** Serializes a complete DiscoveryResponse. */
+/** Serializes a DiscoveryResponse without its nonce: complete it per stream with {@link withNonce}. */
 export function encodeSotwResponse(f: SotwFrame): Buffer {
-  const head = message([[1, f.versionInfo], [4, f.typeUrl], [5, f.nonce], [6, message([[1, f.controlPlane]])]]);
+  const head = message([[1, f.versionInfo], [4, f.typeUrl], [6, message([[1, f.controlPlane]])]]);
   return Buffer.concat([head, ...f.body]);
 }
 
-/** Per-stream fields of a Delta response; `body` is the concatenation of {@link deltaEntry} outputs. */
+/** The fields of a Delta response that streams share; `body` is the concatenation of {@link deltaEntry} outputs. */
 export interface DeltaFrame {
   readonly systemVersionInfo: string;
   readonly typeUrl: string;
-  readonly nonce: string;
   readonly controlPlane: string;
   readonly body: readonly Uint8Array[];
   readonly removed: readonly string[];
 }
 
-/** Serializes a complete DeltaDiscoveryResponse. */
+/** Serializes a DeltaDiscoveryResponse without its nonce: complete it per stream with {@link withNonce}. */
 export function encodeDeltaResponse(f: DeltaFrame): Buffer {
   const head = message([
     [1, f.systemVersionInfo],
     [4, f.typeUrl],
-    [5, f.nonce],
     [7, message([[1, f.controlPlane]])],
     ...f.removed.map((r) => [6, r] as const),
   ]);
   return Buffer.concat([head, ...f.body]);
+}
+
+/** Appends the nonce (field 5 in both response messages) to a shared, nonce-less response. */
+export function withNonce(shared: Buffer, nonce: string): Buffer {
+  return Buffer.concat([shared, message([[5, nonce]])]);
 }
