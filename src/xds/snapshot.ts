@@ -109,7 +109,7 @@ export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapsho
 }
 
 /** Names a resource refers to, per referenced type. */
-export function referencesOf(spec: ResourceSpec): { typeUrl: TypeUrl; name: string }[] {
+function referencesOf(spec: ResourceSpec): { typeUrl: TypeUrl; name: string }[] {
   const v = spec.value as Record<string, any>;
   switch (spec.typeUrl) {
     case TypeUrl.Cluster: {

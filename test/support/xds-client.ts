@@ -99,15 +99,6 @@ export class RecordingXdsClient {
     }
   }
 
-  /** Resolves once the server has sent nothing more for `quietMs` after the current count (for "no resend" checks). */
-  async quiet(quietMs = 150): Promise<number> {
-    for (;;) {
-      const n = this.responses.length;
-      await new Promise((r) => setTimeout(r, quietMs));
-      if (this.responses.length === n) return n;
-    }
-  }
-
   /** Half-closes and closes the channel. */
   close(): void {
     this.call.end();
