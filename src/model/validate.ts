@@ -154,9 +154,7 @@ function readService(r: Reader, raw: unknown, p: Path): Service | undefined {
   const portNames = ports.map((x) => x.name);
   const settings = readSettings(r, o['settings'], [...p, 'settings']);
   const endpoints = readEndpoints(r, o['endpoints'], [...p, 'endpoints'], portNames);
-  const routes = o['routes'] === undefined
-    ? [{ prefix: '/', headers: [['x-model', name.slice(name.indexOf('/') + 1)] as const], port: portNames[0]! }]
-    : readRoutes(r, o['routes'], [...p, 'routes'], portNames);
+  const routes = o['routes'] === undefined ? defaultRoutes(name, portNames[0]!) : readRoutes(r, o['routes'], [...p, 'routes'], portNames);
   if (!settings || !endpoints || !routes) return undefined;
   return { name, ports, endpoints, settings, routes };
 }
@@ -262,22 +260,42 @@ function readRoutes(r: Reader, raw: unknown, p: Path, portNames: readonly string
   return r.problems.length > before ? undefined : out;
 }
 
+/**
+ * Validates a raw list of routes (the `routes` of the endpoints file; the `inferplane.io/routes` annotation)
+ * for a service with the given port names.
+ */
+export function validateRoutes(raw: unknown, portNames: readonly string[], at: Path = []): Result<RouteSpec[], Problem[]> {
+  const r = new Reader();
+  const routes = readRoutes(r, raw, at, portNames);
+  return routes && r.problems.length === 0 ? ok(routes) : err(r.problems);
+}
+
+/** The routes a service gets when its source names none: prefix `/` with header `x-model: <short name>`. */
+export function defaultRoutes(serviceName: string, port: string): RouteSpec[] {
+  return [{ prefix: '/', headers: [['x-model', serviceName.slice(serviceName.indexOf('/') + 1)]], port }];
+}
+
 function routeKey(rt: RouteSpec): string {
   return JSON.stringify([rt.prefix, rt.headers]);
 }
 
-function checkRouteConflicts(r: Reader, services: readonly Service[], index: ReadonlyMap<string, number>): void {
+/** Routes that repeat a match an earlier service (in the given order) already routes: service, index, reason. */
+export function routeConflicts(services: readonly Service[]): { service: string; route: number; message: string }[] {
   const owner = new Map<string, string>();
+  const out: { service: string; route: number; message: string }[] = [];
   for (const s of services) {
     s.routes.forEach((rt, j) => {
       const key = routeKey(rt);
       const prev = owner.get(key);
-      if (prev !== undefined) {
-        r.fail(['services', index.get(s.name)!, 'routes', j], `the same match (prefix ${rt.prefix}, headers ${JSON.stringify(Object.fromEntries(rt.headers))}) is already routed to ${prev}`);
-      }
-      owner.set(key, s.name);
+      if (prev !== undefined) out.push({ service: s.name, route: j, message: `the same match (prefix ${rt.prefix}, headers ${JSON.stringify(Object.fromEntries(rt.headers))}) is already routed to ${prev}` });
+      else owner.set(key, s.name);
     });
   }
+  return out;
+}
+
+function checkRouteConflicts(r: Reader, services: readonly Service[], index: ReadonlyMap<string, number>): void {
+  for (const c of routeConflicts(services)) r.fail(['services', index.get(c.service)!, 'routes', c.route], c.message);
 }
 
 const SETTINGS_KEYS = ['timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart'];

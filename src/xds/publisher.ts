@@ -4,15 +4,19 @@ import type { Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
 import { translate } from '../translate/translate.js';
 import { DEFAULT_GROUP, type SnapshotCache } from './cache.js';
-import { buildSnapshot, type Snapshot } from './snapshot.js';
+import { buildSnapshot, patchEndpoints, type Snapshot } from './snapshot.js';
+import { loadAssignment } from '../translate/endpoint.js';
+import type { ResourceSpec } from '../translate/common.js';
 
 /** Turns models into snapshots and sets them on the cache for one group. */
 export interface Publisher {
   /**
    * Translates and publishes a model. On failure (an inconsistent or unencodable result) nothing changes:
-   * the previous snapshot keeps serving and the problems are returned and logged.
+   * the previous snapshot keeps serving and the problems are returned and logged. With `endpointsOnly`, the
+   * caller promises that only the endpoints of those services changed: their ClusterLoadAssignments are
+   * rebuilt and nothing else is translated (CDS, LDS and RDS keep their objects and versions).
    */
-  publish(model: Model): Result<Snapshot, string[]>;
+  publish(model: Model, endpointsOnly?: ReadonlySet<string>): Result<Snapshot, string[]>;
   /** True once a first complete snapshot has been published. */
   ready(): boolean;
 }
@@ -22,18 +26,39 @@ export function createPublisher(options: { cache: SnapshotCache; log: Logger; me
   const group = options.group ?? DEFAULT_GROUP;
   const { cache, log } = options;
   const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result');
+  let lastModel: Model | undefined;
+  // Only when the services and their ports are those of the last published model; otherwise the full path.
+  const fastPath = (previous: Snapshot, model: Model, changed: ReadonlySet<string>): Result<Snapshot, string[]> | undefined => {
+    if (!lastModel || lastModel.services.length !== model.services.length || lastModel.listener !== model.listener) return undefined;
+    const specs: ResourceSpec[] = [];
+    for (const [i, s] of model.services.entries()) {
+      const before = lastModel.services[i]!;
+      if (before.name !== s.name || (before.ports !== s.ports && JSON.stringify(before.ports) !== JSON.stringify(s.ports))) return undefined;
+      if (!changed.has(s.name)) {
+        if (before !== s) return undefined;
+        continue;
+      }
+      if (before.settings !== s.settings || before.routes !== s.routes) return undefined;
+      for (const p of s.ports) specs.push(loadAssignment(s, p.name));
+    }
+    const patched = patchEndpoints(previous, specs);
+    return patched.ok ? patched : undefined;
+  };
   return {
-    publish(model) {
-      const built = buildSnapshot(translate(model), cache.get(group));
+    publish(model, endpointsOnly) {
+      const previous = cache.get(group);
+      const fast = previous && endpointsOnly ? fastPath(previous, model, endpointsOnly) : undefined;
+      if (fast) published.inc({ result: 'fast-path' });
+      const built: Result<Snapshot, string[]> = fast ?? buildSnapshot(translate(model), previous);
       if (!built.ok) {
         published.inc({ result: 'rejected' });
         for (const problem of built.error) log.error('snapshot rejected; keeping the last good one', { group, problem });
         return err(built.error);
       }
-      const previous = cache.get(group)?.version;
       cache.set(group, built.value);
       published.inc({ result: 'published' });
-      if (previous !== built.value.version) {
+      lastModel = model;
+      if (previous?.version !== built.value.version) {
         log.info('snapshot published', { group, version: built.value.version, services: model.services.length, endpoints: model.services.reduce((n, s) => n + s.endpoints.length, 0) });
       }
       return ok(built.value);

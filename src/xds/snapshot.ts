@@ -94,18 +94,45 @@ export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapsho
   problems.push(...checkReferences(specs, byType));
   if (problems.length > 0) return err(problems);
   const types = {} as Record<TypeUrl, TypeSnapshot>;
-  for (const [typeUrl, resources] of byType) {
-    const sorted = [...resources.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const version = hash(sorted.flatMap((r) => [r.name, r.version]));
-    // An unchanged type keeps its object, so streams can tell "nothing new here" by identity.
-    const old = previous?.types[typeUrl];
-    types[typeUrl] = old && old.version === version ? old : {
-      version,
-      resources: new Map(sorted.map((r) => [r.name, r])),
-      wildcardBody: sorted.filter((r) => r.wildcard).map((r) => r.sotw),
-    };
+  for (const [typeUrl, resources] of byType) types[typeUrl] = typeSnapshot(resources, previous?.types[typeUrl]);
+  return ok(assemble(types));
+}
+
+function typeSnapshot(resources: ReadonlyMap<string, EncodedResource>, old: TypeSnapshot | undefined): TypeSnapshot {
+  const sorted = [...resources.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const version = hash(sorted.flatMap((r) => [r.name, r.version]));
+  // An unchanged type keeps its object, so streams can tell "nothing new here" by identity.
+  if (old && old.version === version) return old;
+  return { version, resources: new Map(sorted.map((r) => [r.name, r])), wildcardBody: sorted.filter((r) => r.wildcard).map((r) => r.sotw) };
+}
+
+function assemble(types: Record<TypeUrl, TypeSnapshot>): Snapshot {
+  return { version: hash(Object.values(TypeUrl).map((t) => types[t].version)), types };
+}
+
+/**
+ * The endpoint fast path: a snapshot equal to `previous` except for the given ClusterLoadAssignments, each
+ * replacing one that `previous` already has (so every reference stays consistent without re-checking the
+ * rest). Every other type is reused as is. Fails, changing nothing, if a name is new or a spec is not EDS.
+ */
+export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpec[]): Result<Snapshot, string[]> {
+  const eds = previous.types[TypeUrl.Endpoint];
+  const resources = new Map(eds.resources);
+  const problems: string[] = [];
+  for (const spec of upserts) {
+    const old = eds.resources.get(spec.name);
+    if (spec.typeUrl !== TypeUrl.Endpoint || !old) {
+      problems.push(`${spec.typeUrl} "${spec.name}": the endpoint fast path only replaces existing assignments`);
+      continue;
+    }
+    const source = JSON.stringify([spec.wildcard, spec.value]);
+    if (old.source === source) continue;
+    const r = encodeResource(spec, source);
+    if (r.ok) resources.set(spec.name, r.value);
+    else problems.push(r.error);
   }
-  return ok({ version: hash(Object.values(TypeUrl).map((t) => types[t].version)), types });
+  if (problems.length > 0) return err(problems);
+  return ok(assemble({ ...previous.types, [TypeUrl.Endpoint]: typeSnapshot(resources, eds) }));
 }
 
 /** Names a resource refers to, per referenced type. */

@@ -1,0 +1,189 @@
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+import type { ListenerSpec, Model, Service } from '../../model/model.js';
+import { routeConflicts } from '../../model/validate.js';
+import type { Logger } from '../../observability/log.js';
+import { readAnnotations } from './annotations.js';
+import { mergeSlices, SERVICE_NAME_LABEL, serviceKey, servicePorts } from './endpointslices.js';
+import type { EventRecorder } from './events.js';
+import { createSupervisedInformer, type SupervisedInformer } from './informer.js';
+import { createDebouncer, realTimers, type Timers } from './timers.js';
+
+/** Label selector choosing the Services inferplane serves, unless told otherwise. */
+export const DEFAULT_SERVICE_SELECTOR = 'inferplane.io/serve=true';
+
+/** Options of {@link createKubernetesSource}. */
+export interface KubernetesSourceOptions {
+  readonly kubeConfig: KubeConfig;
+  /** Namespaces to watch; empty means all. */
+  readonly namespaces: readonly string[];
+  /** Label selector on Services (default {@link DEFAULT_SERVICE_SELECTOR}). */
+  readonly serviceSelector?: string;
+  readonly listener: ListenerSpec;
+  readonly log: Logger;
+  readonly events: EventRecorder;
+  /**
+   * Called with each new model, never before every informer has completed its first list. `endpointsOnly`,
+   * when given, names the only services whose endpoints changed (nothing else did): the endpoint fast path.
+   */
+  readonly onModel: (model: Model, endpointsOnly: ReadonlySet<string> | undefined) => void;
+  readonly timers?: Timers;
+  /** Quiet time that ends a burst of events (default 100 ms). */
+  readonly holdOffMs?: number;
+  /** Longest an event waits to be applied, however long the burst (default 1 s). */
+  readonly maxDelayMs?: number;
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+  readonly maxWatchMs?: number;
+}
+
+/** A running Kubernetes source. */
+export interface KubernetesSource {
+  start(): void;
+  stop(): Promise<void>;
+  /** True once every informer has listed once (and so a model may be served). */
+  synced(): boolean;
+}
+
+/**
+ * Watches Services (by label, in the given namespaces) and their EndpointSlices, and turns them into models.
+ * Per-service settings come from `inferplane.io/*` annotations; a service whose annotations are invalid keeps
+ * its last good settings (a new one is not served until they are fixed), and the problem is logged and
+ * recorded as an Event on the Service. Bursts of events are debounced; when only EndpointSlices changed, only
+ * the affected services are rebuilt and the caller is told so.
+ */
+export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSource {
+  const timers = o.timers ?? realTimers;
+  const core = o.kubeConfig.makeApiClient(CoreV1Api);
+  const discovery = o.kubeConfig.makeApiClient(DiscoveryV1Api);
+  const selector = o.serviceSelector ?? DEFAULT_SERVICE_SELECTOR;
+  const scopes = o.namespaces.length === 0 ? [undefined] : [...o.namespaces];
+  const changedEndpoints = new Set<string>();
+  let structural = true;
+  const built = new Map<string, { service: Service; svc: V1Service; slicesKey: string }>();
+  const goodSettings = new Map<string, Pick<Service, 'settings' | 'routes'>>();
+  const reported = new Map<string, string>();
+
+  const debouncer = createDebouncer({ holdOffMs: o.holdOffMs ?? 100, maxDelayMs: o.maxDelayMs ?? 1000, timers, fire: () => rebuild() });
+  const common = { kubeConfig: o.kubeConfig, log: o.log, timers, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs, maxWatchMs: o.maxWatchMs, onSynced: () => debouncer.poke() };
+  const serviceInformers: SupervisedInformer<V1Service>[] = scopes.map((ns) =>
+    createSupervisedInformer<V1Service>({
+      ...common,
+      name: `services${ns ? ` in ${ns}` : ''}`,
+      path: ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services',
+      labelSelector: selector,
+      list: () => (ns ? core.listNamespacedService({ namespace: ns, labelSelector: selector }) : core.listServiceForAllNamespaces({ labelSelector: selector })),
+      onChange: () => {
+        structural = true;
+        debouncer.poke();
+      },
+    }));
+  const sliceInformers: SupervisedInformer<V1EndpointSlice>[] = scopes.map((ns) =>
+    createSupervisedInformer<V1EndpointSlice>({
+      ...common,
+      name: `endpointslices${ns ? ` in ${ns}` : ''}`,
+      path: ns ? `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices',
+      labelSelector: SERVICE_NAME_LABEL,
+      list: () => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: SERVICE_NAME_LABEL }) : discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL })),
+      onChange: (slice) => {
+        const owner = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+        if (owner) changedEndpoints.add(serviceKey(slice.metadata?.namespace ?? '', owner));
+        debouncer.poke();
+      },
+    }));
+  const informers = [...serviceInformers, ...sliceInformers];
+  const synced = () => informers.every((i) => i.synced());
+
+  const report = (svc: V1Service, key: string, reason: string, problems: readonly string[]) => {
+    const text = problems.join('; ');
+    if (reported.get(`${key} ${reason}`) === text) return;
+    reported.set(`${key} ${reason}`, text);
+    if (problems.length === 0) return;
+    for (const problem of problems) o.log.warn(reason === 'InvalidAnnotation' ? 'invalid annotation; keeping the last good settings' : 'endpoint problem', { service: key, reason, problem });
+    void o.events.warn(svc, reason, text);
+  };
+
+  const serviceOf = (svc: V1Service, slices: readonly V1EndpointSlice[]): Service | undefined => {
+    const key = serviceKey(svc.metadata?.namespace ?? '', svc.metadata?.name ?? '');
+    const { ports } = servicePorts(svc);
+    if (ports.length === 0) {
+      report(svc, key, 'NoPorts', ['the Service has no TCP ports; not served']);
+      return undefined;
+    }
+    const read = readAnnotations(svc.metadata?.annotations, key, ports.map((p) => p.name));
+    let good = goodSettings.get(key);
+    if ('problems' in read) {
+      report(svc, key, 'InvalidAnnotation', read.problems.map((p) => `${p.annotation}: ${p.message}`));
+      if (!good) return undefined;
+    } else {
+      report(svc, key, 'InvalidAnnotation', []);
+      const prev = good;
+      good = prev && JSON.stringify(prev) === JSON.stringify(read) ? prev : read;
+      goodSettings.set(key, good);
+    }
+    // Routes that name ports the Service no longer has cannot stand.
+    const routes = good.routes.filter((r) => ports.some((p) => p.name === r.port));
+    const merged = mergeSlices(svc, slices);
+    report(svc, key, 'EndpointProblem', merged.problems);
+    return { name: key, ports, endpoints: merged.endpoints, settings: good.settings, routes };
+  };
+
+  function rebuild(): void {
+    if (!synced()) return; // the first complete list of every informer comes first: no partial truth
+    const slicesBy = new Map<string, V1EndpointSlice[]>();
+    for (const inf of sliceInformers) {
+      for (const slice of inf.list()) {
+        const owner = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+        if (!owner) continue;
+        const key = serviceKey(slice.metadata?.namespace ?? '', owner);
+        let list = slicesBy.get(key);
+        if (!list) slicesBy.set(key, (list = []));
+        list.push(slice);
+      }
+    }
+    const fast = !structural;
+    const changed = new Set(changedEndpoints);
+    changedEndpoints.clear();
+    structural = false;
+    const seen = new Set<string>();
+    for (const inf of serviceInformers) {
+      for (const svc of inf.list()) {
+        const key = serviceKey(svc.metadata?.namespace ?? '', svc.metadata?.name ?? '');
+        seen.add(key);
+        const slices = slicesBy.get(key) ?? [];
+        const slicesKey = slices.map((s) => `${s.metadata?.name}@${s.metadata?.resourceVersion}`).sort().join(',');
+        const prev = built.get(key);
+        if (prev && prev.svc.metadata?.resourceVersion === svc.metadata?.resourceVersion && prev.slicesKey === slicesKey) continue;
+        const service = serviceOf(svc, slices);
+        if (service) built.set(key, { service: prev && JSON.stringify(prev.service) === JSON.stringify(service) ? prev.service : service, svc, slicesKey });
+        else built.delete(key);
+      }
+    }
+    for (const key of [...built.keys()]) if (!seen.has(key)) built.delete(key);
+    for (const key of [...goodSettings.keys()]) if (!seen.has(key)) goodSettings.delete(key);
+    let services = [...built.values()].map((b) => b.service).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const conflicts = routeConflicts(services);
+    if (conflicts.length > 0) {
+      const drop = new Map<string, Set<number>>();
+      for (const c of conflicts) {
+        const b = built.get(c.service)!;
+        report(b.svc, c.service, 'RouteConflict', [`${c.message}; this route is not served`]);
+        let set = drop.get(c.service);
+        if (!set) drop.set(c.service, (set = new Set()));
+        set.add(c.route);
+      }
+      services = services.map((s) => (drop.has(s.name) ? { ...s, routes: s.routes.filter((_, i) => !drop.get(s.name)!.has(i)) } : s));
+    }
+    o.onModel({ listener: o.listener, services }, fast ? changed : undefined);
+  }
+
+  return {
+    start() {
+      for (const i of informers) i.start();
+    },
+    async stop() {
+      debouncer.cancel();
+      await Promise.all(informers.map((i) => i.stop()));
+    },
+    synced,
+  };
+}

@@ -1,0 +1,48 @@
+import { KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+
+/** A KubeConfig pointing at a stand-in API server. */
+export function kubeConfigFor(url: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'stand-in', server: url, skipTLSVerify: true }],
+    users: [{ name: 'test' }],
+    contexts: [{ name: 'stand-in', cluster: 'stand-in', user: 'test' }],
+    currentContext: 'stand-in',
+  });
+  return kc;
+}
+
+/** A Service served by inferplane (labelled), with optional annotations and ports. */
+export function service(ns: string, name: string, o: { annotations?: Record<string, string>; ports?: { name?: string; port: number; appProtocol?: string; protocol?: string }[]; labels?: Record<string, string> } = {}): V1Service & { kind: string; metadata: { name: string } } {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: ns, labels: o.labels ?? { 'inferplane.io/serve': 'true' }, ...(o.annotations && { annotations: o.annotations }) },
+    spec: { ports: o.ports ?? [{ name: 'http', port: 80 }] },
+  };
+}
+
+/** One endpoint of a slice: address and conditions. */
+export interface EndpointSpec {
+  address: string;
+  ready?: boolean;
+  serving?: boolean;
+  terminating?: boolean;
+  zone?: string;
+}
+
+/** An EndpointSlice of `svc`, IPv4 unless told, with one port (named `http`, 8000 unless told). */
+export function slice(ns: string, svc: string, name: string, endpoints: EndpointSpec[], o: { addressType?: string; ports?: { name?: string; port?: number }[] | null } = {}): V1EndpointSlice & { kind: string; metadata: { name: string } } {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': svc } },
+    addressType: o.addressType ?? 'IPv4',
+    ...(o.ports !== null && { ports: o.ports ?? [{ name: 'http', port: 8000 }] }),
+    endpoints: endpoints.map((e) => ({
+      addresses: [e.address],
+      ...(e.zone && { zone: e.zone }),
+      conditions: { ...(e.ready !== undefined && { ready: e.ready }), ...(e.serving !== undefined && { serving: e.serving }), ...(e.terminating !== undefined && { terminating: e.terminating }) },
+    })),
+  };
+}
