@@ -1,9 +1,13 @@
 #!/usr/bin/env node
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from './observability/log.js';
-import { serve } from './serve.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_LISTENER } from './model/model.js';
+import { serve, type Discovery } from './serve.js';
+import { DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
 
 // The package root: src/main.ts runs from ../, the compiled dist/src/main.js from ../../.
@@ -12,9 +16,16 @@ const ROOT = path.resolve(HERE, path.basename(path.dirname(HERE)) === 'dist' ? '
 
 const USAGE = `usage: inferplane serve [options]
 
-Serves Envoy (and proxyless gRPC clients) over xDS from a watched endpoints file.
+Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints file or from Kubernetes.
 
-  --endpoints FILE              endpoints file (default: examples/endpoints.yaml in the package)
+  --discovery file|kubernetes   where services and endpoints come from (default file)
+  --endpoints FILE              with file: the endpoints file (default: examples/endpoints.yaml in the package)
+  --kubeconfig FILE             with kubernetes: a kubeconfig (default: in-cluster, else $KUBECONFIG or ~/.kube/config)
+  --namespaces A,B              with kubernetes: namespaces to watch (default: all)
+  --service-selector SELECTOR   with kubernetes: Services to serve (default ${DEFAULT_SERVICE_SELECTOR})
+  --listener-port N             with kubernetes: the Envoy listener's port (default ${DEFAULT_LISTENER.port})
+  --debounce-ms N               with kubernetes: quiet time that ends a burst of events (default 100)
+  --max-delay-ms N              with kubernetes: longest an event waits to be applied (default 1000)
   --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:18000)
   --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:19000)
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
@@ -47,7 +58,14 @@ async function main(): Promise<void> {
     parsed = parseArgs({
       allowPositionals: true,
       options: {
+        discovery: { type: 'string', default: 'file' },
         endpoints: { type: 'string', default: path.join(ROOT, 'examples/endpoints.yaml') },
+        kubeconfig: { type: 'string' },
+        namespaces: { type: 'string', default: '' },
+        'service-selector': { type: 'string', default: DEFAULT_SERVICE_SELECTOR },
+        'listener-port': { type: 'string', default: String(DEFAULT_LISTENER.port) },
+        'debounce-ms': { type: 'string', default: '100' },
+        'max-delay-ms': { type: 'string', default: '1000' },
         'xds-address': { type: 'string', default: '0.0.0.0:18000' },
         'admin-address': { type: 'string', default: '0.0.0.0:19000' },
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
@@ -71,14 +89,33 @@ async function main(): Promise<void> {
   const log = createLogger(level);
   hostPort(values['xds-address'], '--xds-address');
   const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
+  let discovery: Discovery;
+  if (values.discovery === 'file') discovery = { kind: 'file', path: values.endpoints };
+  else if (values.discovery === 'kubernetes') {
+    const kubeConfig = new KubeConfig();
+    if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+    else kubeConfig.loadFromDefault();
+    const port = positive(values['listener-port'], '--listener-port');
+    if (port > 65535) fail(`--listener-port must be at most 65535, got ${port}`);
+    discovery = {
+      kind: 'kubernetes',
+      kubeConfig,
+      namespaces: values.namespaces.split(',').map((n) => n.trim()).filter(Boolean),
+      serviceSelector: values['service-selector'],
+      listener: { ...DEFAULT_LISTENER, port },
+      holdOffMs: positive(values['debounce-ms'], '--debounce-ms'),
+      maxDelayMs: positive(values['max-delay-ms'], '--max-delay-ms'),
+    };
+  } else fail(`--discovery must be file or kubernetes, got "${values.discovery}"`);
   const running = await serve({
-    endpointsFile: values.endpoints,
+    discovery,
     xdsAddress: values['xds-address'],
     adminHost,
     adminPort,
     limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request') },
     maxMessageBytes: positive(values['max-message-bytes'], '--max-message-bytes'),
     log,
+    instance: os.hostname(),
   });
   const grace = positive(values['shutdown-grace-ms'], '--shutdown-grace-ms');
   let stopping = false;

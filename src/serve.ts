@@ -1,16 +1,34 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ListenerSpec } from './model/model.js';
 import type { Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { startAdminServer, type AdminServer } from './observability/admin.js';
-import { watchEndpointsFile, type FileWatch } from './sources/file/endpoints-file.js';
+import { watchEndpointsFile } from './sources/file/endpoints-file.js';
+import { createEventRecorder } from './sources/kubernetes/events.js';
+import { createKubernetesSource } from './sources/kubernetes/source.js';
 import { createSnapshotCache } from './xds/cache.js';
 import { createPublisher } from './xds/publisher.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
 import type { StreamLimits } from './xds/stream.js';
 
+/** Where the model comes from. */
+export type Discovery =
+  | { readonly kind: 'file'; readonly path: string }
+  | {
+      readonly kind: 'kubernetes';
+      readonly kubeConfig: KubeConfig;
+      /** Empty: all namespaces. */
+      readonly namespaces: readonly string[];
+      readonly serviceSelector: string;
+      /** The Envoy listener (Kubernetes has no place for it). */
+      readonly listener: ListenerSpec;
+      readonly holdOffMs?: number;
+      readonly maxDelayMs?: number;
+    };
+
 /** Settings of `inferplane serve`. */
 export interface ServeOptions {
-  /** Path of the endpoints file (YAML/JSON), watched for changes. */
-  readonly endpointsFile: string;
+  readonly discovery: Discovery;
   /** `host:port` for xDS gRPC. */
   readonly xdsAddress: string;
   readonly adminHost: string;
@@ -18,6 +36,8 @@ export interface ServeOptions {
   readonly limits: StreamLimits;
   readonly maxMessageBytes: number;
   readonly log: Logger;
+  /** Identifies this replica in Events and `control_plane.identifier`. */
+  readonly instance?: string;
 }
 
 /** A running control plane. */
@@ -25,28 +45,52 @@ export interface Running {
   readonly xds: XdsServer;
   readonly xdsPort: number;
   readonly admin: AdminServer;
-  readonly watch: FileWatch;
+  /** True once the source has its full first view and a complete snapshot is served. */
+  ready(): boolean;
   /** Graceful stop: streams are closed with UNAVAILABLE so Envoys move to another replica, then ports close. */
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Wires the endpoints-file source, the snapshot cache, the xDS server and the admin server together. */
+/** Wires a discovery source, the snapshot cache, the xDS server and the admin server together. */
 export async function serve(o: ServeOptions): Promise<Running> {
   const metrics = createMetrics();
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics });
-  const xds = createXdsServer({ cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes });
-  const watch = watchEndpointsFile(o.endpointsFile, { log: o.log, onModel: (m) => void publisher.publish(m) });
+  const xds = createXdsServer({ cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim() });
+  let sourceReady: () => boolean;
+  let stopSource: () => Promise<void>;
+  const d = o.discovery;
+  if (d.kind === 'file') {
+    const watch = watchEndpointsFile(d.path, { log: o.log, onModel: (m) => void publisher.publish(m) });
+    sourceReady = () => true;
+    stopSource = async () => watch.close();
+  } else {
+    const source = createKubernetesSource({
+      kubeConfig: d.kubeConfig,
+      namespaces: d.namespaces,
+      serviceSelector: d.serviceSelector,
+      listener: d.listener,
+      log: o.log,
+      events: createEventRecorder(d.kubeConfig, o.log, o.instance ?? 'inferplane'),
+      onModel: (m, endpointsOnly) => void publisher.publish(m, endpointsOnly),
+      ...(d.holdOffMs !== undefined && { holdOffMs: d.holdOffMs }),
+      ...(d.maxDelayMs !== undefined && { maxDelayMs: d.maxDelayMs }),
+    });
+    source.start();
+    sourceReady = source.synced;
+    stopSource = source.stop;
+  }
+  const ready = () => sourceReady() && publisher.ready();
   const xdsPort = await xds.listen(o.xdsAddress);
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready: publisher.ready });
-  o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, endpointsFile: o.endpointsFile, ready: publisher.ready() });
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready });
+  o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,
     xdsPort,
     admin,
-    watch,
+    ready,
     async stop(graceMs = 5_000) {
-      watch.close();
+      await stopSource();
       await xds.shutdown(graceMs);
       await admin.close();
     },

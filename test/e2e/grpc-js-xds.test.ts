@@ -38,7 +38,7 @@ describe('end to end: @grpc/grpc-js-xds client, inferplane serve, echo backends'
     file = path.join(dir, 'endpoints.yaml');
     backends = await Promise.all(['a', 'b', 'c', 'd'].map(startEchoBackend));
     writeFile(backends.slice(0, 3));
-    running = await serve({ endpointsFile: file, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log });
+    running = await serve({ discovery: { kind: 'file', path: file }, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log });
     const bootstrap = {
       xds_servers: [{ server_uri: `127.0.0.1:${running.xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
       node: { id: 'grpc-e2e', cluster: 'e2e', locality: {} },

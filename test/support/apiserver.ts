@@ -13,8 +13,8 @@ import type { AddressInfo } from 'node:net';
  */
 export interface ApiServerStandIn {
   readonly url: string;
-  /** Creates or replaces an object as a controller would, outside HTTP; returns it with its new version. */
-  apply(obj: KubeObject): KubeObject;
+  /** Creates or replaces an object (with `kind`) as a controller would, outside HTTP; returns it with its new version. */
+  apply(obj: object): KubeObject;
   /** Deletes an object outside HTTP. */
   remove(resource: string, namespace: string, name: string): void;
   get(resource: string, namespace: string, name: string): KubeObject | undefined;
@@ -25,7 +25,7 @@ export interface ApiServerStandIn {
   dropWatches(): void;
   /** Delays every response by `ms` from now on (0 to stop). */
   slow(ms: number): void;
-  /** Forgets event history: any watch resuming from an older version gets 410 Gone. */
+  /** Forgets event history: a watch resuming from a version older than the current one gets 410 Gone. */
   compact(): void;
   /** How 410 is told: an HTTP status (default), or a 200 watch carrying an ERROR event. */
   goneAs(mode: 'http' | 'event'): void;
@@ -286,7 +286,8 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
   return {
     url,
     requests,
-    apply(obj) {
+    apply(o) {
+      const obj = o as KubeObject;
       const out = store(resourceOfKind(obj.kind!), obj);
       if ('conflict' in out) throw new Error(out.conflict);
       return out.stored;
@@ -302,7 +303,7 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
     slow: (ms) => void (delayMs = ms),
     compact() {
       history = [];
-      oldestRetained = rv + 1;
+      oldestRetained = rv;
     },
     goneAs: (mode) => void (gone = mode),
     openWatches: () => watchers.size,

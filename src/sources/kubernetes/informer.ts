@@ -47,6 +47,7 @@ export function createSupervisedInformer<T extends KubernetesObject>(o: Supervis
   let stopped = true;
   let restartTimer: unknown;
   let ageTimer: unknown;
+  let healthyTimer: unknown;
   let restarting = false;
   const informer = makeInformer<T>(o.kubeConfig, o.path, async () => {
     const list = await o.list();
@@ -61,6 +62,7 @@ export function createSupervisedInformer<T extends KubernetesObject>(o: Supervis
   for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, (obj: T) => o.onChange(obj));
   informer.on('error', (e?: unknown) => {
     if (stopped || restarting) return;
+    o.timers.clearTimeout(healthyTimer);
     const delay = backoffDelay(attempt++, o.backoffInitialMs ?? 500, o.backoffMaxMs ?? 30_000);
     o.log.warn('informer failed; keeping the last known objects and restarting', { informer: o.name, error: describe(e), retryInMs: delay });
     o.timers.clearTimeout(restartTimer);
@@ -80,6 +82,9 @@ export function createSupervisedInformer<T extends KubernetesObject>(o: Supervis
   function run(): void {
     if (stopped) return;
     armAge();
+    // A restart that resumes a watch (no list) proves itself by staying up: then the backoff starts over.
+    o.timers.clearTimeout(healthyTimer);
+    healthyTimer = o.timers.setTimeout(() => (attempt = 0), o.backoffMaxMs ?? 30_000);
     informer.start().catch((e: unknown) => o.log.error('informer start failed', { informer: o.name, error: describe(e) }));
   }
   return {
@@ -91,6 +96,7 @@ export function createSupervisedInformer<T extends KubernetesObject>(o: Supervis
       stopped = true;
       o.timers.clearTimeout(restartTimer);
       o.timers.clearTimeout(ageTimer);
+      o.timers.clearTimeout(healthyTimer);
       await informer.stop();
     },
     synced: () => synced,

@@ -120,8 +120,9 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       good = prev && JSON.stringify(prev) === JSON.stringify(read) ? prev : read;
       goodSettings.set(key, good);
     }
-    // Routes that name ports the Service no longer has cannot stand.
-    const routes = good.routes.filter((r) => ports.some((p) => p.name === r.port));
+    // Routes that name ports the Service no longer has cannot stand. (Kept as the same array otherwise: the
+    // publisher's endpoint fast path recognises unchanged settings and routes by identity.)
+    const routes = good.routes.every((r) => ports.some((p) => p.name === r.port)) ? good.routes : good.routes.filter((r) => ports.some((p) => p.name === r.port));
     const merged = mergeSlices(svc, slices);
     report(svc, key, 'EndpointProblem', merged.problems);
     return { name: key, ports, endpoints: merged.endpoints, settings: good.settings, routes };
