@@ -19,7 +19,7 @@ export interface ListenerSpec {
 
 /** A model-serving service: one Envoy cluster per port. */
 export interface Service {
-  /** Unique; lower-case DNS-style, optionally `namespace/name`. Also the proxyless-gRPC target (`xds:///name`). */
+  /** Unique; lower-case DNS-style, optionally `namespace/name`. Proxyless gRPC targets {@link proxylessName}. */
   readonly name: string;
   /** At least one; the first is the default target of routes. */
   readonly ports: readonly ServicePort[];
@@ -162,6 +162,16 @@ export const DEFAULT_OPTIONAL = {
 
 /** Default listener when a source names none. */
 export const DEFAULT_LISTENER: ListenerSpec = { name: 'ingress', address: '0.0.0.0', port: 10000 };
+
+/**
+ * Name of a service's API listener and route table for proxyless gRPC: the target is `xds:///<this>`, and gRPC
+ * sends it as the HTTP/2 :authority, where '/' is not allowed, so `namespace/name` becomes `name.namespace`
+ * (as in cluster DNS).
+ */
+export function proxylessName(service: string): string {
+  const slash = service.indexOf('/');
+  return slash < 0 ? service : `${service.slice(slash + 1)}.${service.slice(0, slash)}`;
+}
 
 /** Envoy cluster (and EDS resource) name of a service port. '/' cannot appear in a port name, so it is unambiguous. */
 export function clusterName(service: string, port: string): string {

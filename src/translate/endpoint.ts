@@ -19,7 +19,7 @@ export function healthOf(e: Endpoint): 'HEALTHY' | 'DRAINING' | null {
  * The assignment of one service port: endpoints grouped by zone (the locality), ready ones HEALTHY, terminating
  * but still serving ones DRAINING (Envoy sends them no new requests while in-flight ones finish), the rest
  * left out. Every locality carries a weight (its endpoint count): Envoy ignores locality weights unless told
- * to use them, while gRPC's xDS client drops a locality without one.
+ * to use them, while gRPC's xDS client drops a locality without one (and NACKs one with no locality at all).
  */
 export function loadAssignment(s: Service, port: string): ResourceSpec {
   const name = clusterName(s.name, port);
@@ -37,7 +37,8 @@ export function loadAssignment(s: Service, port: string): ResourceSpec {
     cluster_name: name,
     endpoints: zones.map((zone) => {
       const lb = byZone.get(zone)!;
-      return { ...(zone && { locality: { zone } }), lb_endpoints: lb, load_balancing_weight: { value: lb.length } };
+      // Always present, even empty: gRPC's xDS client rejects an assignment whose locality is unset.
+      return { locality: zone ? { zone } : {}, lb_endpoints: lb, load_balancing_weight: { value: lb.length } };
     }),
   };
   return { typeUrl: TypeUrl.Endpoint, name, value, wildcard: true };

@@ -1,6 +1,6 @@
 import type { Any } from '../generated/google/protobuf/Any.js';
 import type { Listener } from '../generated/envoy/config/listener/v3/Listener.js';
-import type { ListenerSpec, Service } from '../model/model.js';
+import { proxylessName, type ListenerSpec, type Service } from '../model/model.js';
 import { TypeUrl } from '../xds/resources.js';
 import { ADS_SOURCE, typed, type ResourceSpec } from './common.js';
 
@@ -15,8 +15,8 @@ function connectionManager(statPrefix: string, routeConfigName: string): Any {
 }
 
 /**
- * The Envoy-facing listener (served to wildcard subscribers) and one API listener per service, named after
- * the service, for proxyless gRPC clients dialling `xds:///<service>` (served only when named). Each loads
+ * The Envoy-facing listener (served to wildcard subscribers) and one API listener per service, named
+ * {@link proxylessName}, for proxyless gRPC clients dialling `xds:///<that name>` (served only when named). Each loads
  * its routes over ADS under its own name. Stream-level timeouts live on the routes, so a token stream is
  * never cut while bytes flow.
  */
@@ -29,8 +29,9 @@ export function listeners(spec: ListenerSpec, services: readonly Service[]): Res
     }],
   };
   const api = services.map((s): ResourceSpec => {
-    const value: Listener = { name: s.name, api_listener: { api_listener: connectionManager(s.name, s.name) } };
-    return { typeUrl: TypeUrl.Listener, name: s.name, value, wildcard: false };
+    const name = proxylessName(s.name);
+    const value: Listener = { name, api_listener: { api_listener: connectionManager(name, name) } };
+    return { typeUrl: TypeUrl.Listener, name, value, wildcard: false };
   });
   return [{ typeUrl: TypeUrl.Listener, name: spec.name, value: envoy, wildcard: true }, ...api];
 }

@@ -1,6 +1,6 @@
 import type { Route } from '../generated/envoy/config/route/v3/Route.js';
 import type { RouteConfiguration } from '../generated/envoy/config/route/v3/RouteConfiguration.js';
-import { clusterName, type ListenerSpec, type RouteSpec, type Service, type TrafficSettings } from '../model/model.js';
+import { clusterName, proxylessName, type ListenerSpec, type RouteSpec, type Service, type TrafficSettings } from '../model/model.js';
 import { TypeUrl } from '../xds/resources.js';
 import { duration, typed, type ResourceSpec } from './common.js';
 
@@ -28,8 +28,9 @@ export function routes(spec: ListenerSpec, services: readonly Service[]): Resour
         ...(s.settings.timeoutMs > 0 && { max_stream_duration: { max_stream_duration: duration(s.settings.timeoutMs) } }),
       },
     };
-    const value: RouteConfiguration = { name: s.name, virtual_hosts: [{ name: s.name, domains: ['*'], routes: [route] }] };
-    return { typeUrl: TypeUrl.Route, name: s.name, value, wildcard: true };
+    const name = proxylessName(s.name);
+    const value: RouteConfiguration = { name, virtual_hosts: [{ name, domains: ['*'], routes: [route] }] };
+    return { typeUrl: TypeUrl.Route, name, value, wildcard: true };
   });
   return [{ typeUrl: TypeUrl.Route, name: spec.name, value: envoy, wildcard: true }, ...api];
 }

@@ -70,7 +70,7 @@ describe('endpoints', () => {
     expect(cla!.value).to.deep.equal({
       cluster_name: 'a/http',
       endpoints: [
-        { lb_endpoints: [host('10.0.0.4')], load_balancing_weight: { value: 1 } },
+        { locality: {}, lb_endpoints: [host('10.0.0.4')], load_balancing_weight: { value: 1 } },
         { locality: { zone: 'a' }, lb_endpoints: [host('10.0.0.1'), host('10.0.0.2')], load_balancing_weight: { value: 2 } },
         { locality: { zone: 'b' }, lb_endpoints: [host('10.0.0.3')], load_balancing_weight: { value: 1 } },
       ],
@@ -167,8 +167,8 @@ describe('translate', () => {
     expect(all.map((r) => `${r.typeUrl.split('.').pop()}:${r.name}`)).to.deep.equal([
       'Cluster:llama-8b/http', 'Cluster:team/llama-70b/grpc', 'Cluster:team/llama-70b/http',
       'ClusterLoadAssignment:llama-8b/http', 'ClusterLoadAssignment:team/llama-70b/grpc', 'ClusterLoadAssignment:team/llama-70b/http',
-      'Listener:ingress', 'Listener:llama-8b', 'Listener:team/llama-70b',
-      'RouteConfiguration:ingress', 'RouteConfiguration:llama-8b', 'RouteConfiguration:team/llama-70b',
+      'Listener:ingress', 'Listener:llama-8b', 'Listener:llama-70b.team',
+      'RouteConfiguration:ingress', 'RouteConfiguration:llama-8b', 'RouteConfiguration:llama-70b.team',
     ]);
     for (const r of all) {
       const bytes = encodeStrict(messageName(r.typeUrl), r.value);

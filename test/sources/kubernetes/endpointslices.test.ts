@@ -13,19 +13,19 @@ const host = (address: string, health = 'HEALTHY', port = 8000) => ({ endpoint: 
 describe('mergeSlices → ClusterLoadAssignment', () => {
   const cases: [string, ReturnType<typeof slice>[], object, string[]][] = [
     ['one ready endpoint', [slice('ml', 'llama', 's1', [{ address: '10.0.0.1' }])],
-      { cluster_name: 'ml/llama/http', endpoints: [{ lb_endpoints: [host('10.0.0.1')], load_balancing_weight: { value: 1 } }] }, []],
+      { cluster_name: 'ml/llama/http', endpoints: [{ locality: {}, lb_endpoints: [host('10.0.0.1')], load_balancing_weight: { value: 1 } }] }, []],
     ['missing conditions mean ready', [slice('ml', 'llama', 's1', [{ address: '10.0.0.1' }])],
-      { cluster_name: 'ml/llama/http', endpoints: [{ lb_endpoints: [host('10.0.0.1')], load_balancing_weight: { value: 1 } }] }, []],
+      { cluster_name: 'ml/llama/http', endpoints: [{ locality: {}, lb_endpoints: [host('10.0.0.1')], load_balancing_weight: { value: 1 } }] }, []],
     ['terminating but serving drains; terminating and not serving is gone; not ready is left out',
       [slice('ml', 'llama', 's1', [{ address: '10.0.0.1', ready: false, serving: true, terminating: true }, { address: '10.0.0.2', ready: false, serving: false, terminating: true }, { address: '10.0.0.3', ready: false }])],
-      { cluster_name: 'ml/llama/http', endpoints: [{ lb_endpoints: [host('10.0.0.1', 'DRAINING')], load_balancing_weight: { value: 1 } }] }, []],
+      { cluster_name: 'ml/llama/http', endpoints: [{ locality: {}, lb_endpoints: [host('10.0.0.1', 'DRAINING')], load_balancing_weight: { value: 1 } }] }, []],
     ['an address in two slices appears once, the ready copy winning',
       [slice('ml', 'llama', 'a', [{ address: '10.0.0.1', ready: false }]), slice('ml', 'llama', 'b', [{ address: '10.0.0.1', ready: true }, { address: '10.0.0.2' }])],
-      { cluster_name: 'ml/llama/http', endpoints: [{ lb_endpoints: [host('10.0.0.1'), host('10.0.0.2')], load_balancing_weight: { value: 2 } }] }, []],
+      { cluster_name: 'ml/llama/http', endpoints: [{ locality: {}, lb_endpoints: [host('10.0.0.1'), host('10.0.0.2')], load_balancing_weight: { value: 2 } }] }, []],
     ['zones become localities', [slice('ml', 'llama', 's1', [{ address: '10.0.0.2', zone: 'b' }, { address: '10.0.0.1', zone: 'a' }])],
       { cluster_name: 'ml/llama/http', endpoints: [{ locality: { zone: 'a' }, lb_endpoints: [host('10.0.0.1')], load_balancing_weight: { value: 1 } }, { locality: { zone: 'b' }, lb_endpoints: [host('10.0.0.2')], load_balancing_weight: { value: 1 } }] }, []],
     ['IPv6 slices', [slice('ml', 'llama', 's6', [{ address: 'fd00::1' }], { addressType: 'IPv6' })],
-      { cluster_name: 'ml/llama/http', endpoints: [{ lb_endpoints: [host('fd00::1')], load_balancing_weight: { value: 1 } }] }, []],
+      { cluster_name: 'ml/llama/http', endpoints: [{ locality: {}, lb_endpoints: [host('fd00::1')], load_balancing_weight: { value: 1 } }] }, []],
     ['FQDN slices are rejected', [slice('ml', 'llama', 'f', [{ address: 'pod.example.com' }], { addressType: 'FQDN' })],
       { cluster_name: 'ml/llama/http', endpoints: [] }, ['EndpointSlice ml/f: addressType FQDN is not supported (only IPv4 and IPv6); skipped']],
     ['a slice with no ports', [slice('ml', 'llama', 'np', [{ address: '10.0.0.1' }], { ports: null })],
@@ -33,7 +33,7 @@ describe('mergeSlices → ClusterLoadAssignment', () => {
     ['an unknown port name', [slice('ml', 'llama', 'up', [{ address: '10.0.0.1' }], { ports: [{ name: 'metrics', port: 9090 }] })],
       { cluster_name: 'ml/llama/http', endpoints: [] }, ['EndpointSlice ml/up: port name "metrics" matches no port of the Service; ignored']],
     ['an invalid address', [slice('ml', 'llama', 'bad', [{ address: '10.0.0.300' }, { address: '10.0.0.4' }])],
-      { cluster_name: 'ml/llama/http', endpoints: [{ lb_endpoints: [host('10.0.0.4')], load_balancing_weight: { value: 1 } }] }, ['EndpointSlice ml/bad: "10.0.0.300" is not a valid IPv4 address; skipped']],
+      { cluster_name: 'ml/llama/http', endpoints: [{ locality: {}, lb_endpoints: [host('10.0.0.4')], load_balancing_weight: { value: 1 } }] }, ['EndpointSlice ml/bad: "10.0.0.300" is not a valid IPv4 address; skipped']],
     ['no slices at all', [], { cluster_name: 'ml/llama/http', endpoints: [] }, []],
   ];
   for (const [what, slices, expected, problems] of cases) {
