@@ -1,13 +1,19 @@
 /**
- * One worker process of the fan-out benchmark: opens `count` ADS SotW streams, each on its own connection,
- * subscribes like an Envoy (CDS wildcard, EDS by name), ACKs every response, and reports when each stream
- * receives the EDS version the coordinator is waiting for (wall-clock ms, comparable across processes).
+ * One worker process of the fan-out and churn benchmarks: opens `count` ADS SotW streams, each on its own
+ * connection, subscribes like an Envoy (CDS wildcard, EDS by name), ACKs every response, and reports when each
+ * stream receives the EDS version the coordinator waits for, or every EDS version received while recording
+ * (wall-clock ms, comparable across processes).
  */
 import * as grpc from '@grpc/grpc-js';
 import { messageType } from '../src/xds/protos.js';
 import { TypeUrl } from '../src/xds/resources.js';
 
-type Msg = { cmd: 'open'; address: string; count: number; base: number; edsNames: string[] } | { cmd: 'await'; version: string } | { cmd: 'close' };
+type Msg =
+  | { cmd: 'open'; address: string; count: number; base: number; edsNames: string[] }
+  | { cmd: 'await'; version: string }
+  | { cmd: 'record' }
+  | { cmd: 'report' }
+  | { cmd: 'close' };
 
 const Request = messageType('envoy.service.discovery.v3.DiscoveryRequest');
 const now = () => performance.timeOrigin + performance.now();
@@ -63,8 +69,10 @@ const AdsClient = grpc.makeGenericClientConstructor(ADS, 'Ads');
 
 interface S {
   edsVersion: string;
-  onEds?: (v: string) => void;
+  /** With recording on: every EDS version received, with its wall-clock time. */
+  log: [string, number][];
 }
+let recording = false;
 
 const streams: S[] = [];
 const clients: grpc.Client[] = [];
@@ -76,13 +84,14 @@ function open(address: string, index: number, edsNames: string[]): Promise<void>
     const client = new AdsClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'inferplane.bench.id': index });
     clients.push(client);
     const call = (client as any).Stream();
-    const s: S = { edsVersion: '' };
+    const s: S = { edsVersion: '', log: [] };
     streams.push(s);
     let ready = false;
     call.on('data', (r: Envelope) => {
       call.write({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: r.type_url === TypeUrl.Endpoint ? edsNames : [] });
       if (r.type_url !== TypeUrl.Endpoint) return;
       s.edsVersion = r.version_info;
+      if (recording) s.log.push([r.version_info, now()]);
       if (!ready) {
         ready = true;
         resolve();
@@ -108,6 +117,12 @@ process.on('message', async (m: Msg) => {
     const already = streams.filter((s) => s.edsVersion === m.version).length;
     waiting = { version: m.version, times: Array(already).fill(0), left: streams.length - already };
     if (waiting.left === 0) process.send!({ cmd: 'times', times: waiting.times });
+  } else if (m.cmd === 'record') {
+    recording = true;
+    process.send!({ cmd: 'recording' });
+  } else if (m.cmd === 'report') {
+    recording = false;
+    process.send!({ cmd: 'report', logs: streams.map((s) => s.log) });
   } else {
     for (const c of clients) c.close();
     process.exit(0);

@@ -1,12 +1,11 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
- * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run. Compare ratios within one
- * run: the machine is small and shared.
+ * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only fanout|churn` runs
+ * one. Compare ratios within one run: the machine is small and shared.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { churn } from './churn.js';
+import { fmt, machine, median, now, openStreams, pct, waitFor } from './common.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { createSnapshotCache } from '../src/xds/cache.js';
@@ -24,6 +23,12 @@ const { values } = parseArgs({
     endpoints: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '5' },
     profile: { type: 'string' },
+    only: { type: 'string' },
+    'churn-services': { type: 'string', default: '1000' },
+    'churn-endpoints': { type: 'string', default: '20' },
+    'churn-streams': { type: 'string', default: '1000' },
+    'churn-percent': { type: 'string', default: '1' },
+    'churn-seconds': { type: 'string', default: '10' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -31,14 +36,6 @@ const WORKERS = Number(values.workers);
 const SERVICES = Number(values.services);
 const ENDPOINTS = Number(values.endpoints);
 const ROUNDS = Number(values.rounds);
-const now = () => performance.timeOrigin + performance.now();
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number, d = 1) => n.toFixed(d);
-
 function fleet(round: number): Model {
   const services = Array.from({ length: SERVICES }, (_, s) => ({
     name: `model-${s}`,
@@ -65,23 +62,6 @@ async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
   };
 }
 
-function machine(): string {
-  const cpus = os.cpus();
-  return `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
-}
-
-function waitFor<T>(child: ChildProcess, cmd: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const on = (m: any) => {
-      if (m.cmd === cmd) {
-        child.off('message', on);
-        resolve(m as T);
-      } else if (m.cmd === 'error') reject(new Error(m.error));
-    };
-    child.on('message', on);
-  });
-}
-
 async function fanout(): Promise<void> {
   const log = createLogger('error');
   const metrics = createMetrics();
@@ -92,18 +72,10 @@ async function fanout(): Promise<void> {
   const port = await server.listen('127.0.0.1:0');
   const edsNames = Array.from({ length: SERVICES }, (_, s) => `model-${s}/http`);
 
-  const workers = Array.from({ length: WORKERS }, () =>
-    fork(path.join(import.meta.dirname, 'fanout-worker.ts'), { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
-  );
   global.gc?.();
   const rssBefore = process.memoryUsage().rss;
   const openStart = now();
-  const per = Math.ceil(STREAMS / WORKERS);
-  await Promise.all(workers.map((w, i) => {
-    const count = Math.max(0, Math.min(per, STREAMS - i * per));
-    w.send({ cmd: 'open', address: `127.0.0.1:${port}`, count, base: i * per, edsNames });
-    return waitFor(w, 'opened');
-  }));
+  const workers = await openStreams(`127.0.0.1:${port}`, STREAMS, WORKERS, edsNames);
   const openSec = (now() - openStart) / 1000;
   // Let ACKs settle, then measure idle memory.
   await new Promise((r) => setTimeout(r, 1000));
@@ -142,5 +114,15 @@ async function fanout(): Promise<void> {
 }
 
 console.log(`inferplane benchmarks on ${machine()}`);
-await fanout();
+if (!values.only || values.only === 'fanout') await fanout();
+if (!values.only || values.only === 'churn') {
+  await churn({
+    services: Number(values['churn-services']),
+    endpoints: Number(values['churn-endpoints']),
+    streams: Number(values['churn-streams']),
+    workers: WORKERS,
+    percentPerSecond: Number(values['churn-percent']),
+    seconds: Number(values['churn-seconds']),
+  });
+}
 process.exit(0);

@@ -7,7 +7,7 @@ import { createLogger, type LogLevel } from './observability/log.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_LISTENER } from './model/model.js';
 import { serve, type Discovery } from './serve.js';
-import { DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
+import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
 
 // The package root: src/main.ts runs from ../, the compiled dist/src/main.js from ../../.
@@ -24,8 +24,8 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --namespaces A,B              with kubernetes: namespaces to watch (default: all)
   --service-selector SELECTOR   with kubernetes: Services to serve (default ${DEFAULT_SERVICE_SELECTOR})
   --listener-port N             with kubernetes: the Envoy listener's port (default ${DEFAULT_LISTENER.port})
-  --debounce-ms N               with kubernetes: quiet time that ends a burst of events (default 100)
-  --max-delay-ms N              with kubernetes: longest an event waits to be applied (default 1000)
+  --debounce-ms N               with kubernetes: quiet time that ends a burst of events (default ${DEFAULT_DEBOUNCE.holdOffMs})
+  --max-delay-ms N              with kubernetes: longest an event waits to be applied (default ${DEFAULT_DEBOUNCE.maxDelayMs})
   --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:18000)
   --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:19000)
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
@@ -64,8 +64,8 @@ async function main(): Promise<void> {
         namespaces: { type: 'string', default: '' },
         'service-selector': { type: 'string', default: DEFAULT_SERVICE_SELECTOR },
         'listener-port': { type: 'string', default: String(DEFAULT_LISTENER.port) },
-        'debounce-ms': { type: 'string', default: '100' },
-        'max-delay-ms': { type: 'string', default: '1000' },
+        'debounce-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.holdOffMs) },
+        'max-delay-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.maxDelayMs) },
         'xds-address': { type: 'string', default: '0.0.0.0:18000' },
         'admin-address': { type: 'string', default: '0.0.0.0:19000' },
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },

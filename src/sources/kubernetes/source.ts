@@ -11,6 +11,9 @@ import { createDebouncer, realTimers, type Timers } from './timers.js';
 /** Label selector choosing the Services inferplane serves, unless told otherwise. */
 export const DEFAULT_SERVICE_SELECTOR = 'inferplane.io/serve=true';
 
+/** Default quiet time that ends a burst of events, and the longest any event waits under steady churn. */
+export const DEFAULT_DEBOUNCE = { holdOffMs: 50, maxDelayMs: 250 } as const;
+
 /** Options of {@link createKubernetesSource}. */
 export interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
@@ -27,9 +30,9 @@ export interface KubernetesSourceOptions {
    */
   readonly onModel: (model: Model, endpointsOnly: ReadonlySet<string> | undefined) => void;
   readonly timers?: Timers;
-  /** Quiet time that ends a burst of events (default 100 ms). */
+  /** Quiet time that ends a burst of events (default {@link DEFAULT_DEBOUNCE}). */
   readonly holdOffMs?: number;
-  /** Longest an event waits to be applied, however long the burst (default 1 s). */
+  /** Longest an event waits to be applied, however long the burst (default {@link DEFAULT_DEBOUNCE}). */
   readonly maxDelayMs?: number;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
@@ -63,7 +66,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
   const goodSettings = new Map<string, Pick<Service, 'settings' | 'routes'>>();
   const reported = new Map<string, string>();
 
-  const debouncer = createDebouncer({ holdOffMs: o.holdOffMs ?? 100, maxDelayMs: o.maxDelayMs ?? 1000, timers, fire: () => rebuild() });
+  const debouncer = createDebouncer({ holdOffMs: o.holdOffMs ?? DEFAULT_DEBOUNCE.holdOffMs, maxDelayMs: o.maxDelayMs ?? DEFAULT_DEBOUNCE.maxDelayMs, timers, fire: () => rebuild() });
   const common = { kubeConfig: o.kubeConfig, log: o.log, timers, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs, maxWatchMs: o.maxWatchMs, onSynced: () => debouncer.poke() };
   const serviceInformers: SupervisedInformer<V1Service>[] = scopes.map((ns) =>
     createSupervisedInformer<V1Service>({

@@ -1,0 +1,49 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes on one machine. */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+/** The p-th percentile of an ascending array (nearest rank). */
+export function pct(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+export const fmt = (n: number, d = 1): string => n.toFixed(d);
+
+/** One line describing the machine. */
+export function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+}
+
+/** Waits for an IPC message with `cmd` from a child; rejects on {cmd:'error'}. */
+export function waitFor<T>(child: ChildProcess, cmd: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const on = (m: any) => {
+      if (m.cmd === cmd) {
+        child.off('message', on);
+        resolve(m as T);
+      } else if (m.cmd === 'error') reject(new Error(m.error));
+    };
+    child.on('message', on);
+  });
+}
+
+/** Forks a TypeScript module of bench/ with IPC. */
+export function forkTs(file: string): ChildProcess {
+  return fork(path.join(import.meta.dirname, file), { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** Starts `workers` stream workers and opens `streams` streams across them, each subscribing EDS to `edsNames`. */
+export async function openStreams(address: string, streams: number, workers: number, edsNames: string[]): Promise<ChildProcess[]> {
+  const children = Array.from({ length: workers }, () => forkTs('fanout-worker.ts'));
+  const per = Math.ceil(streams / workers);
+  await Promise.all(children.map((w, i) => {
+    w.send({ cmd: 'open', address, count: Math.max(0, Math.min(per, streams - i * per)), base: i * per, edsNames });
+    return waitFor(w, 'opened');
+  }));
+  return children;
+}
