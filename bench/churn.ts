@@ -15,7 +15,7 @@ import { createPublisher } from '../src/xds/publisher.js';
 import { TypeUrl } from '../src/xds/resources.js';
 import { createXdsServer } from '../src/xds/server.js';
 import { kubeConfigFor, service, slice, type EndpointSpec } from '../test/support/kube.js';
-import { fmt, forkTs, now, openStreams, pct, waitFor } from './common.js';
+import { fmt, forkTs, now, openStreams, pct, startProfile, waitFor } from './common.js';
 
 /** Sizes of a churn run. */
 export interface ChurnOptions {
@@ -25,6 +25,8 @@ export interface ChurnOptions {
   workers: number;
   percentPerSecond: number;
   seconds: number;
+  /** Write a CPU profile of inferplane's process during the churn to this file. */
+  profile?: string | undefined;
 }
 
 const address = (s: number, e: number) => `10.${s >> 8}.${s & 255}.${e + 1}`;
@@ -92,6 +94,7 @@ export async function churn(o: ChurnOptions): Promise<void> {
   const order = Array.from({ length: total }, (_, i) => (i * 7919) % total);
   const tickMs = 50;
   const perTick = perSecond / (1000 / tickMs);
+  const profiler = o.profile ? await startProfile() : undefined;
   const cpu0 = process.cpuUsage();
   const start = now();
   let sent = 0;
@@ -115,9 +118,14 @@ export async function churn(o: ChurnOptions): Promise<void> {
   }
   while (pending.size > 0) await new Promise((r) => setTimeout(r, 20));
   const lastIndex = published.length - 1;
-  // Wait until every stream has the last snapshot.
-  await new Promise((r) => setTimeout(r, 2000));
+  // Every stream must end holding the last snapshot.
+  await Promise.all(workers.map((w) => {
+    const p = waitFor(w, 'times');
+    w.send({ cmd: 'await', version: published[lastIndex]!.version });
+    return p;
+  }));
   const cpu = process.cpuUsage(cpu0);
+  if (profiler) await profiler.stop(o.profile!);
   const reports = await Promise.all(workers.map((w) => {
     const p = waitFor<{ logs: [string, number][][] }>(w, 'report');
     w.send({ cmd: 'report' });

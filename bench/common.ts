@@ -47,3 +47,20 @@ export async function openStreams(address: string, streams: number, workers: num
   }));
   return children;
 }
+
+/** CPU-profiles this process (the server) until stop(), writing a .cpuprofile for Chrome DevTools. */
+export async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      (await import('node:fs')).writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+

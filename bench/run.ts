@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { churn } from './churn.js';
-import { fmt, machine, median, now, openStreams, pct, waitFor } from './common.js';
+import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } from './common.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { createSnapshotCache } from '../src/xds/cache.js';
@@ -44,22 +44,6 @@ function fleet(round: number): Model {
   const m = readModel({ services });
   if (!m.ok) throw new Error(JSON.stringify(m.error));
   return m.value;
-}
-
-/** CPU-profiles this process (the server) until stop(), writing a .cpuprofile for Chrome DevTools. */
-async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
-  const { Session } = await import('node:inspector/promises');
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  return {
-    async stop(file) {
-      const { profile } = await session.post('Profiler.stop');
-      (await import('node:fs')).writeFileSync(file, JSON.stringify(profile));
-      session.disconnect();
-    },
-  };
 }
 
 async function fanout(): Promise<void> {
@@ -123,6 +107,7 @@ if (!values.only || values.only === 'churn') {
     workers: WORKERS,
     percentPerSecond: Number(values['churn-percent']),
     seconds: Number(values['churn-seconds']),
+    profile: values.profile,
   });
 }
 process.exit(0);

@@ -1,5 +1,5 @@
 import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
-import { sharedFrame, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import type { TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
 import { encodeDeltaResponse, withNonce } from './wire.js';
@@ -71,6 +71,18 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
   }
 
   private plan(ts: DeltaTypeState, snap: TypeSnapshot, holdRemovals: boolean): Plan | undefined {
+    // In sync with the previous snapshot: only the shared delta can matter.
+    if (!ts.mustRespond && ts.synced) {
+      const d = snapshotDelta(ts.synced, snap);
+      const updates: EncodedResource[] = [];
+      for (const r of d.changed) if (covers(ts, r) && ts.sent.get(r.name) !== r.version) updates.push(r);
+      for (const n of ts.force) {
+        const r = snap.resources.get(n);
+        if (r && covers(ts, r) && !updates.includes(r)) updates.push(r);
+      }
+      const removed = holdRemovals ? [] : d.removed.filter((n) => typeof ts.sent.get(n) === 'string');
+      return updates.length === 0 && removed.length === 0 ? undefined : { updates, removed };
+    }
     const updates: EncodedResource[] = [];
     for (const r of subscribed(ts, snap).values()) {
       if (ts.force.has(r.name) || ts.sent.get(r.name) !== r.version) updates.push(r);

@@ -4,6 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { SnapshotCache } from './cache.js';
 import { DeltaStream } from './delta.js';
 import { messageType } from './protos.js';
+import { decodeDiscoveryRequest } from './request.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
 import { DEFAULT_LIMITS, type MalformedRequest, type NackRecord, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
@@ -119,7 +120,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     },
   };
 
-  const decodeSotw = requestDecoder('envoy.service.discovery.v3.DiscoveryRequest');
+  const decodeSotw = decodeDiscoveryRequest;
   const decodeDelta = requestDecoder('envoy.service.discovery.v3.DeltaDiscoveryRequest');
   const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
   for (const m of SERVICES) {

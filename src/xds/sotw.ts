@@ -1,10 +1,13 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
-import { isFullState, sharedFrame, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import type { SotwRequest } from './request.js';
+import { covers, isFullState, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
 import { encodeSotwResponse, withNonce } from './wire.js';
 
 interface SotwTypeState extends TypeStateBase {
+  /** Raw bytes of the names of the last request that changed the subscription (see SotwRequest.names_key). */
+  namesKey: Buffer | undefined;
   /** Legacy wildcard: the first request named nothing, and no request since has named anything. */
   legacyWildcard: boolean;
   /** What the client holds, as far as this stream knows: the resources last sent (or claimed on reconnect). */
@@ -32,7 +35,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   protected newTypeState(): SotwTypeState {
     return {
       wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined,
-      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined,
+      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, namesKey: undefined,
     };
   }
 
@@ -46,11 +49,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       this.deps.log.debug('ignoring request with stale nonce', { node: this.node?.id, type: TYPE_SHORT[typeUrl], nonce: req.response_nonce, latest: ts.lastNonce });
       return;
     }
-    const names = this.nameSet(typeUrl, req.resource_names);
     const wasWildcard = ts.wildcard;
     const added: string[] = [];
-    // An ACK repeating the subscription (the common case) changes nothing.
-    const same = !first && names.size === ts.names.size + (ts.wildcard && !ts.legacyWildcard ? 1 : 0) && (names.size > 0 || ts.legacyWildcard) && [...names].every((n) => (n === '*' ? ts.wildcard : ts.names.has(n)));
+    // An ACK repeating the subscription (the common case) changes nothing: recognised by its bytes alone.
+    const key = (req as Partial<SotwRequest>).names_key;
+    const sameBytes = !first && key !== undefined && ts.namesKey !== undefined && key.equals(ts.namesKey);
+    const names = sameBytes ? ts.names : this.nameSet(typeUrl, req.resource_names);
+    const same = sameBytes || (!first && names.size === ts.names.size + (ts.wildcard && !ts.legacyWildcard ? 1 : 0) && (names.size > 0 || ts.legacyWildcard) && [...names].every((n) => (n === '*' ? ts.wildcard : ts.names.has(n))));
     if (!same) {
       // An empty first request is a (legacy) wildcard subscription until a request names something; "*" is
       // the explicit wildcard (xDS protocol, "How the client specifies what resources to return").
@@ -63,6 +68,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
       ts.synced = undefined;
     }
+    if (!sameBytes) ts.namesKey = key && Buffer.from(key);
 
     const snap = this.snapshot?.types[typeUrl];
     if (kind === 'nack') {
@@ -92,6 +98,16 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   }
 
   private plan(typeUrl: TypeUrl, ts: SotwTypeState, snap: TypeSnapshot, holdRemovals: boolean): Plan | undefined {
+    // EDS and RDS send only what changed: a client in sync with the previous snapshot needs only the shared delta.
+    if (!isFullState(typeUrl) && !ts.mustRespond && ts.synced) {
+      const send: EncodedResource[] = [];
+      for (const r of snapshotDelta(ts.synced, snap).changed) if (covers(ts, r) && ts.sent.get(r.name)?.version !== r.version) send.push(r);
+      for (const n of ts.force) {
+        const r = snap.resources.get(n);
+        if (r && covers(ts, r) && !send.includes(r)) send.push(r);
+      }
+      return send.length === 0 ? undefined : { send, changed: send, desired: new Map(), held: false };
+    }
     const desired = subscribed(ts, snap);
     let held = false;
     if (holdRemovals) {

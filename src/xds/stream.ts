@@ -357,3 +357,35 @@ export function subscribed(ts: TypeStateBase, snap: TypeSnapshot): Map<string, E
 export function byName(a: EncodedResource, b: EncodedResource): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
+
+/** What changed from one type snapshot to the next: computed once, shared by every stream. */
+export interface SnapshotDelta {
+  /** Resources new or changed in `to`. */
+  readonly changed: readonly EncodedResource[];
+  /** Names in `from` that `to` no longer has. */
+  readonly removed: readonly string[];
+}
+
+const deltas = new WeakMap<TypeSnapshot, { from: TypeSnapshot; delta: SnapshotDelta }>();
+
+/**
+ * The difference between two type snapshots. Streams that were in sync with `from` answer a change by looking
+ * only at what changed, instead of walking their whole subscription: with 1,000 subscribed assignments and
+ * 1,000 streams that is the difference between a thousand and a million map look-ups per change.
+ */
+export function snapshotDelta(from: TypeSnapshot, to: TypeSnapshot): SnapshotDelta {
+  const memo = deltas.get(to);
+  if (memo?.from === from) return memo.delta;
+  const changed: EncodedResource[] = [];
+  for (const [name, r] of to.resources) if (from.resources.get(name) !== r) changed.push(r);
+  const removed: string[] = [];
+  for (const name of from.resources.keys()) if (!to.resources.has(name)) removed.push(name);
+  const delta = { changed, removed };
+  deltas.set(to, { from, delta });
+  return delta;
+}
+
+/** Whether a subscription covers a resource. */
+export function covers(ts: TypeStateBase, r: EncodedResource): boolean {
+  return (ts.wildcard && r.wildcard) || ts.names.has(r.name);
+}

@@ -1,0 +1,104 @@
+import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
+import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
+import type { Status__Output } from '../generated/google/rpc/Status.js';
+import { messageType } from './protos.js';
+import type { MalformedRequest } from './stream.js';
+
+/** A decoded SotW request, plus the raw bytes of its `resource_names` for cheap "same as last time" checks. */
+export interface SotwRequest extends DiscoveryRequest__Output {
+  /**
+   * The bytes of the request's `resource_names` entries (undefined when there are none or they are not
+   * contiguous). Equal bytes mean an equal list: an ACK repeating its subscription is recognised without
+   * decoding a single name. A view into the request buffer: copy it to keep it.
+   */
+  readonly names_key: Buffer | undefined;
+}
+
+const NodeType = messageType('envoy.config.core.v3.Node');
+const StatusType = messageType('google.rpc.Status');
+
+class Malformed extends Error {}
+
+function varint(buf: Buffer, at: number): [number, number] {
+  let n = 0;
+  let scale = 1;
+  for (let i = at; i < buf.length && i < at + 10; i++) {
+    const b = buf[i]!;
+    n += (b & 0x7f) * scale;
+    if (b < 0x80) return [n, i + 1];
+    scale *= 128;
+  }
+  throw new Malformed(`truncated varint at byte ${at}`);
+}
+
+/**
+ * Decodes `envoy.service.discovery.v3.DiscoveryRequest` (field numbers from discovery.proto: version_info 1,
+ * node 2, resource_names 3, type_url 4, response_nonce 5, error_detail 6; others skipped). `node` and
+ * `error_detail` are decoded with Envoy's protos; `resource_names` is decoded on first read. Envoy ACKs
+ * repeat every subscribed name, so on a fleet of Envoys each subscribed to a thousand assignments this is
+ * most of the server's work per change unless the names are skipped when unchanged.
+ */
+export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequest {
+  try {
+    let version_info = '';
+    let type_url = '';
+    let response_nonce = '';
+    let node: Node__Output | null = null;
+    let error_detail: Status__Output | null = null;
+    const names: [number, number][] = [];
+    let keyStart = -1;
+    let keyEnd = -1;
+    let contiguous = true;
+    let i = 0;
+    while (i < buf.length) {
+      const tagAt = i;
+      const [tag, afterTag] = varint(buf, i);
+      i = afterTag;
+      const field = Math.floor(tag / 8);
+      const wire = tag & 7;
+      if (wire === 0) {
+        i = varint(buf, i)[1];
+        continue;
+      }
+      if (wire === 1 || wire === 5) {
+        i += wire === 1 ? 8 : 4;
+        if (i > buf.length) throw new Malformed(`truncated field ${field}`);
+        continue;
+      }
+      if (wire !== 2) throw new Malformed(`unsupported wire type ${wire} for field ${field}`);
+      const [len, start] = varint(buf, i);
+      const end = start + len;
+      if (end > buf.length) throw new Malformed(`field ${field} runs past the end (length ${len})`);
+      i = end;
+      switch (field) {
+        case 1: version_info = buf.toString('utf8', start, end); break;
+        case 2: node = NodeType.decode(buf.subarray(start, end)) as unknown as Node__Output; break;
+        case 3:
+          if (keyStart < 0) keyStart = tagAt;
+          else if (keyEnd !== tagAt) contiguous = false;
+          keyEnd = end;
+          names.push([start, end]);
+          break;
+        case 4: type_url = buf.toString('utf8', start, end); break;
+        case 5: response_nonce = buf.toString('utf8', start, end); break;
+        case 6: error_detail = StatusType.decode(buf.subarray(start, end)) as unknown as Status__Output; break;
+        default: break;
+      }
+    }
+    let decoded: string[] | undefined;
+    return {
+      version_info,
+      node,
+      type_url,
+      response_nonce,
+      error_detail,
+      resource_locators: [],
+      names_key: keyStart >= 0 && contiguous ? buf.subarray(keyStart, keyEnd) : undefined,
+      get resource_names() {
+        return (decoded ??= names.map(([s, e]) => buf.toString('utf8', s, e)));
+      },
+    };
+  } catch (e) {
+    return { malformed: `cannot decode envoy.service.discovery.v3.DiscoveryRequest: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}

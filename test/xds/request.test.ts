@@ -1,0 +1,43 @@
+import { expect } from 'chai';
+import { messageType } from '../../src/xds/protos.js';
+import { decodeDiscoveryRequest, type SotwRequest } from '../../src/xds/request.js';
+
+const T = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+const encode = (o: object) => Buffer.from(T.encode(T.fromObject(o)).finish());
+
+describe('decodeDiscoveryRequest', () => {
+  it('reads every field the protocol uses, as Envoy\'s protos encode them', () => {
+    const r = decodeDiscoveryRequest(encode({
+      version_info: 'v1', node: { id: 'envoy-1', cluster: 'edge', user_agent_name: 'envoy', user_agent_version: '1.31' },
+      resource_names: ['a/http', 'ü/http', '*'], type_url: 'type.googleapis.com/x', response_nonce: 'n7',
+      error_detail: { code: 3, message: 'bad' }, resource_locators: [{ name: 'ignored' }],
+    })) as SotwRequest;
+    expect(r).to.not.have.property('malformed');
+    expect([r.version_info, r.type_url, r.response_nonce]).to.deep.equal(['v1', 'type.googleapis.com/x', 'n7']);
+    expect([r.node?.id, r.node?.cluster, r.node?.user_agent_name, r.node?.user_agent_version]).to.deep.equal(['envoy-1', 'edge', 'envoy', '1.31']);
+    expect([r.error_detail?.code, r.error_detail?.message]).to.deep.equal([3, 'bad']);
+    expect(r.resource_names).to.deep.equal(['a/http', 'ü/http', '*']);
+  });
+
+  it('gives equal name keys exactly for equal name lists', () => {
+    const key = (o: object) => (decodeDiscoveryRequest(encode(o)) as SotwRequest).names_key;
+    const a = key({ type_url: 't', response_nonce: '1', resource_names: ['a', 'b'] });
+    expect(a!.equals(key({ type_url: 't', response_nonce: '2', version_info: 'v', resource_names: ['a', 'b'] })!)).to.equal(true);
+    expect(a!.equals(key({ type_url: 't', resource_names: ['a', 'c'] })!)).to.equal(false);
+    expect(a!.equals(key({ type_url: 't', resource_names: ['a'] })!)).to.equal(false);
+    expect(key({ type_url: 't' })).to.equal(undefined);
+  });
+
+  it('skips unknown fields of every wire type', () => {
+    const extra = Buffer.from([0xf8, 0x01, 0x05, 0xf9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0xfd, 0x01, 1, 2, 3, 4]);
+    const r = decodeDiscoveryRequest(Buffer.concat([encode({ type_url: 't', resource_names: ['a'] }), extra])) as SotwRequest;
+    expect([r.type_url, r.resource_names]).to.deep.equal(['t', ['a']]);
+  });
+
+  for (const [what, bytes] of [['a truncated length', [0x22, 0x05, 0x61]], ['a truncated varint', [0x22, 0xff]], ['a group wire type', [0x23]]] as const) {
+    it(`reports ${what} as malformed`, () => {
+      const r = decodeDiscoveryRequest(Buffer.from(bytes));
+      expect(r).to.have.property('malformed').that.matches(/^cannot decode envoy.service.discovery.v3.DiscoveryRequest: /);
+    });
+  }
+});
