@@ -12,6 +12,8 @@ export interface SotwRequest extends DiscoveryRequest__Output {
    * decoding a single name. A view into the request buffer: copy it to keep it.
    */
   readonly names_key: Buffer | undefined;
+  /** How many `resource_names` entries the request has, known without decoding them. */
+  readonly names_count: number;
 }
 
 const NodeType = messageType('envoy.config.core.v3.Node');
@@ -45,7 +47,7 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
     let response_nonce = '';
     let node: Node__Output | null = null;
     let error_detail: Status__Output | null = null;
-    const names: [number, number][] = [];
+    let count = 0;
     let keyStart = -1;
     let keyEnd = -1;
     let contiguous = true;
@@ -77,7 +79,7 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
           if (keyStart < 0) keyStart = tagAt;
           else if (keyEnd !== tagAt) contiguous = false;
           keyEnd = end;
-          names.push([start, end]);
+          count++;
           break;
         case 4: type_url = buf.toString('utf8', start, end); break;
         case 5: response_nonce = buf.toString('utf8', start, end); break;
@@ -86,6 +88,22 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
       }
     }
     let decoded: string[] | undefined;
+    // Names are only decoded when a subscription actually changed: a second pass over the bytes.
+    const decodeNames = (): string[] => {
+      const out: string[] = [];
+      for (let j = 0; j < buf.length;) {
+        const [tag, afterTag] = varint(buf, j);
+        const wire = tag & 7;
+        if (wire === 0) j = varint(buf, afterTag)[1];
+        else if (wire === 1 || wire === 5) j = afterTag + (wire === 1 ? 8 : 4);
+        else {
+          const [len, start] = varint(buf, afterTag);
+          if (Math.floor(tag / 8) === 3) out.push(buf.toString('utf8', start, start + len));
+          j = start + len;
+        }
+      }
+      return out;
+    };
     return {
       version_info,
       node,
@@ -94,8 +112,9 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
       error_detail,
       resource_locators: [],
       names_key: keyStart >= 0 && contiguous ? buf.subarray(keyStart, keyEnd) : undefined,
+      names_count: count,
       get resource_names() {
-        return (decoded ??= names.map(([s, e]) => buf.toString('utf8', s, e)));
+        return (decoded ??= decodeNames());
       },
     };
   } catch (e) {

@@ -40,7 +40,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   }
 
   protected nameCount(req: DiscoveryRequest__Output): number {
-    return req.resource_names.length;
+    return (req as Partial<SotwRequest>).names_count ?? req.resource_names.length;
   }
 
   protected handle(typeUrl: TypeUrl, ts: SotwTypeState, req: DiscoveryRequest__Output, first: boolean): void {

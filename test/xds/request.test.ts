@@ -16,6 +16,7 @@ describe('decodeDiscoveryRequest', () => {
     expect([r.version_info, r.type_url, r.response_nonce]).to.deep.equal(['v1', 'type.googleapis.com/x', 'n7']);
     expect([r.node?.id, r.node?.cluster, r.node?.user_agent_name, r.node?.user_agent_version]).to.deep.equal(['envoy-1', 'edge', 'envoy', '1.31']);
     expect([r.error_detail?.code, r.error_detail?.message]).to.deep.equal([3, 'bad']);
+    expect(r.names_count).to.equal(3);
     expect(r.resource_names).to.deep.equal(['a/http', 'ü/http', '*']);
   });
 
