@@ -52,11 +52,12 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     const wasWildcard = ts.wildcard;
     const added: string[] = [];
     // An ACK repeating the subscription (the common case) changes nothing: recognised by its bytes alone.
-    const key = (req as Partial<SotwRequest>).names_key;
-    const sameBytes = !first && key !== undefined && ts.namesKey !== undefined && key.equals(ts.namesKey);
-    const names = sameBytes ? ts.names : this.nameSet(typeUrl, req.resource_names);
-    const same = sameBytes || (!first && names.size === ts.names.size + (ts.wildcard && !ts.legacyWildcard ? 1 : 0) && (names.size > 0 || ts.legacyWildcard) && [...names].every((n) => (n === '*' ? ts.wildcard : ts.names.has(n))));
-    if (!same) {
+    const { names_key: key, names_count: count } = req as Partial<SotwRequest>;
+    const unchanged = !first && (key !== undefined
+      ? ts.namesKey?.equals(key) === true
+      : count === 0 && ts.namesKey === undefined && ts.names.size === 0 && (ts.legacyWildcard || !ts.wildcard));
+    if (!unchanged) {
+      const names = this.nameSet(typeUrl, req.resource_names);
       // An empty first request is a (legacy) wildcard subscription until a request names something; "*" is
       // the explicit wildcard (xDS protocol, "How the client specifies what resources to return").
       if (first) ts.legacyWildcard = names.size === 0;
@@ -67,8 +68,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       for (const n of names) if (n !== '*') ts.names.add(n);
       if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
       ts.synced = undefined;
+      ts.namesKey = key && Buffer.from(key);
     }
-    if (!sameBytes) ts.namesKey = key && Buffer.from(key);
 
     const snap = this.snapshot?.types[typeUrl];
     if (kind === 'nack') {
