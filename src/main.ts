@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from './observability/log.js';
 import { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from './config/defaults.js';
 import { DEFAULT_LISTENER } from './model/model.js';
 import { serve, type Discovery } from './serve.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
@@ -26,8 +27,8 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --listener-port N             with kubernetes: the Envoy listener's port (default ${DEFAULT_LISTENER.port})
   --debounce-ms N               with kubernetes: quiet time that ends a burst of events (default ${DEFAULT_DEBOUNCE.holdOffMs})
   --max-delay-ms N              with kubernetes: longest an event waits to be applied (default ${DEFAULT_DEBOUNCE.maxDelayMs})
-  --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:18000)
-  --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:19000)
+  --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:${DEFAULT_XDS_PORT})
+  --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:${DEFAULT_ADMIN_PORT})
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
   --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
@@ -66,8 +67,8 @@ async function main(): Promise<void> {
         'listener-port': { type: 'string', default: String(DEFAULT_LISTENER.port) },
         'debounce-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.holdOffMs) },
         'max-delay-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.maxDelayMs) },
-        'xds-address': { type: 'string', default: '0.0.0.0:18000' },
-        'admin-address': { type: 'string', default: '0.0.0.0:19000' },
+        'xds-address': { type: 'string', default: `0.0.0.0:${DEFAULT_XDS_PORT}` },
+        'admin-address': { type: 'string', default: `0.0.0.0:${DEFAULT_ADMIN_PORT}` },
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
         'max-message-bytes': { type: 'string', default: '1048576' },
         'shutdown-grace-ms': { type: 'string', default: '5000' },

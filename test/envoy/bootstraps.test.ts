@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+import { DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
+import { loadEndpointsFile } from '../../src/sources/file/endpoints-file.js';
+import { checkProtoJson, loadEnvoyProtos } from '../../src/xds/protos.js';
+
+const ENVOY_DIR = path.join(import.meta.dirname, '../../envoy');
+const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
+const files = fs.readdirSync(ENVOY_DIR).filter((f) => f.endsWith('.yaml')).sort();
+
+describe('envoy/ bootstraps', () => {
+  before(() => loadEnvoyProtos(['envoy/config/bootstrap/v3/bootstrap.proto']));
+
+  it('are there: a front proxy and a sidecar', () => {
+    expect(files).to.deep.equal(['front-proxy.yaml', 'sidecar.yaml']);
+  });
+
+  for (const file of files) {
+    describe(file, () => {
+      const doc = parse(fs.readFileSync(path.join(ENVOY_DIR, file), 'utf8')) as any;
+
+      it("has no unknown or mistyped field for Envoy's Bootstrap proto", () => {
+        expect(checkProtoJson(BOOTSTRAP, doc)).to.equal(undefined);
+      });
+
+      it('takes clusters and listeners over ADS from a static cluster that points at the xDS port', () => {
+        const ads = doc.dynamic_resources.ads_config;
+        expect(['GRPC', 'DELTA_GRPC']).to.include(ads.api_type);
+        expect(ads.transport_api_version).to.equal('V3');
+        expect(doc.dynamic_resources.cds_config).to.deep.equal({ ads: {}, resource_api_version: 'V3' });
+        expect(doc.dynamic_resources.lds_config).to.deep.equal({ ads: {}, resource_api_version: 'V3' });
+        const name = ads.grpc_services[0].envoy_grpc.cluster_name;
+        const cluster = doc.static_resources.clusters.find((c: any) => c.name === name);
+        expect(cluster, `static cluster ${name}`).to.not.equal(undefined);
+        // xDS is gRPC: the cluster must speak HTTP/2.
+        expect(cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).to.have.property('http2_protocol_options');
+        const addr = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+        expect(addr.port_value).to.equal(DEFAULT_XDS_PORT);
+        expect(cluster.load_assignment.cluster_name).to.equal(name);
+      });
+
+      it('binds admin to localhost only', () => {
+        expect(doc.admin.address.socket_address.address).to.equal('127.0.0.1');
+      });
+    });
+  }
+
+  it('matches the listener inferplane serves from the example endpoints file (port 10000)', () => {
+    const m = loadEndpointsFile(path.join(import.meta.dirname, '../../examples/endpoints.yaml'));
+    expect(m.ok && m.value.listener.port).to.equal(10000);
+    expect(fs.readFileSync(path.join(ENVOY_DIR, 'sidecar.yaml'), 'utf8')).to.contain('http://127.0.0.1:10000');
+  });
+
+  const broken: [string, (d: any) => void, string][] = [
+    ['a misspelt field', (d) => (d.dynamic_resources.ads_config.api_typ = 'GRPC'), 'ads_config.api_typ: no such field'],
+    ['a bad enum value', (d) => (d.dynamic_resources.ads_config.api_type = 'GRPCC'), '"GRPCC" is not a value of enum ApiType'],
+    ['a duration without a unit', (d) => (d.static_resources.clusters[0].connect_timeout = 1), 'connect_timeout: expected a duration'],
+    ['a port that is not a number', (d) => (d.admin.address.socket_address.port_value = 'x'), 'port_value: expected a whole number'],
+    ['an unknown typed config', (d) => (d.static_resources.clusters[0].typed_extension_protocol_options['x'] = { '@type': 'type.googleapis.com/no.such.Type' }), 'unknown "@type"'],
+  ];
+  for (const [what, mutate, message] of broken) {
+    it(`catches ${what}`, () => {
+      const doc = parse(fs.readFileSync(path.join(ENVOY_DIR, 'front-proxy.yaml'), 'utf8'));
+      mutate(doc);
+      expect(checkProtoJson(BOOTSTRAP, doc)).to.contain(message);
+    });
+  }
+});
