@@ -8,6 +8,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from './config/defaults.js';
 import { DEFAULT_LISTENER } from './model/model.js';
 import { serve, type Discovery } from './serve.js';
+import { DEFAULT_ENGINE } from './sim/engine.js';
+import { DEFAULT_SIM, startSimServer } from './sim/server.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
 
@@ -16,6 +18,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, path.basename(path.dirname(HERE)) === 'dist' ? '../..' : '..');
 
 const USAGE = `usage: inferplane serve [options]
+       inferplane sim-vllm [options]
 
 Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints file or from Kubernetes.
 
@@ -33,6 +36,21 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --max-message-bytes N         largest xDS request accepted (default 1048576)
   --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
   --log-level LEVEL             debug | info | warn | error (default info)
+
+inferplane sim-vllm: a vLLM simulator for tests and demos (OpenAI-compatible /v1/completions,
+/v1/chat/completions with SSE streaming, /v1/models, /health, /metrics with vLLM's names). No model runs:
+latency follows a continuous-batching model (src/sim/engine.ts); defaults ≈ a 7-8B model on one H100.
+
+  --host HOST                   listen address (default 0.0.0.0)
+  --port N                      listen port (default 8000)
+  --model NAME                  served model name (default ${DEFAULT_SIM.model})
+  --max-batch N                 sequences decoded at once; later requests queue (default ${DEFAULT_ENGINE.maxBatch})
+  --prefill-base-ms MS          time to first token, fixed part (default ${DEFAULT_ENGINE.prefillBaseMs})
+  --prefill-per-token-ms MS     time to first token per input token (default ${DEFAULT_ENGINE.prefillPerTokenMs})
+  --decode-base-ms MS           decode step, fixed part (default ${DEFAULT_ENGINE.decodeBaseMs})
+  --decode-per-seq-ms MS        decode step per running sequence (default ${DEFAULT_ENGINE.decodePerSeqMs})
+  --load-seconds S              seconds of model loading before /health is 200 (default 0)
+  --max-body-bytes N            largest request body (default ${DEFAULT_SIM.maxBodyBytes})
 `;
 
 function fail(message: string): never {
@@ -74,6 +92,16 @@ async function main(): Promise<void> {
         'shutdown-grace-ms': { type: 'string', default: '5000' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { type: 'string', default: '8000' },
+        model: { type: 'string', default: DEFAULT_SIM.model },
+        'max-batch': { type: 'string', default: String(DEFAULT_ENGINE.maxBatch) },
+        'prefill-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillBaseMs) },
+        'prefill-per-token-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillPerTokenMs) },
+        'decode-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodeBaseMs) },
+        'decode-per-seq-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodePerSeqMs) },
+        'load-seconds': { type: 'string', default: '0' },
+        'max-body-bytes': { type: 'string', default: String(DEFAULT_SIM.maxBodyBytes) },
       },
     });
   } catch (e) {
@@ -84,7 +112,29 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  if (positionals[0] !== 'serve' || positionals.length > 1) fail(positionals.length === 0 ? 'a command is required' : `unknown command "${positionals.join(' ')}"`);
+  if (!['serve', 'sim-vllm'].includes(positionals[0] ?? '') || positionals.length > 1) fail(positionals.length === 0 ? 'a command is required' : `unknown command "${positionals.join(' ')}"`);
+  if (positionals[0] === 'sim-vllm') {
+    const nonNegative = (v: string, flag: string) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) fail(`${flag} must be a number of at least 0, got "${v}"`);
+      return n;
+    };
+    const sim = await startSimServer({
+      model: values.model,
+      engine: {
+        maxBatch: positive(values['max-batch'], '--max-batch'),
+        prefillBaseMs: nonNegative(values['prefill-base-ms'], '--prefill-base-ms'),
+        prefillPerTokenMs: nonNegative(values['prefill-per-token-ms'], '--prefill-per-token-ms'),
+        decodeBaseMs: nonNegative(values['decode-base-ms'], '--decode-base-ms'),
+        decodePerSeqMs: nonNegative(values['decode-per-seq-ms'], '--decode-per-seq-ms'),
+      },
+      loadSeconds: nonNegative(values['load-seconds'], '--load-seconds'),
+      maxBodyBytes: positive(values['max-body-bytes'], '--max-body-bytes'),
+    }, values.host, Number(values.port) === 0 ? 0 : positive(values.port, '--port'));
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'vLLM simulator serving (a test and demo tool: no model runs)', address: `${values.host}:${sim.port}`, model: values.model }) + '\n');
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void sim.close().then(() => process.exit(0)));
+    return;
+  }
   const level = values['log-level'] as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, got "${level}"`);
   const log = createLogger(level);

@@ -29,6 +29,17 @@ describe('inferplane CLI', () => {
     expect(await p.exited).to.equal(0);
   });
 
+  it('runs the vLLM simulator, which answers a completion', async function () {
+    this.timeout(30_000);
+    const p = run(['sim-vllm', '--host', '127.0.0.1', '--port', '0', '--model', 'tiny']);
+    await eventually(() => p.err().includes('vLLM simulator serving'), 'the serving log line', 20_000);
+    const line = JSON.parse(p.err().split('\n').find((l) => l.includes('vLLM simulator serving'))!);
+    const r = await fetch(`http://${line.address}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'hi', max_tokens: 2 }) });
+    expect(((await r.json()) as any).choices[0].text).to.equal('token0 token1');
+    p.child.kill('SIGTERM');
+    expect(await p.exited).to.equal(0);
+  });
+
   it('refuses unknown commands and bad flags with usage, exit 2', async function () {
     this.timeout(30_000);
     const a = run(['launch']);
