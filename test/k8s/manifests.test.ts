@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
+import { KUBERNETES_ACCESS } from '../../src/sources/kubernetes/access.js';
+import { readAnnotations } from '../../src/sources/kubernetes/annotations.js';
+import { checkManifest } from '../support/k8s-schema.js';
+
+const K8S = path.join(import.meta.dirname, '../../k8s');
+const yamlFiles = (fs.readdirSync(K8S, { recursive: true }) as string[]).filter((f) => f.endsWith('.yaml')).sort();
+const docsOf = (file: string) => parseAllDocuments(fs.readFileSync(path.join(K8S, file), 'utf8')).map((d) => d.toJS() as any);
+const manifests = yamlFiles.filter((f) => !f.endsWith('kustomization.yaml') && !f.endsWith('envoy-sidecar.yaml')).flatMap((f) => docsOf(f).map((doc) => ({ file: f, doc })));
+const find = (kind: string, name: string) => manifests.find((m) => m.doc.kind === kind && m.doc.metadata.name === name)!.doc;
+
+describe('k8s/ manifests', () => {
+  for (const { file, doc } of manifests) {
+    it(`${file}: ${doc.kind} ${doc.metadata?.name} matches the Kubernetes API schema`, () => {
+      expect(checkManifest(doc)).to.equal(undefined);
+    });
+  }
+
+  it('catch a misspelt or mistyped field', () => {
+    const d = structuredClone(find('Deployment', 'inferplane'));
+    d.spec.replicaz = 2;
+    expect(checkManifest(d)).to.equal('Deployment.spec.replicaz: no such field');
+    const e = structuredClone(find('Deployment', 'llama-8b'));
+    e.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'] = 1;
+    expect(checkManifest(e)).to.contain('limits.nvidia.com/gpu: expected a string');
+  });
+
+  it('kustomizations list only files that exist', () => {
+    for (const k of yamlFiles.filter((f) => f.endsWith('kustomization.yaml'))) {
+      const doc = docsOf(k)[0];
+      expect(Object.keys(doc).every((key) => ['apiVersion', 'kind', 'namespace', 'labels', 'resources', 'configMapGenerator'].includes(key)), k).to.equal(true);
+      for (const r of doc.resources) expect(fs.existsSync(path.join(K8S, path.dirname(k), r)), `${k}: ${r}`).to.equal(true);
+      for (const g of doc.configMapGenerator ?? []) for (const f of g.files) expect(fs.existsSync(path.join(K8S, path.dirname(k), f.split('=').pop()))).to.equal(true);
+    }
+  });
+
+  it('grant exactly the API access the code uses (src/sources/kubernetes/access.ts)', () => {
+    const rules = find('ClusterRole', 'inferplane').rules.flatMap((r: any) => r.apiGroups.flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}/${v}`))));
+    const code = KUBERNETES_ACCESS.flatMap((a) => a.verbs.map((v) => `${a.apiGroup}/${a.resource}/${v}`));
+    expect(rules.sort()).to.deep.equal(code.sort());
+    const binding = find('ClusterRoleBinding', 'inferplane');
+    expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'inferplane', namespace: 'inferplane-system' }]);
+  });
+
+  it('run inferplane as the issue asks: 2 replicas, readiness on /readyz, non-root, read-only root, spread, PDB', () => {
+    const d = find('Deployment', 'inferplane');
+    const pod = d.spec.template.spec;
+    const c = pod.containers[0];
+    expect(d.spec.replicas).to.equal(2);
+    expect(c.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'admin' });
+    expect(c.livenessProbe.httpGet.path).to.equal('/healthz');
+    expect(pod.securityContext.runAsNonRoot).to.equal(true);
+    expect(c.securityContext).to.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(c.resources.requests).to.have.keys('cpu', 'memory');
+    expect(pod.topologySpreadConstraints[0].topologyKey).to.equal('topology.kubernetes.io/zone');
+    expect(pod.serviceAccountName).to.equal('inferplane');
+    expect(c.args).to.include(`--xds-address=0.0.0.0:${DEFAULT_XDS_PORT}`).and.include(`--admin-address=0.0.0.0:${DEFAULT_ADMIN_PORT}`);
+    expect(c.ports.map((p: any) => p.containerPort)).to.deep.equal([DEFAULT_XDS_PORT, DEFAULT_ADMIN_PORT]);
+    const svc = find('Service', 'inferplane');
+    expect(svc.spec.clusterIP).to.equal('None');
+    expect(svc.spec.ports.map((p: any) => p.port)).to.deep.equal([DEFAULT_XDS_PORT, DEFAULT_ADMIN_PORT]);
+    expect(find('PodDisruptionBudget', 'inferplane').spec.selector).to.deep.equal(d.spec.selector);
+  });
+
+  it('run vLLM on one H100 per pod, with minutes to load and a drain before stopping', () => {
+    const d = find('Deployment', 'llama-8b');
+    const pod = d.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.resources.limits['nvidia.com/gpu']).to.equal('1');
+    expect(pod.nodeSelector['nvidia.com/gpu.product']).to.match(/H100/);
+    expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold).to.be.at.least(600);
+    expect(c.readinessProbe.httpGet.path).to.equal('/health');
+    expect(pod.terminationGracePeriodSeconds).to.be.greaterThan(c.lifecycle.preStop.sleep.seconds);
+  });
+
+  it("label the model Service for inferplane, with annotations inferplane accepts", () => {
+    const svc = find('Service', 'llama-8b');
+    expect(svc.metadata.labels['inferplane.io/serve']).to.equal('true');
+    const read = readAnnotations(svc.metadata.annotations, 'ml/llama-8b', svc.spec.ports.map((p: any) => p.name));
+    expect(read, JSON.stringify(read)).to.not.have.property('problems');
+  });
+
+  it('give the sidecar the bootstrap in envoy/ (the overlay copy is identical)', () => {
+    expect(fs.readFileSync(path.join(K8S, 'overlays/example/envoy-sidecar.yaml'), 'utf8')).to.equal(fs.readFileSync(path.join(K8S, '../envoy/sidecar.yaml'), 'utf8'));
+    const envoy = find('Deployment', 'client').spec.template.spec.containers.find((c: any) => c.name === 'envoy');
+    expect(envoy.args).to.include('/etc/envoy/sidecar.yaml');
+  });
+});
