@@ -1,0 +1,226 @@
+/**
+ * The scaler's decision: a pure, deterministic function of the fleet's recent active-request totals, the
+ * Deployment's replica counts, the policy and the time. No I/O, no clock of its own: the scaler calls it every
+ * tick, and a what-if simulator can replay traces through it.
+ *
+ * Shape (after Knative's KPA and Kubernetes' HPA, see DESIGN.md §6):
+ * - demand = the higher of the mean fleet concurrency over a stable window (default 60 s) and over a short
+ *   panic window (6 s): rises are seen within seconds, falls only as the long window forgets them. When the
+ *   panic-window demand would need `panicThreshold`× the ready pods, the scaler panics: no scale-down until a
+ *   full stable window has passed without panic;
+ * - wanted pods = ceil(demand / target concurrency per pod) of the current mode;
+ * - up: at once, by at most max(`maxUpPods`, `maxUpPercent`% of the base) per decision; pods that exist but are
+ *   not ready yet (a GPU server loads for minutes) count as capacity on the way, so a surge is answered once;
+ * - down: only when every recommendation over `scaleDownWindowMs` is lower, to the highest of them, by at most
+ *   `maxDownPercent`% per decision;
+ * - within `tolerance` of the base: hold (no flapping under steady load);
+ * - missing, stale or partial stats: hold, and say so (never read silence as idleness);
+ * - modes (playbooks) normal / surge / emergency carry their own targets and rates, chosen by demand
+ *   pressure on the ready pods (entered at once, left only after a stable window without that pressure), or
+ *   forced by the operator.
+ */
+
+/** The fleet's total in-flight requests at one moment, summed over every reporting Envoy. */
+export interface FleetSample {
+  readonly at: number;
+  readonly activeRequests: number;
+  /** How many Envoys contributed to the sum. */
+  readonly envoys: number;
+}
+
+/** The Deployment's replicas as the API server reports them. */
+export interface ReplicaCounts {
+  /** spec.replicas: what was last asked for. */
+  readonly desired: number;
+  /** Pods ready to serve. */
+  readonly ready: number;
+}
+
+/** Targets and rates of one mode. */
+export interface ModeSettings {
+  /** In-flight requests per pod to aim for (a fraction of the benchmarked sustainable per-pod concurrency). */
+  readonly targetPerPod: number;
+  readonly maxUpPods: number;
+  readonly maxUpPercent: number;
+  readonly maxDownPercent: number;
+}
+
+/** Mode names, calmest first. */
+export const MODES = ['normal', 'surge', 'emergency'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** The scaling policy of one service. */
+export interface ScalingPolicy {
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+  readonly stableWindowMs: number;
+  readonly panicWindowMs: number;
+  /** Panic when panic-window demand needs this many times the ready pods. */
+  readonly panicThreshold: number;
+  /** Relative change below which the scaler holds. */
+  readonly tolerance: number;
+  readonly scaleDownWindowMs: number;
+  /** A sample older than this (at decision time) is stale. */
+  readonly maxSampleAgeMs: number;
+  /** Fewer reporting Envoys than this means the total is partial. */
+  readonly minEnvoys: number;
+  readonly modes: Readonly<Record<Mode, ModeSettings>>;
+  /** Panic-window demand over ready capacity (at the normal target) that enters surge / emergency. */
+  readonly modeThresholds: { readonly surge: number; readonly emergency: number };
+  /** Operator override of the mode; null lets thresholds decide. */
+  readonly forcedMode: Mode | null;
+}
+
+/**
+ * Defaults for a vLLM pod at ~50 in / ~50 out tokens: a sustainable ~180 in flight per pod (256 max-num-seqs),
+ * aimed at 70% of it.
+ */
+export const DEFAULT_POLICY: ScalingPolicy = {
+  minReplicas: 1,
+  maxReplicas: 1000,
+  stableWindowMs: 60_000,
+  panicWindowMs: 6_000,
+  panicThreshold: 2,
+  tolerance: 0.1,
+  scaleDownWindowMs: 300_000,
+  maxSampleAgeMs: 10_000,
+  minEnvoys: 1,
+  // Surge and emergency ask for bigger steps and keep more headroom, and never scale down.
+  modes: {
+    normal: { targetPerPod: 126, maxUpPods: 4, maxUpPercent: 100, maxDownPercent: 10 },
+    surge: { targetPerPod: 126, maxUpPods: 20, maxUpPercent: 200, maxDownPercent: 0 },
+    emergency: { targetPerPod: 110, maxUpPods: 100, maxUpPercent: 1000, maxDownPercent: 0 },
+  },
+  modeThresholds: { surge: 1.5, emergency: 3 },
+  forcedMode: null,
+};
+
+/** What a decision carries to the next one (returned by {@link decide}, passed back in). */
+export interface DecisionState {
+  readonly mode: Mode;
+  /** Until when the mode holds even if the pressure that chose it has eased. */
+  readonly modeUntil: number;
+  /** Until when the scaler stays in panic. */
+  readonly panicUntil: number;
+  /** Recent recommendations, for the scale-down window. */
+  readonly recommendations: readonly { readonly at: number; readonly replicas: number }[];
+  /** When this run of decisions began: no scale-down before a full window of evidence. */
+  readonly since: number;
+}
+
+/** Why a decision came out as it did: stable identifiers, for metrics and logs. */
+export type Reason =
+  | 'no-data' | 'stale-data' | 'partial-data' | 'below-min' | 'above-max' | 'scale-up' | 'panic-scale-up'
+  | 'capacity-on-the-way' | 'within-tolerance' | 'panic-no-scale-down' | 'scale-down-stabilizing'
+  | 'scale-down' | 'at-max' | 'at-min';
+
+/** One decision, with everything it was based on. */
+export interface Decision {
+  readonly replicas: number;
+  readonly action: 'scale-up' | 'scale-down' | 'hold';
+  readonly reason: Reason;
+  readonly mode: Mode;
+  readonly panic: boolean;
+  readonly inputs: {
+    readonly now: number;
+    readonly desired: number;
+    readonly ready: number;
+    readonly stableDemand: number | null;
+    readonly panicDemand: number | null;
+    readonly targetPerPod: number;
+    readonly wanted: number | null;
+    readonly samples: number;
+    readonly latestAgeMs: number | null;
+    readonly envoys: number | null;
+  };
+  readonly state: DecisionState;
+}
+
+/** Everything {@link decide} looks at. */
+export interface DecideInput {
+  /** Fleet samples, oldest first; older than the stable window are ignored. */
+  readonly history: readonly FleetSample[];
+  readonly replicas: ReplicaCounts;
+  readonly policy: ScalingPolicy;
+  readonly now: number;
+  /** The previous decision's state; omitted on the first decision. */
+  readonly state?: DecisionState;
+}
+
+function mean(samples: readonly FleetSample[]): number | null {
+  return samples.length === 0 ? null : samples.reduce((n, s) => n + s.activeRequests, 0) / samples.length;
+}
+
+const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n));
+
+/** Decides the replica count. Pure: the same input always gives the same decision. */
+export function decide(input: DecideInput): Decision {
+  const { policy: p, now, replicas } = input;
+  const prev: DecisionState = input.state ?? { mode: 'normal', modeUntil: -Infinity, panicUntil: -Infinity, recommendations: [], since: now };
+  const window = input.history.filter((s) => s.at <= now && s.at > now - p.stableWindowMs);
+  const latest = window[window.length - 1];
+  const stableDemand = mean(window);
+  const panicDemand = mean(window.filter((s) => s.at > now - p.panicWindowMs));
+  const base = replicas.desired;
+  const inputs = (mode: Mode, wanted: number | null) => ({
+    now, desired: base, ready: replicas.ready, stableDemand, panicDemand, targetPerPod: p.modes[mode].targetPerPod, wanted,
+    samples: window.length, latestAgeMs: latest ? now - latest.at : null, envoys: latest ? latest.envoys : null,
+  });
+  const decision = (replicasOut: number, reason: Reason, mode: Mode, panic: boolean, wanted: number | null, state: DecisionState): Decision => ({
+    replicas: replicasOut,
+    action: replicasOut > base ? 'scale-up' : replicasOut < base ? 'scale-down' : 'hold',
+    reason, mode, panic, inputs: inputs(mode, wanted), state,
+  });
+
+  // Bad data never moves the fleet except into the policy's bounds.
+  const dataProblem: Reason | null = !latest ? 'no-data' : now - latest.at > p.maxSampleAgeMs ? 'stale-data' : latest.envoys < p.minEnvoys ? 'partial-data' : null;
+  if (dataProblem) {
+    const bounded = clamp(base, p.minReplicas, p.maxReplicas);
+    const reason = bounded > base ? 'below-min' : bounded < base ? 'above-max' : dataProblem;
+    return decision(bounded, reason, prev.mode, false, null, prev);
+  }
+
+  const normalTarget = p.modes.normal.targetPerPod;
+  const readyCapacity = Math.max(1, replicas.ready) * normalTarget;
+  const pressure = panicDemand! / readyCapacity;
+  const panicking = panicDemand! / normalTarget >= p.panicThreshold * Math.max(1, replicas.ready) || now < prev.panicUntil;
+  const panicUntil = panicDemand! / normalTarget >= p.panicThreshold * Math.max(1, replicas.ready) ? now + p.stableWindowMs : prev.panicUntil;
+
+  // Modes rise at once and fall back only after a stable window without their pressure.
+  const byPressure: Mode = pressure >= p.modeThresholds.emergency ? 'emergency' : pressure >= p.modeThresholds.surge ? 'surge' : 'normal';
+  const rising = MODES.indexOf(byPressure) >= MODES.indexOf(prev.mode);
+  const mode: Mode = p.forcedMode ?? (rising || now >= prev.modeUntil ? byPressure : prev.mode);
+  const modeUntil = byPressure === mode && byPressure !== 'normal' ? now + p.stableWindowMs : prev.modeUntil;
+  const m = p.modes[mode];
+  const demand = Math.max(stableDemand!, panicDemand!);
+  const unbounded = Math.ceil(demand / m.targetPerPod);
+  const wanted = clamp(unbounded, p.minReplicas, p.maxReplicas);
+  const recommendations = [...prev.recommendations.filter((r) => r.at >= now - p.scaleDownWindowMs), { at: now, replicas: wanted }];
+  const state: DecisionState = { mode, modeUntil, panicUntil, recommendations, since: prev.since };
+
+  if (base < p.minReplicas) return decision(p.minReplicas, 'below-min', mode, panicking, wanted, state);
+  if (base > p.maxReplicas) return decision(p.maxReplicas, 'above-max', mode, panicking, wanted, state);
+
+  if (wanted > base) {
+    if (base > 0 && (wanted - base) / base <= p.tolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
+    if (base >= p.maxReplicas) return decision(base, 'at-max', mode, panicking, wanted, state);
+    const step = Math.max(m.maxUpPods, Math.ceil((base * m.maxUpPercent) / 100));
+    return decision(Math.min(wanted, base + step, p.maxReplicas), panicking ? 'panic-scale-up' : 'scale-up', mode, panicking, wanted, state);
+  }
+  if (wanted === base) {
+    // Asked-for pods still loading are the capacity this demand needs: nothing more to add.
+    const reason: Reason = replicas.ready < base ? 'capacity-on-the-way' : unbounded > p.maxReplicas ? 'at-max' : unbounded < p.minReplicas ? 'at-min' : 'within-tolerance';
+    return decision(base, reason, mode, panicking, wanted, state);
+  }
+  // wanted < base: down only calmly, slowly, and on a full window of evidence.
+  if (panicking) return decision(base, 'panic-no-scale-down', mode, panicking, wanted, state);
+  if (m.maxDownPercent <= 0) return decision(base, 'scale-down-stabilizing', mode, panicking, wanted, state);
+  if ((base - wanted) / base <= p.tolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
+  if (base <= p.minReplicas) return decision(base, 'at-min', mode, panicking, wanted, state);
+  const haveFullWindow = prev.since <= now - p.scaleDownWindowMs;
+  const stabilized = Math.max(...recommendations.map((r) => r.replicas));
+  if (!haveFullWindow || stabilized >= base) return decision(base, 'scale-down-stabilizing', mode, panicking, wanted, state);
+  const floor = Math.min(base - 1, Math.floor((base * (100 - m.maxDownPercent)) / 100));
+  const next = Math.max(stabilized, floor, p.minReplicas);
+  return decision(next, next < base ? 'scale-down' : 'scale-down-stabilizing', mode, panicking, wanted, state);
+}

@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { decide, DEFAULT_POLICY, type Decision, type DecisionState, type FleetSample, type ScalingPolicy } from '../../src/scaler/decide.js';
+
+const T = DEFAULT_POLICY.modes.normal.targetPerPod; // 126 in flight per pod
+
+interface Run {
+  decisions: Decision[];
+  at(t: number): Decision;
+  /** Times (s) at which spec.replicas changed. */
+  changes: number[];
+}
+
+/**
+ * Drives decide() once a second for `seconds`, as the scaler would: `load(t)` is the fleet's active requests
+ * at second t (null: no sample that second); asked-for pods become ready after `loadSeconds`.
+ */
+function simulate(o: { seconds: number; load: (t: number) => number | null; start: number; loadSeconds?: number; policy?: Partial<ScalingPolicy>; envoys?: number }): Run {
+  const policy = { ...DEFAULT_POLICY, ...o.policy };
+  const history: FleetSample[] = [];
+  let desired = o.start;
+  const readyAt: number[] = Array(o.start).fill(-Infinity);
+  let state: DecisionState | undefined;
+  const decisions: Decision[] = [];
+  const changes: number[] = [];
+  for (let t = 0; t < o.seconds; t++) {
+    const now = t * 1000;
+    const load = o.load(t);
+    if (load !== null) history.push({ at: now, activeRequests: load, envoys: o.envoys ?? 100 });
+    const ready = readyAt.slice(0, desired).filter((r) => r <= now).length;
+    const d = decide({ history: history.filter((s) => s.at > now - policy.stableWindowMs), replicas: { desired, ready }, policy, now, ...(state && { state }) });
+    state = d.state;
+    decisions.push(d);
+    if (d.replicas !== desired) {
+      changes.push(t);
+      for (let i = desired; i < d.replicas; i++) readyAt[i] = now + (o.loadSeconds ?? 0) * 1000;
+      desired = d.replicas;
+    }
+  }
+  return { decisions, at: (t) => decisions[t]!, changes };
+}
+
+describe('decide (pure scaling decision)', () => {
+  it('step up: a jump to 2.5× the load is answered as the 6 s panic window sees it, never overshooting', () => {
+    const r = simulate({ seconds: 120, start: 4, load: (t) => (t < 5 ? 4 * T : 10 * T) });
+    expect(r.at(4)).to.include({ replicas: 4, action: 'hold' });
+    expect(r.at(5)).to.include({ action: 'scale-up', reason: 'scale-up' });
+    expect(r.at(10).replicas).to.equal(10); // within 5 s of the step
+    expect(Math.max(...r.decisions.map((d) => d.replicas))).to.equal(10);
+    expect(r.at(119).replicas).to.equal(10);
+  });
+
+  it('step up by more than the step bound: +100% (or 4 pods) per decision in normal mode', () => {
+    const r = simulate({ seconds: 10, start: 2, load: (t) => (t < 1 ? 2 * T : 60 * T), policy: { modeThresholds: { surge: 1e9, emergency: 1e9 } } });
+    expect(r.at(1).replicas).to.equal(6); // max(4 pods, 100% of 2)
+    expect(r.at(2).replicas).to.equal(12);
+  });
+
+  it('spike: scales up at once, holds through the spike and its aftermath, then steps down slowly', () => {
+    const r = simulate({ seconds: 900, start: 4, load: (t) => (t >= 10 && t < 20 ? 12 * T : 4 * T) });
+    expect(r.at(16).replicas).to.equal(12);
+    const peak = r.at(25).replicas;
+    // No scale-down for the full 5-minute window after the last high recommendation.
+    for (let t = 20; t < 300; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(peak);
+    expect(r.at(70).reason).to.be.oneOf(['scale-down-stabilizing', 'panic-no-scale-down']);
+    // Then down by at most 10% a step, to the demand.
+    const downs = r.decisions.filter((d) => d.action === 'scale-down');
+    expect(downs.length).to.be.greaterThan(1);
+    for (const d of downs) expect(d.replicas).to.be.at.least(Math.floor(d.inputs.desired * 0.9));
+    expect(r.at(899).replicas).to.equal(4);
+  });
+
+  it('slow ramp: follows demand up without ever stepping down', () => {
+    const r = simulate({ seconds: 600, start: 2, load: (t) => (2 + (18 * t) / 600) * T });
+    for (let t = 1; t < 600; t++) expect(r.at(t).replicas, `t=${t}`).to.be.at.least(r.at(t - 1).replicas);
+    expect(r.at(599).replicas).to.be.within(16, 20);
+    expect(r.decisions.every((d) => d.reason !== 'panic-scale-up')).to.equal(true);
+  });
+
+  it('sawtooth: ±8% around a steady load never flaps', () => {
+    const r = simulate({ seconds: 900, start: 10, load: (t) => 10 * T * (1 + 0.08 * (((t % 30) / 15) - 1)) });
+    expect(r.changes).to.deep.equal([]);
+    expect(new Set(r.decisions.map((d) => d.reason))).to.deep.equal(new Set(['within-tolerance']));
+  });
+
+  it('stale data: when samples stop, it holds and says why, however idle the last sample looked', () => {
+    const r = simulate({ seconds: 900, start: 10, load: (t) => (t < 30 ? 0 : null) });
+    expect(r.at(45)).to.include({ replicas: 10, reason: 'stale-data', action: 'hold' });
+    expect(r.at(899)).to.include({ replicas: 10, action: 'hold' });
+    expect(r.decisions.every((d) => d.replicas === 10)).to.equal(true);
+  });
+
+  it('partial or missing data holds too', () => {
+    expect(simulate({ seconds: 5, start: 10, envoys: 2, policy: { minEnvoys: 3 }, load: () => 0 }).at(4)).to.include({ replicas: 10, reason: 'partial-data' });
+    expect(simulate({ seconds: 5, start: 10, load: () => null }).at(4)).to.include({ replicas: 10, reason: 'no-data' });
+  });
+
+  it('starting pods count as capacity on the way: one surge asks once while GPU pods load', () => {
+    const r = simulate({ seconds: 200, start: 4, loadSeconds: 120, load: (t) => (t < 5 ? 4 * T : 10 * T) });
+    expect(r.at(10).replicas).to.equal(10);
+    for (let t = 11; t < 130; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(10);
+    expect(r.at(60).reason).to.equal('capacity-on-the-way');
+    expect(r.at(60).inputs.ready).to.equal(4);
+  });
+
+  it('stays within min and max', () => {
+    const idle = simulate({ seconds: 900, start: 5, policy: { minReplicas: 3 }, load: () => 0 });
+    expect(Math.min(...idle.decisions.map((d) => d.replicas))).to.equal(3);
+    expect(idle.at(899).reason).to.equal('at-min');
+    const flood = simulate({ seconds: 30, start: 5, policy: { maxReplicas: 12 }, load: () => 100 * T });
+    expect(Math.max(...flood.decisions.map((d) => d.replicas))).to.equal(12);
+    expect(flood.at(29).reason).to.equal('at-max');
+    expect(simulate({ seconds: 2, start: 1, policy: { minReplicas: 2 }, load: () => null }).at(0)).to.include({ replicas: 2, reason: 'below-min' });
+    expect(simulate({ seconds: 2, start: 20, policy: { maxReplicas: 12 }, load: () => T }).at(0)).to.include({ replicas: 12, reason: 'above-max' });
+  });
+
+  it('playbooks: surge and emergency take over by pressure on the ready pods, and an operator can force one', () => {
+    // New pods take a minute to load, so the pressure on the ready ones builds.
+    const surge = simulate({ seconds: 10, start: 10, loadSeconds: 60, load: (t) => (t < 3 ? 10 * T : 17 * T) });
+    expect(surge.at(5).mode).to.equal('normal');
+    expect(surge.at(8).mode).to.equal('surge');
+    const emergency = simulate({ seconds: 10, start: 10, loadSeconds: 60, load: (t) => (t < 3 ? 10 * T : 40 * T) });
+    expect(emergency.at(6).mode).to.equal('emergency');
+    expect(emergency.at(6).inputs.targetPerPod).to.equal(DEFAULT_POLICY.modes.emergency.targetPerPod);
+    // The emergency playbook asks for everything at once (normal mode would at most double per decision),
+    // with more headroom per pod.
+    expect(emergency.at(6).replicas).to.equal(Math.ceil(emergency.at(6).inputs.panicDemand! / DEFAULT_POLICY.modes.emergency.targetPerPod));
+    const forced = simulate({ seconds: 5, start: 10, policy: { forcedMode: 'emergency' }, load: () => 10 * T });
+    expect(forced.at(4).mode).to.equal('emergency');
+    // Left only after a stable window without the pressure.
+    const calm = simulate({ seconds: 200, start: 10, loadSeconds: 60, load: (t) => (t >= 3 && t < 12 ? 40 * T : 10 * T) });
+    expect(calm.at(30).mode).to.equal('emergency');
+    expect(calm.at(199).mode).to.equal('normal');
+  });
+
+  it('is deterministic and explains itself', () => {
+    const run = () => simulate({ seconds: 300, start: 3, load: (t) => (t % 97 < 40 ? 9 * T : 3 * T) }).decisions;
+    expect(run()).to.deep.equal(run());
+    const d = run()[50]!;
+    expect(d.inputs).to.have.keys('now', 'desired', 'ready', 'stableDemand', 'panicDemand', 'targetPerPod', 'wanted', 'samples', 'latestAgeMs', 'envoys');
+  });
+});
