@@ -1,0 +1,54 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { DEFAULT_POLICY } from '../../src/scaler/decide.js';
+import { describeProblems, readPolicy } from '../../src/scaler/policy.js';
+
+describe('readPolicy', () => {
+  it('reads the documented example, merging service over defaults over built-ins', () => {
+    const r = readPolicy(fs.readFileSync(path.join(import.meta.dirname, '../../examples/scaling-policy.yaml'), 'utf8'));
+    if (!r.ok) throw new Error(describeProblems(r.error).join('\n'));
+    expect(r.value).to.have.length(1);
+    const s = r.value[0]!;
+    expect(s.service).to.equal('ml/llama-8b');
+    expect(s.deployment).to.deep.equal({ namespace: 'ml', name: 'llama-8b' });
+    expect(s.policy).to.deep.equal({ ...DEFAULT_POLICY, minReplicas: 4, maxReplicas: 400 });
+  });
+
+  it('applies partial overrides per service and per mode, and forced modes', () => {
+    const r = readPolicy('defaults: { stableWindow: 2m, modes: { normal: { targetPerPod: 100 } } }\nservices:\n  ml/a: { deployment: a, mode: surge, tolerance: 0.05 }\n  ml/b: { deployment: b }\n');
+    if (!r.ok) throw new Error(describeProblems(r.error).join('\n'));
+    const [a, b] = r.value;
+    expect(a!.policy).to.include({ stableWindowMs: 120_000, forcedMode: 'surge', tolerance: 0.05 });
+    expect(a!.policy.modes.normal).to.deep.equal({ ...DEFAULT_POLICY.modes.normal, targetPerPod: 100 });
+    expect(b!.policy).to.include({ forcedMode: null, tolerance: 0.1 });
+  });
+
+  const bad: [string, string, string][] = [
+    ['a wrong type', 'services: { ml/a: { deployment: a, minReplicas: "two" } }', 'services.ml/a.minReplicas: Invalid input: expected number'],
+    ['min above max', 'services: { ml/a: { deployment: a, minReplicas: 5, maxReplicas: 2 } }', 'services.ml/a.minReplicas: minReplicas 5 is above maxReplicas 2'],
+    ['a zero target', 'defaults: { modes: { normal: { targetPerPod: 0 } } }\nservices: {}', 'defaults.modes.normal.targetPerPod: Too small'],
+    ['a negative target', 'services: { ml/a: { deployment: a, modes: { surge: { targetPerPod: -5 } } } }', 'services.ml/a.modes.surge.targetPerPod: Too small'],
+    ['an unknown key', 'defaults: { minReplica: 1 }\nservices: {}', 'defaults: unknown key "minReplica"'],
+    ['an unknown top-level key', 'service: {}', '(root): unknown key "service"'],
+    ['an unknown mode', 'services: { ml/a: { deployment: a, mode: panic } }', 'services.ml/a.mode: Invalid option'],
+    ['a bad duration', 'defaults: { stableWindow: forever }\nservices: {}', 'defaults.stableWindow: "forever" is not a duration'],
+    ['a panic window longer than the stable one', 'defaults: { panicWindow: 2m }\nservices: {}', 'defaults.panicWindow: panicWindow must be above zero and shorter than stableWindow'],
+    ['thresholds out of order', 'defaults: { modeThresholds: { surge: 4, emergency: 2 } }\nservices: {}', 'defaults.modeThresholds.emergency: the emergency threshold must be above the surge threshold'],
+    ['a service without a deployment', 'services: { ml/a: { minReplicas: 1 } }', 'services.ml/a.deployment: Invalid input'],
+    ['a service key without a namespace', 'services: { a: { deployment: a } }', 'services.a: service keys are namespace/name'],
+    ['a missing services key', 'defaults: {}', 'services: Invalid input'],
+    ['bad YAML', 'services: { ml/a: [', '(root): YAML: '],
+    ['a duplicate key', 'services: {}\nservices: {}', '(root): YAML: Map keys must be unique'],
+  ];
+  for (const [what, text, message] of bad) {
+    it(`rejects ${what}, naming the key`, () => {
+      const r = readPolicy(text);
+      expect(r.ok).to.equal(false);
+      if (!r.ok) {
+        const lines = describeProblems(r.error);
+        expect(lines.some((l) => l.startsWith(message)), JSON.stringify(lines)).to.equal(true);
+      }
+    });
+  }
+});
