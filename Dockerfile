@@ -14,6 +14,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY examples ./examples
+COPY proto ./proto
 # uid 1000 ("node"), as k8s/base/deployment.yaml's runAsUser expects; nothing is written at run time.
 USER node
 EXPOSE 18000 19000

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from './observability/log.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from './config/defaults.js';
+import { PACKAGE_ROOT } from './config/package-root.js';
 import { DEFAULT_LISTENER } from './model/model.js';
 import { serve, type Discovery } from './serve.js';
 import { DEFAULT_ENGINE } from './sim/engine.js';
@@ -13,9 +13,6 @@ import { DEFAULT_SIM, startSimServer } from './sim/server.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
 
-// The package root: src/main.ts runs from ../, the compiled dist/src/main.js from ../../.
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, path.basename(path.dirname(HERE)) === 'dist' ? '../..' : '..');
 
 const USAGE = `usage: inferplane serve [options]
        inferplane sim-vllm [options]
@@ -78,7 +75,7 @@ async function main(): Promise<void> {
       allowPositionals: true,
       options: {
         discovery: { type: 'string', default: 'file' },
-        endpoints: { type: 'string', default: path.join(ROOT, 'examples/endpoints.yaml') },
+        endpoints: { type: 'string', default: path.join(PACKAGE_ROOT, 'examples/endpoints.yaml') },
         kubeconfig: { type: 'string' },
         namespaces: { type: 'string', default: '' },
         'service-selector': { type: 'string', default: DEFAULT_SERVICE_SELECTOR },

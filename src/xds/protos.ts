@@ -1,15 +1,20 @@
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PACKAGE_ROOT } from '../config/package-root.js';
 import protobuf from 'protobufjs';
 import { err, ok, type Result } from '../result.js';
 
 const require = createRequire(import.meta.url);
 
+/** This project's own .proto files. */
+const OWN_PROTOS = path.join(PACKAGE_ROOT, 'proto');
+
 /** Include directories holding Envoy's v3 API and its dependencies, as shipped inside @grpc/grpc-js-xds. */
 export const ENVOY_PROTO_INCLUDES: readonly string[] = (() => {
   const deps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d));
+  // Our own proto/ first: wire-compatible definitions the package lacks (the Prometheus client model).
+  return [OWN_PROTOS, ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d))];
 })();
 
 /** Every .proto file inferplane encodes or decodes, relative to {@link ENVOY_PROTO_INCLUDES}. */

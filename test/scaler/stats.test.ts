@@ -1,0 +1,75 @@
+import { expect } from 'chai';
+import { activeByCluster, createFleetStats } from '../../src/scaler/stats.js';
+
+describe('activeByCluster', () => {
+  it('reads upstream_rq_active from stat names and from tag labels, ignoring other stats', () => {
+    const r = activeByCluster([
+      { name: 'cluster.ml/llama/http.upstream_rq_active', labels: {}, value: 12 },
+      { name: 'cluster.upstream_rq_active', labels: { envoy_cluster_name: 'ml/other/http' }, value: 3 },
+      { name: 'cluster.ml/llama/http.upstream_rq_total', labels: {}, value: 999 },
+      { name: 'http.ingress.downstream_rq_active', labels: {}, value: 7 },
+    ]);
+    expect([...r.active]).to.deep.equal([['ml/llama/http', 12], ['ml/other/http', 3]]);
+    expect(r.rejected).to.deep.equal([]);
+  });
+
+  for (const [what, value] of [['negative', -1], ['absurd', 1e12], ['not a number', NaN], ['infinite', Infinity]] as const) {
+    it(`refuses a ${what} gauge, saying which`, () => {
+      const r = activeByCluster([{ name: 'cluster.ml/llama/http.upstream_rq_active', labels: {}, value }]);
+      expect(r.active.size).to.equal(0);
+      expect(r.rejected).to.deep.equal([`ml/llama/http: upstream_rq_active ${value} is not a plausible in-flight count`]);
+    });
+  }
+});
+
+describe('createFleetStats', () => {
+  const m = (entries: [string, number][]) => new Map(entries);
+
+  it("sums the latest report of every fresh Envoy over the service's clusters", () => {
+    const s = createFleetStats({ expireMs: 15_000 });
+    s.record('envoy-a', 1000, m([['ml/llama/http', 10], ['ml/llama/grpc', 2], ['ml/llama-70b/http', 50]]));
+    s.record('envoy-b', 2000, m([['ml/llama/http', 5]]));
+    s.record('envoy-a', 3000, m([['ml/llama/http', 20]])); // replaces envoy-a's previous report
+    expect(s.sample('ml/llama', 4000)).to.deep.equal({ at: 2000, activeRequests: 25, envoys: 2 });
+    expect(s.sample('ml/llama-70b', 4000)).to.deep.equal({ at: 2000, activeRequests: 0, envoys: 2 });
+  });
+
+  it('lets silent Envoys expire: a sample says how many reported and how fresh', () => {
+    const s = createFleetStats({ expireMs: 10_000 });
+    s.record('a', 0, m([['ml/x/http', 4]]));
+    s.record('b', 8000, m([['ml/x/http', 6]]));
+    expect(s.sample('ml/x', 9000)).to.deep.equal({ at: 0, activeRequests: 10, envoys: 2 });
+    expect(s.sample('ml/x', 12_000)).to.deep.equal({ at: 8000, activeRequests: 6, envoys: 1 });
+    expect(s.sample('ml/x', 30_000)).to.equal(undefined);
+    expect(s.expire(30_000)).to.equal(2);
+    expect(s.reporters()).to.deep.equal([]);
+  });
+
+  it('throttles an Envoy that floods', () => {
+    const s = createFleetStats({ minIntervalMs: 200 });
+    expect(s.record('a', 0, m([['ml/x/http', 1]]))).to.equal('recorded');
+    expect(s.record('a', 100, m([['ml/x/http', 99]]))).to.equal('throttled');
+    expect(s.record('a', 250, m([['ml/x/http', 2]]))).to.equal('recorded');
+    expect(s.sample('ml/x', 300)!.activeRequests).to.equal(2);
+  });
+});
+
+describe('gaugesOf (a StreamMetricsMessage encoded with Envoy\'s metrics_service.proto and proto/io/prometheus/client)', () => {
+  it('reads the active-request gauges Envoy streams', async () => {
+    const { loadEnvoyProtos, messageType } = await import('../../src/xds/protos.js');
+    const { gaugesOf } = await import('../../src/scaler/stats.js');
+    loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
+    const T = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
+    const bytes = T.encode(T.fromObject({
+      identifier: { node: { id: 'envoy-1', cluster: 'edge' } },
+      envoy_metrics: [
+        { name: 'cluster.ml/llama/http.upstream_rq_active', type: 'GAUGE', metric: [{ gauge: { value: 17 }, timestamp_ms: 1 }] },
+        { name: 'cluster.upstream_rq_active', type: 'GAUGE', metric: [{ label: [{ name: 'envoy_cluster_name', value: 'ml/b/http' }], gauge: { value: 4 } }] },
+        { name: 'cluster.ml/llama/http.upstream_rq_total', type: 'COUNTER', metric: [{ counter: { value: 900 } }] },
+      ],
+    })).finish();
+    const decoded = T.toObject(T.decode(bytes), { enums: String, longs: String }) as any;
+    expect(decoded.identifier.node.id).to.equal('envoy-1');
+    expect([...activeByCluster(gaugesOf(decoded.envoy_metrics)).active]).to.deep.equal([['ml/llama/http', 17], ['ml/b/http', 4]]);
+  });
+});
