@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen, type ListeningServer } from './http.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import { TYPE_SHORT } from '../xds/resources.js';
 import type { XdsServer } from '../xds/server.js';
@@ -15,10 +15,7 @@ export interface AdminOptions {
 }
 
 /** The running admin server. */
-export interface AdminServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type AdminServer = ListeningServer;
 
 /**
  * Serves, over plain HTTP: `/healthz` (the process is up), `/readyz` (200 only once the first complete
@@ -61,15 +58,5 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
         return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/metrics'] });
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return listen(server, host, port);
 }

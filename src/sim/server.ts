@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen, type ListeningServer } from '../observability/http.js';
 import { createEngine, DEFAULT_ENGINE, type EngineClock, type EngineParams } from './engine.js';
 
 /**
@@ -20,10 +20,7 @@ export interface SimOptions {
 export const DEFAULT_SIM: SimOptions = { model: 'meta-llama/Llama-3.1-8B-Instruct', engine: DEFAULT_ENGINE, loadSeconds: 0, maxBodyBytes: 1 << 20 };
 
 /** A running simulator. */
-export interface SimServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type SimServer = ListeningServer;
 
 const realClock: EngineClock = { now: () => performance.now(), setTimeout: (fn, ms) => setTimeout(fn, ms) };
 
@@ -195,15 +192,5 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
       generate(res, body as Record<string, unknown>, chat);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return listen(server, host, port);
 }
