@@ -2,7 +2,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { ListenerSpec } from './model/model.js';
 import type { Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
-import { startAdminServer, type AdminServer } from './observability/admin.js';
+import { startAdminServer, type AdminServer, type FleetStatus } from './observability/admin.js';
+import { createMetricsService } from './scaler/metrics-service.js';
+import { createFleetStats } from './scaler/stats.js';
+import { DEFAULT_GROUP } from './xds/cache.js';
+import { TypeUrl } from './xds/resources.js';
 import { watchEndpointsFile } from './sources/file/endpoints-file.js';
 import { createEventRecorder } from './sources/kubernetes/events.js';
 import { createKubernetesSource } from './sources/kubernetes/source.js';
@@ -56,7 +60,26 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const metrics = createMetrics();
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics });
-  const xds = createXdsServer({ cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim() });
+  const stats = createFleetStats();
+  const xds = createXdsServer({
+    cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim(),
+    services: [createMetricsService({ stats, log: o.log, metrics })],
+  });
+  // Served services, from the clusters (`<service>/<port>`) of the default group.
+  const servedServices = () => [...new Set([...(cache.get(DEFAULT_GROUP)?.types[TypeUrl.Cluster].resources.keys() ?? [])].map((c) => c.slice(0, c.lastIndexOf('/'))))].sort();
+  const fleet = (): FleetStatus => {
+    const now = Date.now();
+    stats.expire(now);
+    return {
+      services: Object.fromEntries(servedServices().map((s) => {
+        const sample = stats.sample(s, now);
+        return [s, sample ? { activeRequests: sample.activeRequests, envoys: sample.envoys, oldestReportAgeMs: now - sample.at } : null];
+      })),
+      reporters: stats.reporters().map((r) => ({ nodeId: r.nodeId, ageMs: now - r.at })),
+    };
+  };
+  metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', () =>
+    Object.entries(fleet().services).filter(([, v]) => v !== null).map(([service, v]) => [{ service }, v!.activeRequests] as const));
   let sourceReady: () => boolean;
   let stopSource: () => Promise<void>;
   const d = o.discovery;
@@ -82,7 +105,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   }
   const ready = () => sourceReady() && publisher.ready();
   const xdsPort = await xds.listen(o.xdsAddress);
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready });
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,

@@ -12,6 +12,14 @@ export interface AdminOptions {
   readonly metrics: Metrics;
   /** Readiness: true once the first complete snapshot is set. */
   readonly ready: () => boolean;
+  /** Fleet active requests per served service, from Envoys' stats reports. */
+  readonly fleet: () => FleetStatus;
+}
+
+/** What `/status/fleet` shows. */
+export interface FleetStatus {
+  readonly services: Record<string, { activeRequests: number; envoys: number; oldestReportAgeMs: number } | null>;
+  readonly reporters: { nodeId: string; ageMs: number }[];
 }
 
 /** The running admin server. */
@@ -21,7 +29,8 @@ export type AdminServer = ListeningServer;
  * Serves, over plain HTTP: `/healthz` (the process is up), `/readyz` (200 only once the first complete
  * snapshot is set, 503 before), `/status/nodes` (every connected stream: node id, cluster, stream kind,
  * per-type subscribed names, sent and ACKed versions, pending nonce, last NACK, connected since),
- * `/status/snapshots` (per group: versions and resource names) and `/metrics` (Prometheus text).
+ * `/status/snapshots` (per group: versions and resource names), `/status/fleet` (in-flight requests per service
+ * summed over the Envoys reporting stats) and `/metrics` (Prometheus text).
  */
 export async function startAdminServer(host: string, port: number, o: AdminOptions): Promise<AdminServer> {
   const json = (res: http.ServerResponse, code: number, body: unknown) => {
@@ -51,11 +60,13 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
             }];
           })),
         });
+      case '/status/fleet':
+        return json(res, 200, o.fleet());
       case '/metrics':
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         return res.end(o.metrics.render());
       default:
-        return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/metrics'] });
+        return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/status/fleet', '/metrics'] });
     }
   });
   return listen(server, host, port);

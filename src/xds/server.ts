@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
+import type { GrpcService } from '../scaler/metrics-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SnapshotCache } from './cache.js';
 import { DeltaStream } from './delta.js';
@@ -19,6 +20,8 @@ export interface XdsServerOptions {
   readonly maxMessageBytes?: number;
   /** Sent as `control_plane.identifier`. */
   readonly controlPlane?: string;
+  /** More gRPC services to serve on the same port (e.g. Envoy's MetricsService). */
+  readonly services?: readonly GrpcService[];
 }
 
 /** One connected stream as the status API reports it. */
@@ -160,6 +163,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     }) as grpc.handleBidiStreamingCall<any, Buffer>;
   }
   for (const { definition, handlers } of byService.values()) server.addService(definition as grpc.ServiceDefinition, handlers);
+  for (const { definition, handlers } of options.services ?? []) server.addService(definition, handlers);
 
   return {
     listen: (address) =>

@@ -11,7 +11,7 @@ const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 const files = fs.readdirSync(ENVOY_DIR).filter((f) => f.endsWith('.yaml')).sort();
 
 describe('envoy/ bootstraps', () => {
-  before(() => loadEnvoyProtos(['envoy/config/bootstrap/v3/bootstrap.proto']));
+  before(() => loadEnvoyProtos(['envoy/config/bootstrap/v3/bootstrap.proto', 'envoy/config/metrics/v3/metrics_service.proto']));
 
   it('are there: a front proxy and a sidecar', () => {
     expect(files).to.deep.equal(['front-proxy.yaml', 'sidecar.yaml']);
@@ -39,6 +39,13 @@ describe('envoy/ bootstraps', () => {
         const addr = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
         expect(addr.port_value).to.equal(DEFAULT_XDS_PORT);
         expect(cluster.load_assignment.cluster_name).to.equal(name);
+      });
+
+      it("streams stats to inferplane's MetricsService every second, over the same cluster as xDS", () => {
+        expect(doc.stats_flush_interval).to.equal('1s');
+        const sink = doc.stats_sinks.find((x: any) => x.name === 'envoy.stat_sinks.metrics_service');
+        expect(sink.typed_config.transport_api_version).to.equal('V3');
+        expect(sink.typed_config.grpc_service.envoy_grpc.cluster_name).to.equal(doc.dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name);
       });
 
       it('binds admin to localhost only', () => {

@@ -13,7 +13,7 @@ describe('admin server', () => {
   };
   beforeEach(async () => {
     h = await startHarness();
-    admin = await startAdminServer('127.0.0.1', 0, { xds: h.server, cache: h.cache, metrics: h.metrics, ready: h.publisher.ready });
+    admin = await startAdminServer('127.0.0.1', 0, { xds: h.server, cache: h.cache, metrics: h.metrics, ready: h.publisher.ready, fleet: () => ({ services: {}, reporters: [] }) });
   });
   afterEach(async () => {
     await admin.close();

@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { expect } from 'chai';
+import { createMemoryLogger } from '../../src/observability/log.js';
+import { serve, type Running } from '../../src/serve.js';
+import { loadEnvoyProtos, messageType } from '../../src/xds/protos.js';
+import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
+import { eventually } from '../support/harness.js';
+
+loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
+const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
+
+const MetricsClient = grpc.makeGenericClientConstructor({
+  StreamMetrics: {
+    path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
+    requestStream: true, responseStream: false,
+    requestSerialize: (o: object | Buffer) => (Buffer.isBuffer(o) ? o : Buffer.from(Message.encode(Message.fromObject(o)).finish())),
+    requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
+  },
+}, 'Metrics');
+
+/** One Envoy's stats stream, as the envoy.stat_sinks.metrics_service sink sends it. */
+function envoyStream(address: string) {
+  const client = new MetricsClient(address, grpc.credentials.createInsecure());
+  let status: Promise<grpc.ServiceError | null>;
+  const call = (() => {
+    let resolve!: (e: grpc.ServiceError | null) => void;
+    status = new Promise((r) => (resolve = r));
+    return (client as any).StreamMetrics((e: grpc.ServiceError | null) => resolve(e));
+  })();
+  return {
+    send: (m: object | Buffer) => call.write(m),
+    end: () => call.end(),
+    status: () => status,
+    close: () => client.close(),
+  };
+}
+
+const report = (node: string | undefined, active: Record<string, number>) => ({
+  ...(node && { identifier: { node: { id: node } } }),
+  envoy_metrics: Object.entries(active).map(([cluster, v]) => ({ name: `cluster.${cluster}.upstream_rq_active`, type: 'GAUGE', metric: [{ gauge: { value: v } }] })),
+});
+
+describe("Envoy's MetricsService on the xDS port, and the fleet on the admin server", () => {
+  let dir: string;
+  let running: Running;
+  let address: string;
+  const log = createMemoryLogger();
+  const get = async (p: string) => (await fetch(`http://127.0.0.1:${running.admin.port}${p}`)).text();
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-stats-'));
+    fs.writeFileSync(path.join(dir, 'e.yaml'), 'services:\n  - name: llama\n    endpoints: [{ address: 10.0.0.1, port: 8000 }]\n  - name: idle\n');
+    running = await serve({ discovery: { kind: 'file', path: path.join(dir, 'e.yaml') }, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log });
+    address = `127.0.0.1:${running.xdsPort}`;
+  });
+  after(async () => {
+    await running.stop(500);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sums upstream_rq_active across Envoys per service', async () => {
+    const a = envoyStream(address);
+    const b = envoyStream(address);
+    a.send(report('envoy-a', { 'llama/http': 30 }));
+    b.send(report('envoy-b', { 'llama/http': 12 }));
+    await eventually(async () => JSON.parse(await get('/status/fleet')).services.llama?.envoys === 2, 'two reporters');
+    const fleet = JSON.parse(await get('/status/fleet'));
+    expect(fleet.services.llama).to.include({ activeRequests: 42, envoys: 2 });
+    expect(fleet.services.idle).to.include({ activeRequests: 0, envoys: 2 });
+    expect(fleet.reporters.map((r: { nodeId: string }) => r.nodeId)).to.deep.equal(['envoy-a', 'envoy-b']);
+    expect(await get('/metrics')).to.contain('inferplane_fleet_active_requests{service="llama"} 42');
+    a.end();
+    b.end();
+    expect(await a.status()).to.equal(null);
+    a.close();
+    b.close();
+  });
+
+  it('refuses implausible gauges, keeping the rest of the report', async () => {
+    const c = envoyStream(address);
+    c.send(report('envoy-c', { 'llama/http': -5 }));
+    await eventually(() => log.lines.some((l) => l.msg === 'refused implausible gauges'), 'the refusal is logged');
+    expect(JSON.stringify(log.lines.find((l) => l.msg === 'refused implausible gauges')!.fields)).to.contain('llama/http: upstream_rq_active -5 is not a plausible in-flight count');
+    expect(await get('/metrics')).to.contain('inferplane_stats_gauges_refused_total 1');
+    c.end();
+    c.close();
+  });
+
+  for (const [what, first, details] of [
+    ['a first message without a node id', report(undefined, { 'llama/http': 1 }), 'the first StreamMetricsMessage must carry identifier.node.id'],
+    ['undecodable bytes', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), 'cannot decode envoy.service.metrics.v3.StreamMetricsMessage'],
+  ] as const) {
+    it(`ends the stream on ${what} with INVALID_ARGUMENT`, async () => {
+      const d = envoyStream(address);
+      d.send(first);
+      const e = await d.status();
+      d.close();
+      expect(e?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(e?.details).to.contain(details);
+    });
+  }
+});
