@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
 import { loadEndpointsFile } from '../../src/sources/file/endpoints-file.js';
-import { checkProtoJson, loadEnvoyProtos } from '../../src/xds/protos.js';
+import { loadEnvoyProtos } from '../../src/xds/protos.js';
+import { checkProtoJson } from '../support/proto-json.js';
 
 const ENVOY_DIR = path.join(import.meta.dirname, '../../envoy');
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
