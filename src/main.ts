@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -7,7 +8,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from './config/defaults.js';
 import { PACKAGE_ROOT } from './config/package-root.js';
 import { DEFAULT_LISTENER } from './model/model.js';
-import { serve, type Discovery } from './serve.js';
+import { serve, type Discovery, type ScalerSettings } from './serve.js';
 import { DEFAULT_ENGINE } from './sim/engine.js';
 import { DEFAULT_SIM, startSimServer } from './sim/server.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
@@ -33,6 +34,15 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --max-message-bytes N         largest xDS request accepted (default 1048576)
   --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
   --log-level LEVEL             debug | info | warn | error (default info)
+
+Scaler (sizes each policy service's Deployment from the fleet's in-flight requests; see docs/scaler.md):
+  --scaler                      run the scaler in this process
+  --policy FILE                 the scaling policy (examples/scaling-policy.yaml shows every key), watched
+  --policy-configmap NS/NAME    or: the policy from the ConfigMap's "policy.yaml" key, watched
+  --dry-run                     decide and log, never write; without Kubernetes, replicas are counted from
+                                the served endpoints
+  --lease NS/NAME|none          leader election Lease (default: <pod namespace>/inferplane-scaler)
+  --scaler-interval-ms N        decision period (default 1000)
 
 inferplane sim-vllm: a vLLM simulator for tests and demos (OpenAI-compatible /v1/completions,
 /v1/chat/completions with SSE streaming, /v1/models, /health, /metrics with vLLM's names). No model runs:
@@ -62,6 +72,22 @@ function hostPort(value: string, flag: string): [string, number] {
   return [m[1]!.replace(/^\[(.*)\]$/, '$1'), port];
 }
 
+function namespaced(value: string, flag: string): { namespace: string; name: string } {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(value);
+  if (!m) fail(`${flag} must be NAMESPACE/NAME, got "${value}"`);
+  return { namespace: m[1]!, name: m[3]! };
+}
+
+/** The namespace this pod runs in (downward API variable, else the service account's), else `default`. */
+function podNamespace(): string {
+  if (process.env['POD_NAMESPACE']) return process.env['POD_NAMESPACE'];
+  try {
+    return fs.readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return 'default';
+  }
+}
+
 function positive(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) fail(`${flag} must be a positive whole number, got "${value}"`);
@@ -89,6 +115,12 @@ async function main(): Promise<void> {
         'shutdown-grace-ms': { type: 'string', default: '5000' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
+        scaler: { type: 'boolean', default: false },
+        policy: { type: 'string' },
+        'policy-configmap': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        lease: { type: 'string' },
+        'scaler-interval-ms': { type: 'string', default: '1000' },
         host: { type: 'string', default: '0.0.0.0' },
         port: { type: 'string', default: '8000' },
         model: { type: 'string', default: DEFAULT_SIM.model },
@@ -137,12 +169,18 @@ async function main(): Promise<void> {
   const log = createLogger(level);
   hostPort(values['xds-address'], '--xds-address');
   const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
+  let loaded: KubeConfig | undefined;
+  const kube = () => {
+    if (loaded) return loaded;
+    loaded = new KubeConfig();
+    if (values.kubeconfig) loaded.loadFromFile(values.kubeconfig);
+    else loaded.loadFromDefault();
+    return loaded;
+  };
   let discovery: Discovery;
   if (values.discovery === 'file') discovery = { kind: 'file', path: values.endpoints };
   else if (values.discovery === 'kubernetes') {
-    const kubeConfig = new KubeConfig();
-    if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    const kubeConfig = kube();
     const port = positive(values['listener-port'], '--listener-port');
     if (port > 65535) fail(`--listener-port must be at most 65535, got ${port}`);
     discovery = {
@@ -155,6 +193,21 @@ async function main(): Promise<void> {
       maxDelayMs: positive(values['max-delay-ms'], '--max-delay-ms'),
     };
   } else fail(`--discovery must be file or kubernetes, got "${values.discovery}"`);
+  let scaler: ScalerSettings | undefined;
+  if (values.scaler) {
+    if ((values.policy === undefined) === (values['policy-configmap'] === undefined)) fail('--scaler needs exactly one of --policy FILE and --policy-configmap NS/NAME');
+    const policy = values.policy !== undefined ? { kind: 'file' as const, path: values.policy } : { kind: 'configmap' as const, ...namespaced(values['policy-configmap']!, '--policy-configmap') };
+    // Kubernetes is needed to write, to read a ConfigMap, or when it is in use anyway; a dry run on a policy
+    // file and the endpoints file needs no cluster (the compose stack).
+    const useKube = !values['dry-run'] || policy.kind === 'configmap' || values.discovery === 'kubernetes' || values.kubeconfig !== undefined;
+    const kubeConfig = useKube ? kube() : undefined;
+    const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: 'inferplane-scaler' };
+    if (values.lease !== undefined && values.lease !== 'none' && !kubeConfig) fail('--lease needs Kubernetes; a dry run on files runs alone');
+    scaler = { policy, dryRun: values['dry-run'], ...(kubeConfig && { kubeConfig }), ...(lease && { lease }), intervalMs: positive(values['scaler-interval-ms'], '--scaler-interval-ms') };
+  } else {
+    for (const flag of ['policy', 'policy-configmap', 'lease'] as const) if (values[flag] !== undefined) fail(`--${flag} needs --scaler`);
+    if (values['dry-run']) fail('--dry-run needs --scaler');
+  }
   const running = await serve({
     discovery,
     xdsAddress: values['xds-address'],
@@ -164,6 +217,7 @@ async function main(): Promise<void> {
     maxMessageBytes: positive(values['max-message-bytes'], '--max-message-bytes'),
     log,
     instance: os.hostname(),
+    ...(scaler && { scaler }),
   });
   const grace = positive(values['shutdown-grace-ms'], '--shutdown-grace-ms');
   let stopping = false;

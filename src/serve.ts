@@ -1,10 +1,17 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ListenerSpec } from './model/model.js';
+import type { ListenerSpec, Model } from './model/model.js';
+import type { Metrics } from './observability/metrics.js';
+import type { ReplicaCounts } from './scaler/decide.js';
+import { createLeaderElector } from './scaler/lease.js';
+import { configMapPolicySource, filePolicySource } from './scaler/policy-source.js';
+import { deploymentStore, endpointStore } from './scaler/replicas.js';
+import { createScaler, type Scaler } from './scaler/scaler.js';
+import { realTimers } from './sources/kubernetes/timers.js';
 import type { Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { startAdminServer, type AdminServer, type FleetStatus } from './observability/admin.js';
 import { createMetricsService } from './scaler/metrics-service.js';
-import { createFleetStats } from './scaler/stats.js';
+import { createFleetStats, type FleetStats } from './scaler/stats.js';
 import { DEFAULT_GROUP } from './xds/cache.js';
 import { TypeUrl } from './xds/resources.js';
 import { watchEndpointsFile } from './sources/file/endpoints-file.js';
@@ -30,6 +37,21 @@ export type Discovery =
       readonly maxDelayMs?: number;
     };
 
+/** Settings of the scaler (`inferplane serve --scaler`). */
+export interface ScalerSettings {
+  readonly policy: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'configmap'; readonly namespace: string; readonly name: string };
+  /** Decide and log only. */
+  readonly dryRun: boolean;
+  /**
+   * The API server for Deployments, the policy ConfigMap and the Lease. Without one, replica counts come from
+   * the served endpoints and only a dry run is possible.
+   */
+  readonly kubeConfig?: KubeConfig;
+  /** Leader election (needs `kubeConfig`); without it this process must be the only scaler. */
+  readonly lease?: { readonly namespace: string; readonly name: string; readonly durationMs?: number; readonly renewDeadlineMs?: number; readonly retryPeriodMs?: number };
+  readonly intervalMs?: number;
+}
+
 /** Settings of `inferplane serve`. */
 export interface ServeOptions {
   readonly discovery: Discovery;
@@ -40,8 +62,10 @@ export interface ServeOptions {
   readonly limits: StreamLimits;
   readonly maxMessageBytes: number;
   readonly log: Logger;
-  /** Identifies this replica in Events and `control_plane.identifier`. */
+  /** Identifies this replica in Events, the Lease and `control_plane.identifier`. */
   readonly instance?: string;
+  /** Runs the scaler in this process. */
+  readonly scaler?: ScalerSettings;
 }
 
 /** A running control plane. */
@@ -49,6 +73,7 @@ export interface Running {
   readonly xds: XdsServer;
   readonly xdsPort: number;
   readonly admin: AdminServer;
+  readonly scaler?: Scaler;
   /** True once the source has its full first view and a complete snapshot is served. */
   ready(): boolean;
   /** Graceful stop: streams are closed with UNAVAILABLE so Envoys move to another replica, then ports close. */
@@ -78,8 +103,11 @@ export async function serve(o: ServeOptions): Promise<Running> {
       reporters: stats.reporters().map((r) => ({ nodeId: r.nodeId, ageMs: now - r.at })),
     };
   };
-  metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', () =>
-    Object.entries(fleet().services).filter(([, v]) => v !== null).map(([service, v]) => [{ service }, v!.activeRequests] as const));
+  const fleetGauge = (read: (v: NonNullable<FleetStatus['services'][string]>) => number) => () =>
+    Object.entries(fleet().services).flatMap(([service, v]) => (v === null ? [] : [[{ service }, read(v)] as const]));
+  metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', fleetGauge((v) => v.activeRequests));
+  metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', fleetGauge((v) => v.envoys));
+  metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', fleetGauge((v) => v.oldestReportAgeMs / 1000));
   let sourceReady: () => boolean;
   let stopSource: () => Promise<void>;
   const d = o.discovery;
@@ -104,18 +132,73 @@ export async function serve(o: ServeOptions): Promise<Running> {
     stopSource = source.stop;
   }
   const ready = () => sourceReady() && publisher.ready();
+  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', counts: (service) => endpointCounts(publisher.model(), service) });
   const xdsPort = await xds.listen(o.xdsAddress);
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet });
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,
     xdsPort,
     admin,
+    ...(scaler && { scaler: scaler.scaler }),
     ready,
     async stop(graceMs = 5_000) {
+      await scaler?.stop();
       await stopSource();
       await xds.shutdown(graceMs);
       await admin.close();
+    },
+  };
+}
+
+/** Replica counts of a served service: its endpoints (terminating ones excluded), the ready ones as ready. */
+function endpointCounts(model: Model | undefined, service: string): ReplicaCounts | undefined {
+  const svc = model?.services.find((s) => s.name === service);
+  if (!svc) return undefined;
+  const live = svc.endpoints.filter((e) => !e.terminating);
+  return { desired: live.length, ready: live.filter((e) => e.ready).length };
+}
+
+/** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
+function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; counts: (service: string) => ReplicaCounts | undefined }) {
+  if (!o.kubeConfig && (!o.dryRun || o.policy.kind === 'configmap' || o.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
+  const common = { log: d.log, metrics: d.metrics };
+  const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
+  const policy = o.policy.kind === 'file'
+    ? filePolicySource(o.policy.path, common)
+    : configMapPolicySource({ ...common, kubeConfig: o.kubeConfig!, namespace: o.policy.namespace, name: o.policy.name, events: events!, timers: realTimers });
+  const election = o.lease && createLeaderElector({
+    kubeConfig: o.kubeConfig!,
+    namespace: o.lease.namespace,
+    name: o.lease.name,
+    identity: d.instance,
+    timers: realTimers,
+    log: d.log,
+    ...(o.lease.durationMs !== undefined && { leaseDurationMs: o.lease.durationMs }),
+    ...(o.lease.renewDeadlineMs !== undefined && { renewDeadlineMs: o.lease.renewDeadlineMs }),
+    ...(o.lease.retryPeriodMs !== undefined && { retryPeriodMs: o.lease.retryPeriodMs }),
+  });
+  const scaler = createScaler({
+    stats: d.stats,
+    policy,
+    store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
+    dryRun: o.dryRun,
+    ...(election && { election }),
+    log: d.log,
+    metrics: d.metrics,
+    timers: realTimers,
+    ...(o.intervalMs !== undefined && { intervalMs: o.intervalMs }),
+  });
+  policy.start();
+  election?.start();
+  scaler.start();
+  return {
+    scaler,
+    async stop() {
+      // The Lease goes last: another replica takes over only once this one has stopped acting.
+      await scaler.stop();
+      await election?.stop();
+      await policy.stop();
     },
   };
 }

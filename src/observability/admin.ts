@@ -14,6 +14,8 @@ export interface AdminOptions {
   readonly ready: () => boolean;
   /** Fleet active requests per served service, from Envoys' stats reports. */
   readonly fleet: () => FleetStatus;
+  /** The scaler's status and recent decisions, when the scaler runs here. */
+  readonly scaler?: (filter: { service?: string; limit?: number }) => unknown;
 }
 
 /** What `/status/fleet` shows. */
@@ -30,7 +32,9 @@ export type AdminServer = ListeningServer;
  * snapshot is set, 503 before), `/status/nodes` (every connected stream: node id, cluster, stream kind,
  * per-type subscribed names, sent and ACKed versions, pending nonce, last NACK, connected since),
  * `/status/snapshots` (per group: versions and resource names), `/status/fleet` (in-flight requests per service
- * summed over the Envoys reporting stats) and `/metrics` (Prometheus text).
+ * summed over the Envoys reporting stats), `/status/scaler` (role, policy in force or rejected, per-service
+ * replicas and the last decisions with their inputs, newest first; `?service=ns/name&limit=N`) and `/metrics`
+ * (Prometheus text).
  */
 export async function startAdminServer(host: string, port: number, o: AdminOptions): Promise<AdminServer> {
   const json = (res: http.ServerResponse, code: number, body: unknown) => {
@@ -62,11 +66,18 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
         });
       case '/status/fleet':
         return json(res, 200, o.fleet());
+      case '/status/scaler': {
+        if (!o.scaler) return json(res, 404, { error: 'the scaler is not running in this process (serve --scaler)' });
+        const limit = url.searchParams.get('limit');
+        if (limit !== null && !/^[1-9]\d*$/.test(limit)) return json(res, 400, { error: `limit must be a positive whole number, got "${limit}"` });
+        const service = url.searchParams.get('service');
+        return json(res, 200, o.scaler({ ...(service !== null && { service }), ...(limit !== null && { limit: Number(limit) }) }));
+      }
       case '/metrics':
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         return res.end(o.metrics.render());
       default:
-        return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/status/fleet', '/metrics'] });
+        return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/status/fleet', '/status/scaler', '/metrics'] });
     }
   });
   return listen(server, host, port);

@@ -15,6 +15,7 @@
  *   `maxDownPercent`% per decision;
  * - within `tolerance` of the base: hold (no flapping under steady load);
  * - missing, stale or partial stats: hold, and say so (never read silence as idleness);
+ * - for `externalCoolOffMs` after someone else changed the replica count: hold what they set, bounds included;
  * - modes (playbooks) normal / surge / emergency carry their own targets and rates, chosen by demand
  *   pressure on the ready pods (entered at once, left only after a stable window without that pressure), or
  *   forced by the operator.
@@ -69,6 +70,8 @@ export interface ScalingPolicy {
   readonly modeThresholds: { readonly surge: number; readonly emergency: number };
   /** Operator override of the mode; null lets thresholds decide. */
   readonly forcedMode: Mode | null;
+  /** After someone else changes the replica count, the scaler holds it for this long (never fights a human). */
+  readonly externalCoolOffMs: number;
 }
 
 /**
@@ -93,6 +96,7 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   },
   modeThresholds: { surge: 1.5, emergency: 3 },
   forcedMode: null,
+  externalCoolOffMs: 600_000,
 };
 
 /** What a decision carries to the next one (returned by {@link decide}, passed back in). */
@@ -112,7 +116,7 @@ export interface DecisionState {
 export type Reason =
   | 'no-data' | 'stale-data' | 'partial-data' | 'below-min' | 'above-max' | 'scale-up' | 'panic-scale-up'
   | 'capacity-on-the-way' | 'within-tolerance' | 'panic-no-scale-down' | 'scale-down-stabilizing'
-  | 'scale-down' | 'at-max' | 'at-min';
+  | 'scale-down' | 'at-max' | 'at-min' | 'external-change';
 
 /** One decision, with everything it was based on. */
 export interface Decision {
@@ -145,6 +149,8 @@ export interface DecideInput {
   readonly now: number;
   /** The previous decision's state; omitted on the first decision. */
   readonly state?: DecisionState;
+  /** When the replica count was last changed by someone other than this scaler, if ever. */
+  readonly externalChangeAt?: number;
 }
 
 function mean(samples: readonly FleetSample[]): number | null {
@@ -155,6 +161,13 @@ const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n
 
 /** Decides the replica count. Pure: the same input always gives the same decision. */
 export function decide(input: DecideInput): Decision {
+  const d = decideFreely(input);
+  const coolingOff = input.externalChangeAt !== undefined && input.now < input.externalChangeAt + input.policy.externalCoolOffMs;
+  // The evidence keeps accumulating (state), but the count someone chose stands until the cool-off ends.
+  return coolingOff && d.replicas !== input.replicas.desired ? { ...d, replicas: input.replicas.desired, action: 'hold', reason: 'external-change' } : d;
+}
+
+function decideFreely(input: DecideInput): Decision {
   const { policy: p, now, replicas } = input;
   const prev: DecisionState = input.state ?? { mode: 'normal', modeUntil: -Infinity, panicUntil: -Infinity, recommendations: [], since: now };
   const window = input.history.filter((s) => s.at <= now && s.at > now - p.stableWindowMs);

@@ -32,22 +32,23 @@ const settings = z.strictObject({
   modes: z.strictObject({ normal: mode, surge: mode, emergency: mode }).partial(),
   modeThresholds: z.strictObject({ surge: z.number().positive(), emergency: z.number().positive() }).partial(),
   mode: z.enum(['auto', ...MODES]),
+  externalChangeCoolOff: duration,
 }).partial();
-const DEPLOYMENT = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const SERVICE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
+const NAME = new RegExp(`^(${LABEL}/)?${LABEL}$`);
 const document = z.strictObject({
   defaults: settings.optional(),
   services: z.record(
-    z.string().regex(SERVICE, 'service keys are namespace/name'),
-    settings.extend({ deployment: z.string().regex(DEPLOYMENT, 'a Deployment name (lower-case DNS label)') }),
+    z.string().regex(NAME, 'service keys are the served names: namespace/name (Kubernetes) or name'),
+    settings.extend({ deployment: z.string().regex(NAME, 'a Deployment: name (in the service\'s namespace) or namespace/name') }),
   ),
 });
 
 /** What to scale for one service, and how. */
 export interface ServiceScaling {
-  /** The service, `namespace/name`, as inferplane serves it (its Envoy clusters are `<service>/<port>`). */
+  /** The service as inferplane serves it (`namespace/name` from Kubernetes; its clusters are `<service>/<port>`). */
   readonly service: string;
-  /** The Deployment to resize, in the service's namespace. */
+  /** The Deployment to resize: by default in the service's namespace (`default` for names without one). */
   readonly deployment: { readonly namespace: string; readonly name: string };
   readonly policy: ScalingPolicy;
 }
@@ -70,6 +71,7 @@ function merge(base: ScalingPolicy, s: Settings | undefined): ScalingPolicy {
     modes,
     modeThresholds: { ...base.modeThresholds, ...s.modeThresholds },
     forcedMode: s.mode === undefined ? base.forcedMode : s.mode === 'auto' ? null : s.mode,
+    externalCoolOffMs: s.externalChangeCoolOff ?? base.externalCoolOffMs,
   };
 }
 
@@ -108,7 +110,8 @@ export function readPolicy(text: string): Result<ServiceScaling[], Problem[]> {
   for (const [service, s] of Object.entries(parsed.data.services).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const policy = merge(defaults, s);
     problems.push(...crossCheck(policy, ['services', service]));
-    out.push({ service, deployment: { namespace: service.slice(0, service.indexOf('/')), name: s.deployment }, policy });
+    const [namespace, name] = s.deployment.includes('/') ? s.deployment.split('/') : [service.includes('/') ? service.split('/')[0] : 'default', s.deployment];
+    out.push({ service, deployment: { namespace: namespace!, name: name! }, policy });
   }
   return problems.length > 0 ? err(problems) : ok(out);
 }

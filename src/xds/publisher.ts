@@ -19,6 +19,8 @@ export interface Publisher {
   publish(model: Model, endpointsOnly?: ReadonlySet<string>): Result<Snapshot, string[]>;
   /** True once a first complete snapshot has been published. */
   ready(): boolean;
+  /** The model of the snapshot being served; undefined before the first. */
+  model(): Model | undefined;
 }
 
 /** Creates a {@link Publisher} for `group` (default {@link DEFAULT_GROUP}). */
@@ -64,5 +66,6 @@ export function createPublisher(options: { cache: SnapshotCache; log: Logger; me
       return ok(built.value);
     },
     ready: () => cache.get(group) !== undefined,
+    model: () => lastModel,
   };
 }

@@ -132,6 +132,16 @@ describe('decide (pure scaling decision)', () => {
     expect(calm.at(199).mode).to.equal('normal');
   });
 
+  it('external change: holds what someone else set for the cool-off, bounds included, then resumes', () => {
+    const policy = { ...DEFAULT_POLICY, maxReplicas: 12, externalCoolOffMs: 60_000 };
+    const history = [{ at: 0, activeRequests: 6 * T, envoys: 10 }];
+    const at = (now: number, desired: number) => decide({ history: [{ ...history[0]!, at: now }], replicas: { desired, ready: desired }, policy, now, externalChangeAt: 1_000 });
+    expect(at(30_000, 5)).to.include({ replicas: 5, action: 'hold', reason: 'external-change' });
+    expect(at(30_000, 20)).to.include({ replicas: 20, reason: 'external-change' });
+    expect(at(61_000, 5)).to.include({ replicas: 6, reason: 'scale-up' });
+    expect(at(61_000, 20)).to.include({ replicas: 12, reason: 'above-max' });
+  });
+
   it('is deterministic and explains itself', () => {
     const run = () => simulate({ seconds: 300, start: 3, load: (t) => (t % 97 < 40 ? 9 * T : 3 * T) }).decisions;
     expect(run()).to.deep.equal(run());

@@ -24,6 +24,13 @@ describe('readPolicy', () => {
     expect(b!.policy).to.include({ forcedMode: null, tolerance: 0.1 });
   });
 
+  it('places Deployments in the service\'s namespace unless named with one; bare names are in default', () => {
+    const r = readPolicy('services:\n  ml/a: { deployment: a }\n  ml/b: { deployment: gpu/b }\n  c: { deployment: c, externalChangeCoolOff: 2m }\n');
+    if (!r.ok) throw new Error(describeProblems(r.error).join('\n'));
+    expect(r.value.map((s) => s.deployment)).to.deep.equal([{ namespace: 'default', name: 'c' }, { namespace: 'ml', name: 'a' }, { namespace: 'gpu', name: 'b' }]);
+    expect(r.value[0]!.policy.externalCoolOffMs).to.equal(120_000);
+  });
+
   const bad: [string, string, string][] = [
     ['a wrong type', 'services: { ml/a: { deployment: a, minReplicas: "two" } }', 'services.ml/a.minReplicas: Invalid input: expected number'],
     ['min above max', 'services: { ml/a: { deployment: a, minReplicas: 5, maxReplicas: 2 } }', 'services.ml/a.minReplicas: minReplicas 5 is above maxReplicas 2'],
@@ -36,7 +43,9 @@ describe('readPolicy', () => {
     ['a panic window longer than the stable one', 'defaults: { panicWindow: 2m }\nservices: {}', 'defaults.panicWindow: panicWindow must be above zero and shorter than stableWindow'],
     ['thresholds out of order', 'defaults: { modeThresholds: { surge: 4, emergency: 2 } }\nservices: {}', 'defaults.modeThresholds.emergency: the emergency threshold must be above the surge threshold'],
     ['a service without a deployment', 'services: { ml/a: { minReplicas: 1 } }', 'services.ml/a.deployment: Invalid input'],
-    ['a service key without a namespace', 'services: { a: { deployment: a } }', 'services.a: service keys are namespace/name'],
+    ['a service key that is not a served name', 'services: { ML/a: { deployment: a } }', 'services.ML/a: service keys are the served names'],
+    ['a deployment that is not a name', 'services: { ml/a: { deployment: "a/b/c" } }', 'services.ml/a.deployment: a Deployment: name'],
+    ['a zero cool-off', 'defaults: { externalChangeCoolOff: -1s }\nservices: {}', 'defaults.externalChangeCoolOff: '],
     ['a missing services key', 'defaults: {}', 'services: Invalid input'],
     ['bad YAML', 'services: { ml/a: [', '(root): YAML: '],
     ['a duplicate key', 'services: {}\nservices: {}', '(root): YAML: Map keys must be unique'],

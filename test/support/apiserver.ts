@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 /**
  * A stand-in for the Kubernetes API server, for tests: real HTTP on loopback, used by the real
  * @kubernetes/client-node clients and informers, following the documented wire behaviour:
- * - list: `{kind: XList, metadata: {resourceVersion}, items}`, with labelSelector (=, ==, !=, exists, !exists);
+ * - list: `{kind: XList, metadata: {resourceVersion}, items}`, with labelSelector (=, ==, !=, exists, !exists)
+ *   and fieldSelector (metadata.name, metadata.namespace; others are refused with 400, as the API server does);
  * - watch (`?watch=true&resourceVersion=N`): newline-delimited `{type, object}` for every change after N, kept
  *   open; a version older than the retained history gets HTTP 410 (or, if asked, an ERROR event with code 410);
  * - create, get, replace (409 on a stale `metadata.resourceVersion`), merge patch, delete;
@@ -74,7 +75,7 @@ interface WatchEvent {
 interface Watcher {
   resource: string;
   namespace: string | undefined;
-  selector: (labels: Record<string, string>) => boolean;
+  selector: (obj: KubeObject) => boolean;
   res: http.ServerResponse;
 }
 
@@ -89,6 +90,19 @@ function parseSelector(text: string | null): (labels: Record<string, string>) =>
     return (l: Record<string, string>) => t in l;
   });
   return (labels) => terms.every((f) => f(labels));
+}
+
+/** Field selectors the API server supports on every resource: metadata.name and metadata.namespace. */
+function parseFieldSelector(text: string | null): ((obj: KubeObject) => boolean) | string {
+  if (!text) return () => true;
+  const terms: ((o: KubeObject) => boolean)[] = [];
+  for (const t of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(metadata\.name|metadata\.namespace)(!=|==|=)(.*)$/.exec(t);
+    if (!m) return `"${t.split(/!?=/)[0]}" is not a known field selector: only "metadata.name", "metadata.namespace"`;
+    const get = (o: KubeObject) => (m[1] === 'metadata.name' ? o.metadata.name : o.metadata.namespace ?? '');
+    terms.push(m[2] === '!=' ? (o) => get(o) !== m[3] : (o) => get(o) === m[3]);
+  }
+  return (o) => terms.every((f) => f(o));
 }
 
 function status(res: http.ServerResponse, code: number, reason: string, message: string): void {
@@ -125,7 +139,7 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
     const ev = { rv: Number(object.metadata.resourceVersion), resource, type, object };
     history.push(ev);
     for (const w of watchers) {
-      if (w.resource === resource && (w.namespace === undefined || w.namespace === object.metadata.namespace) && w.selector(object.metadata.labels ?? {})) {
+      if (w.resource === resource && (w.namespace === undefined || w.namespace === object.metadata.namespace) && w.selector(object)) {
         w.res.write(JSON.stringify({ type, object }) + '\n');
       }
     }
@@ -192,7 +206,10 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
       res.end(JSON.stringify(obj));
     };
     const info = RESOURCES[resource]!;
-    const selector = parseSelector(url.searchParams.get('labelSelector'));
+    const labels = parseSelector(url.searchParams.get('labelSelector'));
+    const fields = parseFieldSelector(url.searchParams.get('fieldSelector'));
+    if (typeof fields === 'string') return status(res, 400, 'BadRequest', fields);
+    const selector = (o: KubeObject) => labels(o.metadata.labels ?? {}) && fields(o);
 
     if (sub === 'scale' && resource === 'deployments' && name && ns) {
       const d = objects.get(key(resource, ns, name));
@@ -231,7 +248,7 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       const w: Watcher = { resource, namespace: ns, selector, res };
       for (const ev of history) {
-        if (ev.rv > from && ev.resource === resource && (ns === undefined || ev.object.metadata.namespace === ns) && selector(ev.object.metadata.labels ?? {})) {
+        if (ev.rv > from && ev.resource === resource && (ns === undefined || ev.object.metadata.namespace === ns) && selector(ev.object)) {
           res.write(JSON.stringify({ type: ev.type, object: ev.object }) + '\n');
         }
       }
@@ -243,7 +260,7 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
     }
     if (req.method === 'GET' && !name) {
       const items = [...objects.entries()]
-        .filter(([k, o]) => k.startsWith(`${resource}/`) && (ns === undefined || o.metadata.namespace === ns) && selector(o.metadata.labels ?? {}))
+        .filter(([k, o]) => k.startsWith(`${resource}/`) && (ns === undefined || o.metadata.namespace === ns) && selector(o))
         .map(([, o]) => o);
       return send(200, { kind: `${info.kind}List`, apiVersion: info.group ? `${info.group}/${info.version}` : info.version, metadata: { resourceVersion: String(rv) }, items });
     }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { Model } from '../../model/model.js';
 import { formatPath, readModel, type Path } from '../../model/validate.js';
-import type { Logger } from '../../observability/log.js';
+import { watchTextFile, type FileWatch, type WatchFileOptions } from '../../config/watch-file.js';
 import { err, type Result } from '../../result.js';
 
 /** Files larger than this are refused rather than parsed. */
@@ -53,74 +53,27 @@ export function loadEndpointsFile(file: string): Result<Model, string[]> {
 }
 
 /** Options of {@link watchEndpointsFile}. */
-export interface WatchOptions {
-  readonly log: Logger;
+export interface WatchOptions extends Omit<WatchFileOptions, 'what' | 'onText' | 'maxBytes'> {
   /** Called with each new valid model (not for rewrites that leave the text unchanged). */
   readonly onModel: (model: Model) => void;
-  /** Quiet time after a change before reading, so an editor's several writes are read once. Default 50 ms. */
-  readonly debounceMs?: number;
-  /** Stat-polling interval, the fallback where file events are unreliable (network mounts). Default 1 s. */
-  readonly pollMs?: number;
-}
-
-/** A running watch. */
-export interface FileWatch {
-  /** Reads the file now (also called on every change). Resolves once the read is applied or rejected. */
-  reload(): void;
-  close(): void;
 }
 
 /**
- * Watches an endpoints file: reads it now and on every change (the directory is watched, so editors that
- * replace the file atomically are seen), and hands each valid model to `onModel`. An invalid file is logged,
- * problem by problem, and the last good model keeps serving.
+ * Watches an endpoints file: reads it now and on every change, and hands each valid model to `onModel`. An
+ * invalid file is logged, problem by problem, and the last good model keeps serving.
  */
 export function watchEndpointsFile(file: string, options: WatchOptions): FileWatch {
-  const { log } = options;
-  const abs = path.resolve(file);
-  let lastText: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const reload = () => {
-    let text: string;
-    try {
-      text = fs.readFileSync(abs, 'utf8');
-    } catch (e) {
-      log.error('cannot read endpoints file; keeping the last good configuration', { file: abs, error: e instanceof Error ? e.message : String(e) });
-      return;
-    }
-    if (text === lastText) return;
-    lastText = text;
-    const parsed = text.length > MAX_FILE_BYTES ? err([`${file}: over the ${MAX_FILE_BYTES}-byte limit`]) : parseEndpointsFile(text, file);
-    if (!parsed.ok) {
-      for (const problem of parsed.error) log.error('invalid endpoints file; keeping the last good configuration', { file: abs, problem });
-      return;
-    }
-    options.onModel(parsed.value);
-  };
-  const changed = () => {
-    clearTimeout(timer);
-    timer = setTimeout(reload, options.debounceMs ?? 50);
-  };
-  let watcher: fs.FSWatcher | undefined;
-  try {
-    watcher = fs.watch(path.dirname(abs), (_event, name) => {
-      if (name === null || name === path.basename(abs)) changed();
-    });
-    watcher.on('error', (e) => log.warn('file watch failed; relying on polling', { file: abs, error: e.message }));
-  } catch (e) {
-    log.warn('cannot watch directory; relying on polling', { file: abs, error: e instanceof Error ? e.message : String(e) });
-  }
-  const poll = (cur: fs.Stats, prev: fs.Stats) => {
-    if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) changed();
-  };
-  fs.watchFile(abs, { interval: options.pollMs ?? 1000, persistent: false }, poll);
-  reload();
-  return {
-    reload,
-    close() {
-      clearTimeout(timer);
-      watcher?.close();
-      fs.unwatchFile(abs, poll);
+  return watchTextFile(file, {
+    ...options,
+    what: 'endpoints file',
+    maxBytes: MAX_FILE_BYTES,
+    onText(text) {
+      const parsed = parseEndpointsFile(text, file);
+      if (!parsed.ok) {
+        for (const problem of parsed.error) options.log.error('invalid endpoints file; keeping the last good configuration', { file: path.resolve(file), problem });
+        return;
+      }
+      options.onModel(parsed.value);
     },
-  };
+  });
 }

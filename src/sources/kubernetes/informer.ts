@@ -1,4 +1,4 @@
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/log.js';
 import { backoffDelay, type Timers } from './timers.js';
 
@@ -9,6 +9,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly path: string;
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;
+  /** e.g. `metadata.name=scaling-policy`: the list function must apply the same one. */
+  readonly fieldSelector?: string;
   /** For logs. */
   readonly name: string;
   readonly log: Logger;
@@ -49,7 +51,7 @@ export function createSupervisedInformer<T extends KubernetesObject>(o: Supervis
   let ageTimer: unknown;
   let healthyTimer: unknown;
   let restarting = false;
-  const informer = makeInformer<T>(o.kubeConfig, o.path, async () => {
+  const informer = new ListWatch<T>(o.path, new Watch(o.kubeConfig), async () => {
     const list = await o.list();
     attempt = 0;
     if (!synced) {
@@ -58,7 +60,7 @@ export function createSupervisedInformer<T extends KubernetesObject>(o: Supervis
       setImmediate(() => o.onSynced?.());
     }
     return list;
-  }, o.labelSelector);
+  }, false, o.labelSelector, o.fieldSelector);
   for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, (obj: T) => o.onChange(obj));
   informer.on('error', (e?: unknown) => {
     if (stopped || restarting) return;

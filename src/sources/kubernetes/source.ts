@@ -102,7 +102,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
     reported.set(`${key} ${reason}`, text);
     if (problems.length === 0) return;
     for (const problem of problems) o.log.warn(reason === 'InvalidAnnotation' ? 'invalid annotation; keeping the last good settings' : 'endpoint problem', { service: key, reason, problem });
-    void o.events.warn(svc, reason, text);
+    void o.events.warn(svc, { apiVersion: 'v1', kind: 'Service' }, reason, text);
   };
 
   const serviceOf = (svc: V1Service, slices: readonly V1EndpointSlice[]): Service | undefined => {

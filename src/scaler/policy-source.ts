@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { watchTextFile } from '../config/watch-file.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { EventRecorder } from '../sources/kubernetes/events.js';
+import { createSupervisedInformer } from '../sources/kubernetes/informer.js';
+import type { Timers } from '../sources/kubernetes/timers.js';
+import { describeProblems, POLICY_KEY, readPolicy, type ServiceScaling } from './policy.js';
+
+/** Policy documents larger than this are refused (a ConfigMap holds at most 1 MiB). */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
+/** What the scaler shows about its policy. */
+export interface PolicyStatus {
+  /** `file:<path>` or `configmap:<namespace>/<name>`. */
+  readonly source: string;
+  /** The version in force (content hash for files, resourceVersion for ConfigMaps); null before any good one. */
+  readonly version: string | null;
+  readonly loadedAt: string | null;
+  /** The latest rejected version and why, while no newer good one replaced it. */
+  readonly rejected: { readonly version: string; readonly at: string; readonly problems: readonly string[] } | null;
+}
+
+/** A watched scaling policy: the last good document stays in force until a valid one replaces it. */
+export interface PolicySource {
+  start(): void;
+  stop(): Promise<void>;
+  /** The policy in force; undefined until a first valid document was read. */
+  current(): readonly ServiceScaling[] | undefined;
+  status(): PolicyStatus;
+}
+
+interface Common {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Called with each newly accepted policy. */
+  readonly onPolicy?: (services: readonly ServiceScaling[]) => void;
+}
+
+/** The shared part: validation, last-good keeping, logs and metrics. `reject` adds a source-specific report. */
+function createPolicyHolder(source: string, o: Common) {
+  let current: readonly ServiceScaling[] | undefined;
+  let version: string | null = null;
+  let loadedAt: string | null = null;
+  let rejected: PolicyStatus['rejected'] = null;
+  let latestValid = true;
+  const rejections = o.metrics.counter('inferplane_scaler_policy_rejections_total', 'Scaling policy versions rejected as invalid');
+  o.metrics.gauge('inferplane_scaler_policy_valid', '1 when the latest scaling policy seen was valid (0: an older good one is in force, or none)', () => (latestValid && current ? 1 : 0));
+  return {
+    /** Returns the problems when the text was rejected. */
+    offer(text: string | undefined, v: string): string[] | null {
+      const problems = text === undefined
+        ? [`the data key "${POLICY_KEY}" is missing`]
+        : text.length > MAX_POLICY_BYTES ? [`${text.length} bytes is over the ${MAX_POLICY_BYTES}-byte limit`] : null;
+      const parsed = problems ? null : readPolicy(text!);
+      if (problems || !parsed!.ok) {
+        const lines = problems ?? describeProblems(parsed!.ok ? [] : parsed!.error);
+        latestValid = false;
+        rejected = { version: v, at: new Date().toISOString(), problems: lines };
+        rejections.inc();
+        o.log.error('invalid scaling policy; the last good one stays in force', { source, version: v, inForce: version, problems: lines });
+        return lines;
+      }
+      current = parsed!.value;
+      version = v;
+      loadedAt = new Date().toISOString();
+      rejected = null;
+      latestValid = true;
+      o.log.info('scaling policy loaded', { source, version: v, services: current.map((s) => `${s.service} -> ${s.deployment.namespace}/${s.deployment.name}`) });
+      o.onPolicy?.(current);
+      return null;
+    },
+    current: () => current,
+    status: (): PolicyStatus => ({ source, version, loadedAt, rejected }),
+  };
+}
+
+/** The policy from a file (`--policy FILE`), re-read on every change. */
+export function filePolicySource(file: string, o: Common): PolicySource {
+  const holder = createPolicyHolder(`file:${file}`, o);
+  let watch: { close(): void } | undefined;
+  return {
+    start() {
+      watch ??= watchTextFile(file, {
+        log: o.log,
+        what: 'scaling policy',
+        maxBytes: MAX_POLICY_BYTES,
+        onText: (text) => void holder.offer(text, createHash('sha256').update(text).digest('hex').slice(0, 12)),
+      });
+    },
+    async stop() {
+      watch?.close();
+    },
+    current: holder.current,
+    status: holder.status,
+  };
+}
+
+/**
+ * The policy from the `policy.yaml` key of one ConfigMap, watched (only that object, by field selector). A
+ * rejected version is also reported as a Warning Event `InvalidScalingPolicy` on the ConfigMap, once per
+ * version. A deleted ConfigMap leaves the last good policy in force (logged).
+ */
+export function configMapPolicySource(o: Common & {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly name: string;
+  readonly events: EventRecorder;
+  readonly timers: Timers;
+}): PolicySource {
+  const holder = createPolicyHolder(`configmap:${o.namespace}/${o.name}`, o);
+  const core = o.kubeConfig.makeApiClient(CoreV1Api);
+  const fieldSelector = `metadata.name=${o.name}`;
+  let seen: string | undefined;
+  const informer = createSupervisedInformer<V1ConfigMap>({
+    kubeConfig: o.kubeConfig,
+    path: `/api/v1/namespaces/${o.namespace}/configmaps`,
+    list: () => core.listNamespacedConfigMap({ namespace: o.namespace, fieldSelector }),
+    fieldSelector,
+    name: 'scaling-policy',
+    log: o.log,
+    timers: o.timers,
+    onChange: (cm) => {
+      if (cm.metadata?.name !== o.name) return;
+      const live = informer.list().find((c) => c.metadata?.name === o.name);
+      if (!live) {
+        o.log.error('the scaling policy ConfigMap was deleted; the last good policy stays in force', { configMap: `${o.namespace}/${o.name}`, inForce: holder.status().version });
+        return;
+      }
+      const version = live.metadata?.resourceVersion ?? '';
+      if (version === seen) return;
+      seen = version;
+      const problems = holder.offer(live.data?.[POLICY_KEY], version);
+      if (problems) {
+        void o.events.warn(live, { apiVersion: 'v1', kind: 'ConfigMap' }, 'InvalidScalingPolicy', `${POLICY_KEY} rejected, the last good policy stays in force: ${problems.join('; ')}`);
+      }
+    },
+    onSynced: () => {
+      if (!informer.list().some((c) => c.metadata?.name === o.name)) o.log.warn('the scaling policy ConfigMap does not exist (yet); nothing is scaled until it does', { configMap: `${o.namespace}/${o.name}` });
+    },
+  });
+  return {
+    start: () => informer.start(),
+    stop: () => informer.stop(),
+    current: holder.current,
+    status: holder.status,
+  };
+}

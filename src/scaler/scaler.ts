@@ -1,0 +1,262 @@
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Timers } from '../sources/kubernetes/timers.js';
+import { decide, MODES, type Decision, type DecisionState, type FleetSample, type Reason } from './decide.js';
+import type { LeaderElector } from './lease.js';
+import type { PolicySource, PolicyStatus } from './policy-source.js';
+import type { ServiceScaling } from './policy.js';
+import { ReplicaError, type ReplicaStore } from './replicas.js';
+import type { FleetStats } from './stats.js';
+
+/** Why nothing could be decided for a service this tick (the decision function was not reached). */
+export type ReadProblem = 'deployment-missing' | 'api-error';
+
+/** One decision as the scaler made and carried it out: what `/status/scaler` lists and the log records. */
+export interface DecisionRecord {
+  readonly at: string;
+  readonly service: string;
+  readonly deployment: string;
+  /** The replica count decided (the current one for holds). */
+  readonly replicas: number | null;
+  readonly action: Decision['action'];
+  readonly reason: Reason | ReadProblem;
+  readonly mode: Decision['mode'] | null;
+  /**
+   * `written`: the scale subresource was updated; `unchanged`: nothing to write; `dry-run`: would have been
+   * written; `conflict`: the Deployment kept changing under us (409 each try), retried next tick; `error`: the
+   * API refused (see `error`).
+   */
+  readonly outcome: 'written' | 'unchanged' | 'dry-run' | 'conflict' | 'error';
+  readonly error?: string;
+  readonly inputs: Decision['inputs'] | null;
+}
+
+/** Options of {@link createScaler}. */
+export interface ScalerOptions {
+  readonly stats: FleetStats;
+  readonly policy: PolicySource;
+  readonly store: ReplicaStore;
+  /** Decide and log, never write. */
+  readonly dryRun: boolean;
+  /** Only the leader reads replicas, decides and writes; without one, this process is the only scaler. */
+  readonly election?: LeaderElector;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly timers: Timers;
+  /** Decision period. Default 1 s. */
+  readonly intervalMs?: number;
+  /** Decisions kept for `/status/scaler`. Default 200. */
+  readonly keepDecisions?: number;
+  /** Reads and writes per service per tick when the Deployment keeps changing under us (409). Default 3. */
+  readonly maxAttempts?: number;
+}
+
+/** What `/status/scaler` shows. */
+export interface ScalerStatus {
+  readonly role: 'leader' | 'standby' | 'single';
+  readonly leader: string | null;
+  readonly dryRun: boolean;
+  readonly replicasFrom: ReplicaStore['kind'];
+  readonly policy: PolicyStatus;
+  readonly services: Record<string, {
+    readonly deployment: string;
+    readonly current: number | null;
+    readonly ready: number | null;
+    readonly externalChangeAt: string | null;
+    readonly last: DecisionRecord | null;
+  }>;
+  /** Newest first. */
+  readonly decisions: readonly DecisionRecord[];
+}
+
+/** The running decision loop. */
+export interface Scaler {
+  start(): void;
+  stop(): Promise<void>;
+  /** Runs one decision round now (the loop calls it every interval); resolves when it is done. */
+  tick(): Promise<void>;
+  status(filter?: { service?: string; limit?: number }): ScalerStatus;
+}
+
+interface ServiceState {
+  history: FleetSample[];
+  state?: DecisionState;
+  /** spec.replicas as last read, and as last written by us: a read matching neither was changed by someone else. */
+  seen?: number;
+  written?: number;
+  externalChangeAt?: number;
+  ready?: number;
+  last?: DecisionRecord;
+}
+
+/**
+ * Every interval, for each service in the policy: samples the fleet's active requests, and (as leader, or as
+ * the only scaler) reads the Deployment, runs {@link decide}, and writes the new count through the scale
+ * subresource with the read's resourceVersion (on 409: read and decide again, up to `maxAttempts`). A count
+ * changed by anyone else starts the policy's cool-off, during which it stands. Every decision is logged
+ * (actions and changes of reason at info, repeated holds at debug), counted, and kept for the status page.
+ */
+export function createScaler(o: ScalerOptions): Scaler {
+  const intervalMs = o.intervalMs ?? 1_000;
+  const keep = o.keepDecisions ?? 200;
+  const maxAttempts = o.maxAttempts ?? 3;
+  const byService = new Map<string, ServiceState>();
+  const decisions: DecisionRecord[] = [];
+  let timer: unknown;
+  let running: Promise<void> | undefined;
+  let stopped = true;
+  let wasLeading = false;
+
+  const decided = o.metrics.counter('inferplane_scaler_decisions_total', 'Scaling decisions, by service, action and reason');
+  const requests = o.metrics.counter('inferplane_scaler_scale_requests_total', 'Writes to a Deployment\'s scale subresource, by service and outcome');
+  const perService = (read: (s: ServiceState) => number | undefined) => () =>
+    [...byService].flatMap(([service, s]) => (read(s) === undefined ? [] : [[{ service }, read(s)!] as const]));
+  o.metrics.gauge('inferplane_scaler_leader', '1 while this replica is the acting scaler', () => (acting() ? 1 : 0));
+  o.metrics.gauge('inferplane_scaler_desired_replicas', 'Replicas the latest decision asked for', perService((s) => s.last?.replicas ?? undefined));
+  o.metrics.gauge('inferplane_scaler_current_replicas', 'spec.replicas as last read', perService((s) => s.seen));
+  o.metrics.gauge('inferplane_scaler_ready_replicas', 'Ready replicas as last read', perService((s) => s.ready));
+  o.metrics.gauge('inferplane_scaler_mode', '1 for the playbook each service is in (normal, surge, emergency)', () =>
+    [...byService].flatMap(([service, s]) => (s.state ? MODES.map((m) => [{ service, mode: m }, s.state!.mode === m ? 1 : 0] as const) : [])));
+
+  const acting = () => (o.election ? o.election.isLeader() : true);
+  const stateOf = (service: string) => {
+    let s = byService.get(service);
+    if (!s) byService.set(service, (s = { history: [] }));
+    return s;
+  };
+
+  const record = (svc: ServiceScaling, s: ServiceState, r: Omit<DecisionRecord, 'at' | 'service' | 'deployment'>) => {
+    const full: DecisionRecord = { at: new Date(o.timers.now()).toISOString(), service: svc.service, deployment: `${svc.deployment.namespace}/${svc.deployment.name}`, ...r };
+    const changed = r.action !== 'hold' || r.reason !== s.last?.reason || r.outcome !== s.last?.outcome;
+    s.last = full;
+    decisions.push(full);
+    if (decisions.length > keep) decisions.splice(0, decisions.length - keep);
+    decided.inc({ service: svc.service, action: r.action, reason: r.reason });
+    const fields = { ...full, dryRun: o.dryRun };
+    if (r.outcome === 'error' || r.outcome === 'conflict') o.log.warn('scaling decision not carried out', fields);
+    else if (changed) o.log.info('scaling decision', fields);
+    else o.log.debug('scaling decision', fields);
+  };
+
+  async function decideOne(svc: ServiceScaling, s: ServiceState, now: number): Promise<void> {
+    const { policy } = svc;
+    for (let attempt = 1; ; attempt++) {
+      let reading;
+      try {
+        reading = await o.store.read(svc.deployment, svc.service);
+      } catch (e) {
+        return problem(svc, s, e);
+      }
+      if (s.seen !== undefined && reading.desired !== s.seen && reading.desired !== s.written) {
+        s.externalChangeAt = now;
+        o.log.warn('replicas changed outside the scaler; holding them for the cool-off', { service: svc.service, from: s.seen, to: reading.desired, coolOffMs: policy.externalCoolOffMs });
+      }
+      s.seen = reading.desired;
+      s.ready = reading.ready;
+      const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.state && { state: s.state }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }) });
+      const base = { replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, inputs: d.inputs } as const;
+      if (d.replicas === reading.desired || o.dryRun || !o.store.write) {
+        s.state = d.state;
+        return record(svc, s, { ...base, outcome: d.replicas === reading.desired ? 'unchanged' : 'dry-run' });
+      }
+      let outcome;
+      try {
+        outcome = await o.store.write(svc.deployment, d.replicas, reading.version);
+      } catch (e) {
+        requests.inc({ service: svc.service, outcome: 'error' });
+        return problem(svc, s, e, base);
+      }
+      requests.inc({ service: svc.service, outcome });
+      if (outcome === 'written') {
+        s.state = d.state;
+        s.seen = s.written = d.replicas;
+        return record(svc, s, { ...base, outcome: 'written' });
+      }
+      if (attempt >= maxAttempts) return record(svc, s, { ...base, outcome: 'conflict', error: `the Deployment changed during each of ${attempt} attempts (409 Conflict)` });
+    }
+  }
+
+  const problem = (svc: ServiceScaling, s: ServiceState, e: unknown, decision?: Pick<DecisionRecord, 'replicas' | 'action' | 'mode' | 'inputs'>) => {
+    const missing = e instanceof ReplicaError && e.kind === 'not-found';
+    record(svc, s, {
+      ...(decision ?? { replicas: null, action: 'hold', mode: s.state?.mode ?? null, inputs: null }),
+      reason: missing ? 'deployment-missing' : 'api-error',
+      outcome: 'error',
+      error: e instanceof Error ? e.message : String(e),
+    });
+    // A Deployment that comes back is a new start: what we wrote to the old one says nothing about it.
+    if (missing) s.seen = s.written = undefined;
+  };
+
+  async function tick(): Promise<void> {
+    const now = o.timers.now();
+    o.stats.expire(now);
+    const services = o.policy.current() ?? [];
+    const names = new Set(services.map((s) => s.service));
+    for (const name of byService.keys()) if (!names.has(name)) byService.delete(name);
+    const leading = acting();
+    if (leading !== wasLeading) {
+      // A new term starts from fresh decision state: no scale-down before a full window of its own evidence,
+      // and no reading of the previous leader's writes as someone else's.
+      for (const s of byService.values()) {
+        delete s.state;
+        s.seen = s.written = s.externalChangeAt = undefined;
+      }
+      wasLeading = leading;
+    }
+    await Promise.all(services.map(async (svc) => {
+      const s = stateOf(svc.service);
+      const sample = o.stats.sample(svc.service, now);
+      if (sample) s.history.push(sample);
+      const from = now - svc.policy.stableWindowMs;
+      while (s.history.length > 0 && s.history[0]!.at <= from) s.history.shift();
+      if (leading) await decideOne(svc, s, now);
+    }));
+  }
+
+  const loop = () => {
+    if (stopped) return;
+    running = tick()
+      .catch((e: unknown) => o.log.error('scaler round failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }))
+      .finally(() => {
+        running = undefined;
+        if (!stopped) timer = o.timers.setTimeout(loop, intervalMs);
+      });
+  };
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      o.log.info('scaler started', { dryRun: o.dryRun, replicasFrom: o.store.kind, leaderElection: o.election !== undefined, intervalMs });
+      loop();
+    },
+    async stop() {
+      stopped = true;
+      o.timers.clearTimeout(timer);
+      await running;
+    },
+    tick: () => running ?? tick(),
+    status(filter = {}) {
+      const list = decisions.filter((d) => filter.service === undefined || d.service === filter.service).reverse().slice(0, filter.limit ?? keep);
+      return {
+        role: o.election ? (o.election.isLeader() ? 'leader' : 'standby') : 'single',
+        leader: o.election ? o.election.holder()?.identity ?? null : null,
+        dryRun: o.dryRun,
+        replicasFrom: o.store.kind,
+        policy: o.policy.status(),
+        services: Object.fromEntries((o.policy.current() ?? []).map((svc) => {
+          const s = byService.get(svc.service);
+          return [svc.service, {
+            deployment: `${svc.deployment.namespace}/${svc.deployment.name}`,
+            current: s?.seen ?? null,
+            ready: s?.ready ?? null,
+            externalChangeAt: s?.externalChangeAt !== undefined ? new Date(s.externalChangeAt).toISOString() : null,
+            last: s?.last ?? null,
+          }];
+        })),
+        decisions: list,
+      };
+    },
+  };
+}
