@@ -3,7 +3,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
-import { KUBERNETES_ACCESS } from '../../src/sources/kubernetes/access.js';
+import { accessCalls } from '../../src/sources/kubernetes/access.js';
 import { readAnnotations } from '../../src/sources/kubernetes/annotations.js';
 import { checkManifest } from '../support/k8s-schema.js';
 
@@ -39,11 +39,15 @@ describe('k8s/ manifests', () => {
   });
 
   it('grant exactly the API access the code uses (src/sources/kubernetes/access.ts)', () => {
-    const rules = find('ClusterRole', 'inferplane').rules.flatMap((r: any) => r.apiGroups.flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}/${v}`))));
-    const code = KUBERNETES_ACCESS.flatMap((a) => a.verbs.map((v) => `${a.apiGroup}/${a.resource}/${v}`));
-    expect(rules.sort()).to.deep.equal(code.sort());
-    const binding = find('ClusterRoleBinding', 'inferplane');
-    expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'inferplane', namespace: 'inferplane-system' }]);
+    const calls = (role: any) => role.rules.flatMap((r: any) => r.apiGroups.flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}/${v}`)))).sort();
+    expect(calls(find('ClusterRole', 'inferplane'))).to.deep.equal(accessCalls({ scope: 'cluster' }));
+    const role = find('Role', 'inferplane');
+    expect(role.metadata.namespace).to.equal('inferplane-system');
+    expect(calls(role)).to.deep.equal(accessCalls({ scope: 'namespace' }));
+    const sa = [{ kind: 'ServiceAccount', name: 'inferplane', namespace: 'inferplane-system' }];
+    expect(find('ClusterRoleBinding', 'inferplane').subjects).to.deep.equal(sa);
+    expect(find('RoleBinding', 'inferplane').subjects).to.deep.equal(sa);
+    expect(find('RoleBinding', 'inferplane').roleRef).to.deep.equal({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'inferplane' });
   });
 
   it('run inferplane as the issue asks: 2 replicas, readiness on /readyz, non-root, read-only root, spread, PDB', () => {

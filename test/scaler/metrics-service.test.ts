@@ -5,43 +5,9 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { serve, type Running } from '../../src/serve.js';
-import { loadEnvoyProtos, messageType } from '../../src/xds/protos.js';
 import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
+import { envoyStream, report } from '../support/envoy-stats.js';
 import { eventually } from '../support/harness.js';
-
-loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
-const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
-
-const MetricsClient = grpc.makeGenericClientConstructor({
-  StreamMetrics: {
-    path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
-    requestStream: true, responseStream: false,
-    requestSerialize: (o: object | Buffer) => (Buffer.isBuffer(o) ? o : Buffer.from(Message.encode(Message.fromObject(o)).finish())),
-    requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
-  },
-}, 'Metrics');
-
-/** One Envoy's stats stream, as the envoy.stat_sinks.metrics_service sink sends it. */
-function envoyStream(address: string) {
-  const client = new MetricsClient(address, grpc.credentials.createInsecure());
-  let status: Promise<grpc.ServiceError | null>;
-  const call = (() => {
-    let resolve!: (e: grpc.ServiceError | null) => void;
-    status = new Promise((r) => (resolve = r));
-    return (client as any).StreamMetrics((e: grpc.ServiceError | null) => resolve(e));
-  })();
-  return {
-    send: (m: object | Buffer) => call.write(m),
-    end: () => call.end(),
-    status: () => status,
-    close: () => client.close(),
-  };
-}
-
-const report = (node: string | undefined, active: Record<string, number>) => ({
-  ...(node && { identifier: { node: { id: node } } }),
-  envoy_metrics: Object.entries(active).map(([cluster, v]) => ({ name: `cluster.${cluster}.upstream_rq_active`, type: 'GAUGE', metric: [{ gauge: { value: v } }] })),
-});
 
 describe("Envoy's MetricsService on the xDS port, and the fleet on the admin server", () => {
   let dir: string;

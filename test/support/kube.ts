@@ -12,6 +12,20 @@ export function kubeConfigFor(url: string): KubeConfig {
   return kc;
 }
 
+/**
+ * The RBAC call an API request is (from the stand-in's request log, `METHOD path?query`): `group/resource/verb`,
+ * with subresources as `resource/subresource`, as access.ts lists them.
+ */
+export function callOf(request: string): string {
+  const [method, url] = request.split(' ') as [string, string];
+  const u = new URL(url, 'http://x');
+  const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/[^/]+)?\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(u.pathname);
+  if (!m) throw new Error(`not an API path: ${request}`);
+  const named = m[3] !== undefined;
+  const verb = method === 'GET' ? (u.searchParams.get('watch') === 'true' ? 'watch' : named ? 'get' : 'list') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method.toLowerCase();
+  return `${m[1] ?? ''}/${m[2]}${m[4] ? `/${m[4]}` : ''}/${verb}`;
+}
+
 /** A Service served by inferplane (labelled), with optional annotations and ports. */
 export function service(ns: string, name: string, o: { annotations?: Record<string, string>; ports?: { name?: string; port: number; appProtocol?: string; protocol?: string }[]; labels?: Record<string, string> } = {}): V1Service & { kind: string; metadata: { name: string } } {
   return {

@@ -4,23 +4,16 @@ import { createMemoryLogger } from '../../../src/observability/log.js';
 import { createEventRecorder } from '../../../src/sources/kubernetes/events.js';
 import { createKubernetesSource, type KubernetesSource } from '../../../src/sources/kubernetes/source.js';
 import { TypeUrl } from '../../../src/xds/resources.js';
-import { KUBERNETES_ACCESS } from '../../../src/sources/kubernetes/access.js';
+import { accessCalls } from '../../../src/sources/kubernetes/access.js';
 import { startApiServer, type ApiServerStandIn } from '../../support/apiserver.js';
 import { eventually, startHarness, type Harness } from '../../support/harness.js';
-import { kubeConfigFor, service, slice } from '../../support/kube.js';
+import { callOf, kubeConfigFor, service, slice } from '../../support/kube.js';
 import { sentBeforeProbe } from '../../support/probe.js';
 import type { RecordingXdsClient, SeenResponse } from '../../support/xds-client.js';
 
 const EDS = 'ml/llama/http';
 
 /** `group/resource/verb` of a request in the stand-in's log. */
-function callOf(request: string): string {
-  const [method, url] = request.split(' ') as [string, string];
-  const u = new URL(url, 'http://x');
-  const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/[^/]+)?\/([^/]+)(\/[^/]+)?$/.exec(u.pathname)!;
-  const verb = method === 'GET' ? (u.searchParams.get('watch') === 'true' ? 'watch' : m[3] ? 'get' : 'list') : method === 'POST' ? 'create' : method.toLowerCase();
-  return `${m[1] ?? ''}/${m[2]}/${verb}`;
-}
 const hosts = (r: SeenResponse) =>
   (r.resources.find((x) => x.name === EDS)?.value['endpoints'] ?? []).flatMap((l: any) => l.lb_endpoints.map((e: any) => `${e.endpoint.address.socket_address.address}:${e.health_status}`)).sort();
 
@@ -145,8 +138,7 @@ describe('Kubernetes discovery through the API-server stand-in (real client-node
     expect(k.h.cache.get('default')!.types[TypeUrl.Endpoint].resources.has(EDS)).to.equal(true);
     // Every call the code made is in the one list the RBAC is checked against, and every listed call was made.
     const made = new Set(api.requests.map(callOf));
-    const listed = new Set(KUBERNETES_ACCESS.flatMap((a) => a.verbs.map((v) => `${a.apiGroup}/${a.resource}/${v}`)));
-    expect([...made].sort()).to.deep.equal([...listed].sort());
+    expect([...made].sort()).to.deep.equal(accessCalls({ component: 'discovery' }));
   });
 
   it('removes a deleted Service', async () => {
