@@ -43,6 +43,8 @@ Scaler (sizes each policy service's Deployment from the fleet's in-flight reques
                                 the served endpoints
   --lease NS/NAME|none          leader election Lease (default: <pod namespace>/inferplane-scaler)
   --scaler-interval-ms N        decision period (default 1000)
+  --advertise-host HOST         where other replicas reach this one's xDS port, published on the Lease so
+                                followers forward their Envoys' stats to the leader (default: $POD_IP)
 
 inferplane sim-vllm: a vLLM simulator for tests and demos (OpenAI-compatible /v1/completions,
 /v1/chat/completions with SSE streaming, /v1/models, /health, /metrics with vLLM's names). No model runs:
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
         'dry-run': { type: 'boolean', default: false },
         lease: { type: 'string' },
         'scaler-interval-ms': { type: 'string', default: '1000' },
+        'advertise-host': { type: 'string' },
         host: { type: 'string', default: '0.0.0.0' },
         port: { type: 'string', default: '8000' },
         model: { type: 'string', default: DEFAULT_SIM.model },
@@ -203,9 +206,10 @@ async function main(): Promise<void> {
     const kubeConfig = useKube ? kube() : undefined;
     const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: 'inferplane-scaler' };
     if (values.lease !== undefined && values.lease !== 'none' && !kubeConfig) fail('--lease needs Kubernetes; a dry run on files runs alone');
-    scaler = { policy, dryRun: values['dry-run'], ...(kubeConfig && { kubeConfig }), ...(lease && { lease }), intervalMs: positive(values['scaler-interval-ms'], '--scaler-interval-ms') };
+    const advertiseHost = values['advertise-host'] ?? process.env['POD_IP'];
+    scaler = { policy, dryRun: values['dry-run'], ...(kubeConfig && { kubeConfig }), ...(lease && { lease }), ...(advertiseHost && { advertiseHost }), intervalMs: positive(values['scaler-interval-ms'], '--scaler-interval-ms') };
   } else {
-    for (const flag of ['policy', 'policy-configmap', 'lease'] as const) if (values[flag] !== undefined) fail(`--${flag} needs --scaler`);
+    for (const flag of ['policy', 'policy-configmap', 'lease', 'advertise-host'] as const) if (values[flag] !== undefined) fail(`--${flag} needs --scaler`);
     if (values['dry-run']) fail('--dry-run needs --scaler');
   }
   const running = await serve({

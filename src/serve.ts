@@ -4,6 +4,7 @@ import type { Metrics } from './observability/metrics.js';
 import type { ReplicaCounts } from './scaler/decide.js';
 import { createLeaderElector } from './scaler/lease.js';
 import { configMapPolicySource, filePolicySource } from './scaler/policy-source.js';
+import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
 import { deploymentStore, endpointStore } from './scaler/replicas.js';
 import { createScaler, type Scaler } from './scaler/scaler.js';
 import { realTimers } from './sources/kubernetes/timers.js';
@@ -49,6 +50,11 @@ export interface ScalerSettings {
   readonly kubeConfig?: KubeConfig;
   /** Leader election (needs `kubeConfig`); without it this process must be the only scaler. */
   readonly lease?: { readonly namespace: string; readonly name: string; readonly durationMs?: number; readonly renewDeadlineMs?: number; readonly retryPeriodMs?: number };
+  /**
+   * The host (e.g. the pod IP) at which other replicas reach this one's xDS port: published on the Lease while
+   * leading, so followers forward their Envoys' stats here. Without it, a leader sees only its own Envoys.
+   */
+  readonly advertiseHost?: string;
   readonly intervalMs?: number;
 }
 
@@ -82,6 +88,8 @@ export interface Running {
 
 /** Wires a discovery source, the snapshot cache, the xDS server and the admin server together. */
 export async function serve(o: ServeOptions): Promise<Running> {
+  const sc = o.scaler;
+  if (sc && !sc.kubeConfig && (!sc.dryRun || sc.policy.kind === 'configmap' || sc.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
   const metrics = createMetrics();
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics });
@@ -100,7 +108,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
         const sample = stats.sample(s, now);
         return [s, sample ? { activeRequests: sample.activeRequests, envoys: sample.envoys, oldestReportAgeMs: now - sample.at } : null];
       })),
-      reporters: stats.reporters().map((r) => ({ nodeId: r.nodeId, ageMs: now - r.at })),
+      reporters: stats.reporters().map((r) => ({ nodeId: r.nodeId, ageMs: now - r.at, envoys: r.envoys })),
     };
   };
   const fleetGauge = (read: (v: NonNullable<FleetStatus['services'][string]>) => number) => () =>
@@ -132,8 +140,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
     stopSource = source.stop;
   }
   const ready = () => sourceReady() && publisher.ready();
-  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', counts: (service) => endpointCounts(publisher.model(), service) });
   const xdsPort = await xds.listen(o.xdsAddress);
+  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service) });
   const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
@@ -160,8 +168,7 @@ function endpointCounts(model: Model | undefined, service: string): ReplicaCount
 }
 
 /** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
-function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; counts: (service: string) => ReplicaCounts | undefined }) {
-  if (!o.kubeConfig && (!o.dryRun || o.policy.kind === 'configmap' || o.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
+function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined }) {
   const common = { log: d.log, metrics: d.metrics };
   const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
   const policy = o.policy.kind === 'file'
@@ -177,13 +184,15 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     ...(o.lease.durationMs !== undefined && { leaseDurationMs: o.lease.durationMs }),
     ...(o.lease.renewDeadlineMs !== undefined && { renewDeadlineMs: o.lease.renewDeadlineMs }),
     ...(o.lease.retryPeriodMs !== undefined && { retryPeriodMs: o.lease.retryPeriodMs }),
+    ...(o.advertiseHost !== undefined && { annotations: { [STATS_ADDRESS_ANNOTATION]: `${o.advertiseHost.includes(':') ? `[${o.advertiseHost}]` : o.advertiseHost}:${d.xdsPort}` } }),
   });
+  if (election && o.advertiseHost === undefined) d.log.warn('no advertise address: other replicas cannot forward their Envoys\' stats to this one when it leads, so a leader sees only the Envoys connected to it');
   const scaler = createScaler({
     stats: d.stats,
     policy,
     store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
-    ...(election && { election }),
+    ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity: d.instance, log: d.log }) }),
     log: d.log,
     metrics: d.metrics,
     timers: realTimers,

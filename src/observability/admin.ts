@@ -21,7 +21,8 @@ export interface AdminOptions {
 /** What `/status/fleet` shows. */
 export interface FleetStatus {
   readonly services: Record<string, { activeRequests: number; envoys: number; oldestReportAgeMs: number } | null>;
-  readonly reporters: { nodeId: string; ageMs: number }[];
+  /** Envoys, and other replicas forwarding the sums of theirs (`envoys` > 1). */
+  readonly reporters: { nodeId: string; ageMs: number; envoys: number }[];
 }
 
 /** The running admin server. */

@@ -4,6 +4,12 @@ import type { Metrics } from '../observability/metrics.js';
 import { loadEnvoyProtos, messageType } from '../xds/protos.js';
 import { activeByCluster, gaugesOf, type FleetStats, type MetricFamilyMessage } from './stats.js';
 
+/** Node ids of inferplane replicas forwarding their Envoys' sums to the scaler leader (see relay.ts). */
+export const RELAY_NODE_PREFIX = 'inferplane-relay:';
+/** The gauges a relay adds to its report: how many Envoys its sums cover, and the age of the oldest report. */
+export const RELAY_ENVOYS = 'inferplane.relay.envoys';
+export const RELAY_OLDEST_AGE_MS = 'inferplane.relay.oldest_report_age_ms';
+
 /** A gRPC service ready to add to a server. */
 export interface GrpcService {
   readonly definition: grpc.ServiceDefinition;
@@ -21,7 +27,10 @@ interface StreamMetricsMessage {
  * `upstream_rq_active` gauges are recorded in `stats` under the stream's node id (sent on its first message).
  * Undecodable messages and a first message without a node id end the stream with INVALID_ARGUMENT;
  * implausible gauges are refused and counted; a second live stream with the same node id is reported (its
- * reports replace the first's, so a misconfigured fleet is not double counted).
+ * reports replace the first's, so a misconfigured fleet is not double counted). When a node's last stream
+ * ends its report is forgotten: an Envoy that moved to another replica is counted there, not twice.
+ * Streams from other inferplane replicas (node id `inferplane-relay:<identity>`) carry the sums of their own
+ * Envoys with the {@link RELAY_ENVOYS} and {@link RELAY_OLDEST_AGE_MS} gauges, and count as that many Envoys.
  */
 export function createMetricsService(o: { stats: FleetStats; log: Logger; metrics: Metrics; now?: () => number }): GrpcService {
   loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
@@ -56,7 +65,14 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
       const finish = (e: grpc.ServiceError | null) => {
         if (done) return;
         done = true;
-        if (nodeId) open.set(nodeId, (open.get(nodeId) ?? 1) - 1);
+        if (nodeId) {
+          const left = (open.get(nodeId) ?? 1) - 1;
+          if (left > 0) open.set(nodeId, left);
+          else {
+            open.delete(nodeId);
+            o.stats.forget(nodeId);
+          }
+        }
         callback(e, e ? undefined : {});
       };
       const fail = (details: string) => {
@@ -76,12 +92,21 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
           open.set(id, streams);
           if (streams > 1) o.log.warn('two live metrics streams share a node id; the latest report wins', { node: id });
         }
-        const { active, rejected } = activeByCluster(gaugesOf(msg.envoy_metrics ?? []));
+        const gauges = gaugesOf(msg.envoy_metrics ?? []);
+        const { active, rejected } = activeByCluster(gauges);
         if (rejected.length > 0) {
           refused.inc({}, rejected.length);
           o.log.warn('refused implausible gauges', { node: nodeId, rejected });
         }
-        reports.inc({ outcome: o.stats.record(nodeId!, now(), active) });
+        let relayed: { envoys: number; oldestAt: number } | undefined;
+        const at = now();
+        if (nodeId!.startsWith(RELAY_NODE_PREFIX)) {
+          const envoys = gauges.find((g) => g.name === RELAY_ENVOYS)?.value;
+          const age = gauges.find((g) => g.name === RELAY_OLDEST_AGE_MS)?.value;
+          if (!Number.isInteger(envoys) || envoys! < 1 || !Number.isFinite(age) || age! < 0) return fail(`a relay report needs ${RELAY_ENVOYS} (a whole number ≥ 1) and ${RELAY_OLDEST_AGE_MS} (≥ 0)`);
+          relayed = { envoys: envoys!, oldestAt: at - age! };
+        }
+        reports.inc({ outcome: o.stats.record(nodeId!, at, active, relayed) });
       });
       call.on('end', () => finish(null));
       call.on('error', () => finish(null));

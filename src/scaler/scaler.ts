@@ -5,6 +5,7 @@ import { decide, MODES, type Decision, type DecisionState, type FleetSample, typ
 import type { LeaderElector } from './lease.js';
 import type { PolicySource, PolicyStatus } from './policy-source.js';
 import type { ServiceScaling } from './policy.js';
+import { STATS_ADDRESS_ANNOTATION, type StatsRelay } from './relay.js';
 import { ReplicaError, type ReplicaStore } from './replicas.js';
 import type { FleetStats } from './stats.js';
 
@@ -40,6 +41,8 @@ export interface ScalerOptions {
   readonly dryRun: boolean;
   /** Only the leader reads replicas, decides and writes; without one, this process is the only scaler. */
   readonly election?: LeaderElector;
+  /** With an election: how followers pass their Envoys' sums to the leader (its address from the Lease). */
+  readonly relay?: StatsRelay;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly timers: Timers;
@@ -195,6 +198,10 @@ export function createScaler(o: ScalerOptions): Scaler {
     const names = new Set(services.map((s) => s.service));
     for (const name of byService.keys()) if (!names.has(name)) byService.delete(name);
     const leading = acting();
+    if (o.relay && o.election) {
+      const holder = o.election.holder();
+      o.relay.forward(leading || !holder ? undefined : holder.annotations[STATS_ADDRESS_ANNOTATION]);
+    }
     if (leading !== wasLeading) {
       // A new term starts from fresh decision state: no scale-down before a full window of its own evidence,
       // and no reading of the previous leader's writes as someone else's.
@@ -235,6 +242,7 @@ export function createScaler(o: ScalerOptions): Scaler {
       stopped = true;
       o.timers.clearTimeout(timer);
       await running;
+      o.relay?.close();
     },
     tick: () => running ?? tick(),
     status(filter = {}) {

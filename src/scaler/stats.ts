@@ -47,10 +47,26 @@ export interface FleetStatsOptions {
 /** What a report did. */
 export type RecordOutcome = 'recorded' | 'throttled';
 
+/** The sums of the Envoys reporting directly to this process, as a relay forwards them to the leader. */
+export interface LocalTotals {
+  readonly active: ReadonlyMap<string, number>;
+  readonly envoys: number;
+  /** Time of the oldest report summed. */
+  readonly oldestAt: number;
+}
+
 /** The fleet's in-flight requests, from every Envoy's latest report. */
 export interface FleetStats {
-  /** Records an Envoy's report, replacing its previous one (a reconnect under the same node id replaces too). */
-  record(nodeId: string, at: number, active: ReadonlyMap<string, number>): RecordOutcome;
+  /**
+   * Records a report that arrived at `at`, replacing the reporter's previous one (a reconnect under the same node
+   * id replaces too). A relay (another inferplane replica forwarding the sums of its own Envoys) stands for
+   * `envoys` Envoys, and its data is as old as its oldest Envoy report.
+   */
+  record(nodeId: string, at: number, active: ReadonlyMap<string, number>, relayed?: { envoys: number; oldestAt: number }): RecordOutcome;
+  /** Forgets a reporter (its stream ended: it reports elsewhere now, or not at all). */
+  forget(nodeId: string): void;
+  /** Sums over fresh direct reporters (relays excluded, so forwarded sums are never forwarded again). */
+  local(now: number): LocalTotals | undefined;
   /**
    * The fleet total for one service at `now`: the sum over fresh reporters of their active requests to the
    * service's clusters (`<service>/<port>`), with how many Envoys reported. Undefined when none is fresh.
@@ -58,21 +74,36 @@ export interface FleetStats {
   sample(service: string, now: number): FleetSample | undefined;
   /** Drops reporters that went silent; returns how many. */
   expire(now: number): number;
-  /** Reporters currently known, with the time of their last report. */
-  reporters(): { nodeId: string; at: number }[];
+  /** Reporters currently known, with the time of their last report and how many Envoys each stands for. */
+  reporters(): { nodeId: string; at: number; envoys: number }[];
 }
 
 /** Creates an empty, clock-free {@link FleetStats}: every call says what time it is. */
 export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
   const expireMs = o.expireMs ?? 15_000;
   const minIntervalMs = o.minIntervalMs ?? 200;
-  const byNode = new Map<string, { at: number; active: ReadonlyMap<string, number> }>();
+  const byNode = new Map<string, { at: number; active: ReadonlyMap<string, number>; envoys: number; relayed: boolean; received: number }>();
   return {
-    record(nodeId, at, active) {
+    record(nodeId, at, active, relayed) {
       const prev = byNode.get(nodeId);
-      if (prev && at - prev.at < minIntervalMs) return 'throttled';
-      byNode.set(nodeId, { at, active });
+      if (prev && at - prev.received < minIntervalMs) return 'throttled';
+      byNode.set(nodeId, { at: Math.min(at, relayed?.oldestAt ?? at), active, envoys: relayed?.envoys ?? 1, relayed: relayed !== undefined, received: at });
       return 'recorded';
+    },
+    forget(nodeId) {
+      byNode.delete(nodeId);
+    },
+    local(now) {
+      const active = new Map<string, number>();
+      let envoys = 0;
+      let oldestAt = now;
+      for (const r of byNode.values()) {
+        if (r.relayed || now - r.at > expireMs) continue;
+        envoys++;
+        oldestAt = Math.min(oldestAt, r.at);
+        for (const [cluster, v] of r.active) active.set(cluster, (active.get(cluster) ?? 0) + v);
+      }
+      return envoys === 0 ? undefined : { active, envoys, oldestAt };
     },
     sample(service, now) {
       const prefix = `${service}/`;
@@ -81,7 +112,7 @@ export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
       let oldest = now;
       for (const r of byNode.values()) {
         if (now - r.at > expireMs) continue;
-        envoys++;
+        envoys += r.envoys;
         oldest = Math.min(oldest, r.at);
         for (const [cluster, v] of r.active) if (cluster.startsWith(prefix) && !cluster.slice(prefix.length).includes('/')) total += v;
       }
@@ -97,7 +128,7 @@ export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
       }
       return n;
     },
-    reporters: () => [...byNode].map(([nodeId, r]) => ({ nodeId, at: r.at })).sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1)),
+    reporters: () => [...byNode].map(([nodeId, r]) => ({ nodeId, at: r.at, envoys: r.envoys })).sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1)),
   };
 }
 

@@ -55,6 +55,25 @@ describe("Envoy's MetricsService on the xDS port, and the fleet on the admin ser
     c.close();
   });
 
+  it('forgets an Envoy whose stream ended (it reports to another replica now)', async () => {
+    const e = envoyStream(address);
+    e.send(report('envoy-moving', { 'llama/http': 3 }));
+    await eventually(async () => JSON.parse(await get('/status/fleet')).reporters.some((r: { nodeId: string }) => r.nodeId === 'envoy-moving'), 'reporting');
+    e.end();
+    await e.status();
+    e.close();
+    await eventually(async () => !JSON.parse(await get('/status/fleet')).reporters.some((r: { nodeId: string }) => r.nodeId === 'envoy-moving'), 'forgotten');
+  });
+
+  it('ends a relay stream that does not say how many Envoys it stands for', async () => {
+    const r = envoyStream(address);
+    r.send(report('inferplane-relay:x', { 'llama/http': 3 }));
+    const e = await r.status();
+    r.close();
+    expect(e?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(e?.details).to.contain('a relay report needs inferplane.relay.envoys');
+  });
+
   for (const [what, first, details] of [
     ['a first message without a node id', report(undefined, { 'llama/http': 1 }), 'the first StreamMetricsMessage must carry identifier.node.id'],
     ['undecodable bytes', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), 'cannot decode envoy.service.metrics.v3.StreamMetricsMessage'],

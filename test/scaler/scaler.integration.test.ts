@@ -59,6 +59,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
         kubeConfig: kubeConfigFor(api.url),
         lease: { namespace: 'inferplane-system', name: 'inferplane-scaler', durationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 100 },
         intervalMs: 100,
+        advertiseHost: '127.0.0.1',
       },
     });
     replicas.push(r);
@@ -209,6 +210,11 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     expect(status(second).role).to.equal('standby');
     expect(status(second).decisions).to.deep.equal([]);
     expect(status(first!).role).to.equal('leader');
+    // Each half of the fleet reports to a different replica; the follower forwards its half's sums.
+    await eventually(() => status(first!).services['ml/llama']?.last?.inputs?.envoys === 8, 'the leader counts both halves');
+    const fleet = await (await fetch(`http://127.0.0.1:${first!.admin.port}/status/fleet`)).json() as any;
+    expect(fleet.services['ml/llama']).to.include({ activeRequests: 80 + 40, envoys: 8 });
+    expect(fleet.reporters.find((r: any) => r.nodeId === 'inferplane-relay:inferplane-b')).to.include({ envoys: 4 });
     const stoppedAt = Date.now();
     await first!.stop(200);
     replicas.shift();

@@ -52,6 +52,20 @@ describe('createFleetStats', () => {
     expect(s.record('a', 250, m([['ml/x/http', 2]]))).to.equal('recorded');
     expect(s.sample('ml/x', 300)!.activeRequests).to.equal(2);
   });
+
+  it('counts a relay as the Envoys it stands for, dated by its oldest report, and never forwards relayed sums', () => {
+    const s = createFleetStats({ expireMs: 15_000 });
+    s.record('a', 1_000, m([['ml/x/http', 5]]));
+    s.record('b', 1_500, m([['ml/x/http', 7]]));
+    s.record('inferplane-relay:other', 2_000, m([['ml/x/http', 30]]), { envoys: 6, oldestAt: 500 });
+    expect(s.sample('ml/x', 2_000)).to.deep.equal({ at: 500, activeRequests: 42, envoys: 8 });
+    expect(s.local(2_000)).to.deep.equal({ active: m([['ml/x/http', 12]]), envoys: 2, oldestAt: 1_000 });
+    // A stream that ended is forgotten at once (the Envoy reports elsewhere now).
+    s.forget('a');
+    expect(s.sample('ml/x', 2_000)!.envoys).to.equal(7);
+    // The relay expires by the age of its oldest report.
+    expect(s.sample('ml/x', 15_600)).to.deep.equal({ at: 1_500, activeRequests: 7, envoys: 1 });
+  });
 });
 
 describe('gaugesOf (a StreamMetricsMessage encoded with Envoy\'s metrics_service.proto and proto/io/prometheus/client)', () => {
