@@ -3,6 +3,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from '../src/config/defaults.js';
+import { describeProblems, readPolicy } from '../src/scaler/policy.js';
 import { loadEndpointsFile } from '../src/sources/file/endpoints-file.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -31,7 +32,11 @@ describe('docker-compose.yml (structure and agreement; not run in this environme
     const xds = boot.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
     expect(xds).to.deep.equal({ address: 'inferplane', port_value: DEFAULT_XDS_PORT });
     expect(compose.services.envoy.ports).to.deep.equal([`${endpoints.value.listener.port}:${endpoints.value.listener.port}`]);
-    expect(compose.services.inferplane.command).to.deep.equal(['serve', '--endpoints', '/app/examples/compose-endpoints.yaml']);
+    expect(compose.services.inferplane.command).to.deep.equal(['serve', '--endpoints', '/app/examples/compose-endpoints.yaml', '--scaler', '--dry-run', '--policy', '/app/examples/compose-scaling-policy.yaml']);
+    // The dry-run scaler's policy is valid and scales the service the endpoints file serves.
+    const policy = readPolicy(fs.readFileSync(path.join(ROOT, 'examples/compose-scaling-policy.yaml'), 'utf8'));
+    if (!policy.ok) throw new Error(describeProblems(policy.error).join('\n'));
+    expect(policy.value.map((p) => p.service)).to.deep.equal(endpoints.value.services.map((s) => s.name));
     expect(compose.services.inferplane.ports).to.deep.equal([`${DEFAULT_ADMIN_PORT}:${DEFAULT_ADMIN_PORT}`]);
   });
 

@@ -49,4 +49,34 @@ describe('inferplane CLI', () => {
     expect(await b.exited).to.equal(2);
     expect(b.err()).to.contain('--xds-address must be HOST:PORT, got "nowhere"');
   });
+
+  it('runs the compose demo\'s dry-run scaler on files alone, with its decisions on /status/scaler', async function () {
+    this.timeout(30_000);
+    const p = run(['serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--scaler', '--dry-run', '--policy', 'examples/compose-scaling-policy.yaml']);
+    await eventually(() => p.err().includes('"inferplane serving"'), 'the serving log line', 20_000);
+    const line = JSON.parse(p.err().split('\n').find((l) => l.includes('"inferplane serving"'))!);
+    await eventually(async () => ((await (await fetch(`http://${line.admin}/status/scaler`)).json()) as any).decisions.length > 0, 'a decision');
+    const status = (await (await fetch(`http://${line.admin}/status/scaler`)).json()) as any;
+    expect(status).to.include({ role: 'single', dryRun: true, replicasFrom: 'endpoints' });
+    // examples/endpoints.yaml serves llama-8b on 3 endpoints; no Envoy reports, so the scaler holds and says why.
+    expect(status.services['llama-8b'].last).to.include({ replicas: 3, action: 'hold', reason: 'no-data' });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).to.equal(0);
+  });
+
+  it('refuses scaler flags that do not fit, naming the flag, exit 2', async function () {
+    this.timeout(30_000);
+    const cases = [
+      [['--scaler'], '--scaler needs exactly one of --policy FILE and --policy-configmap NS/NAME'],
+      [['--dry-run'], '--dry-run needs --scaler'],
+      [['--policy', 'p.yaml'], '--policy needs --scaler'],
+      [['--scaler', '--policy-configmap', 'just-a-name'], '--policy-configmap must be NAMESPACE/NAME, got "just-a-name"'],
+      [['--scaler', '--dry-run', '--policy', 'p.yaml', '--lease', 'ns/l'], '--lease needs Kubernetes; a dry run on files runs alone'],
+    ] as const;
+    await Promise.all(cases.map(async ([args, message]) => {
+      const p = run(['serve', ...args]);
+      expect(await p.exited, args.join(' ')).to.equal(2);
+      expect(p.err()).to.contain(message);
+    }));
+  });
 });

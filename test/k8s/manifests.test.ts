@@ -5,6 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
 import { accessCalls } from '../../src/sources/kubernetes/access.js';
 import { readAnnotations } from '../../src/sources/kubernetes/annotations.js';
+import { describeProblems, POLICY_KEY, readPolicy } from '../../src/scaler/policy.js';
 import { checkManifest } from '../support/k8s-schema.js';
 
 const K8S = path.join(import.meta.dirname, '../../k8s');
@@ -32,9 +33,10 @@ describe('k8s/ manifests', () => {
   it('kustomizations list only files that exist', () => {
     for (const k of yamlFiles.filter((f) => f.endsWith('kustomization.yaml'))) {
       const doc = docsOf(k)[0];
-      expect(Object.keys(doc).every((key) => ['apiVersion', 'kind', 'namespace', 'labels', 'resources', 'configMapGenerator'].includes(key)), k).to.equal(true);
+      expect(Object.keys(doc).every((key) => ['apiVersion', 'kind', 'namespace', 'labels', 'resources', 'configMapGenerator', 'patches'].includes(key)), k).to.equal(true);
       for (const r of doc.resources) expect(fs.existsSync(path.join(K8S, path.dirname(k), r)), `${k}: ${r}`).to.equal(true);
       for (const g of doc.configMapGenerator ?? []) for (const f of g.files) expect(fs.existsSync(path.join(K8S, path.dirname(k), f.split('=').pop()))).to.equal(true);
+      for (const p of doc.patches ?? []) expect(fs.existsSync(path.join(K8S, path.dirname(k), p.path)), `${k}: ${p.path}`).to.equal(true);
     }
   });
 
@@ -86,6 +88,31 @@ describe('k8s/ manifests', () => {
     expect(svc.metadata.labels['inferplane.io/serve']).to.equal('true');
     const read = readAnnotations(svc.metadata.annotations, 'ml/llama-8b', svc.spec.ports.map((p: any) => p.name));
     expect(read, JSON.stringify(read)).to.not.have.property('problems');
+  });
+
+  it('run the scaler on the policy ConfigMap, with the pod\'s namespace (Lease) and IP (stats relay)', () => {
+    const c = find('Deployment', 'inferplane').spec.template.spec.containers[0];
+    const policy = manifests.filter((m) => m.doc.kind === 'ConfigMap' && m.doc.metadata.name === 'inferplane-scaling-policy');
+    expect(policy.map((m) => m.file)).to.deep.equal(['base/scaling-policy.yaml', 'overlays/example/scaling-policy.yaml']);
+    expect(c.args).to.include('--scaler').and.include(`--policy-configmap=${policy[0]!.doc.metadata.namespace}/${policy[0]!.doc.metadata.name}`);
+    expect(c.env.map((e: any) => [e.name, e.valueFrom.fieldRef.fieldPath])).to.deep.equal([['POD_NAMESPACE', 'metadata.namespace'], ['POD_IP', 'status.podIP']]);
+    for (const { file, doc } of policy) {
+      const r = readPolicy(doc.data[POLICY_KEY]);
+      expect(r.ok, `${file}: ${r.ok ? '' : describeProblems(r.error).join('; ')}`).to.equal(true);
+    }
+    const kustomization = docsOf('overlays/example/kustomization.yaml')[0];
+    expect(kustomization.patches).to.deep.equal([{ path: 'scaling-policy.yaml' }]);
+  });
+
+  it('comment every key of the example policy, and keep the overlay\'s copy equal to examples/scaling-policy.yaml', () => {
+    const example = fs.readFileSync(path.join(K8S, '../examples/scaling-policy.yaml'), 'utf8');
+    expect(find('ConfigMap', 'inferplane-scaling-policy') && manifests.find((m) => m.file === 'overlays/example/scaling-policy.yaml')!.doc.data[POLICY_KEY]).to.equal(example);
+    const lines = example.split('\n');
+    for (const [i, line] of lines.entries()) {
+      if (!/^\s*[\w/.-]+:/.test(line)) continue;
+      const commented = line.includes('#') || /^\s*#/.test(lines[i - 1] ?? '');
+      expect(commented, `line ${i + 1} "${line.trim()}" has no comment`).to.equal(true);
+    }
   });
 
   it('give the sidecar the bootstrap in envoy/ (the overlay copy is identical)', () => {
