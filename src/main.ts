@@ -33,6 +33,8 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
   --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
+  --scrape-interval-ms N        pull mode: scrape the admin /stats of connected Envoys whose node metadata
+                                has inferplane.io/stats-url, this often (default 1000; 0: off)
   --log-level LEVEL             debug | info | warn | error (default info)
 
 Scaler (sizes each policy service's Deployment from the fleet's in-flight requests; see docs/scaler.md):
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
         'max-message-bytes': { type: 'string', default: '1048576' },
         'shutdown-grace-ms': { type: 'string', default: '5000' },
+        'scrape-interval-ms': { type: 'string', default: '1000' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
         scaler: { type: 'boolean', default: false },
@@ -222,6 +225,7 @@ async function main(): Promise<void> {
     log,
     instance: os.hostname(),
     ...(scaler && { scaler }),
+    scrapeIntervalMs: values['scrape-interval-ms'] === '0' ? 0 : positive(values['scrape-interval-ms'], '--scrape-interval-ms'),
   });
   const grace = positive(values['shutdown-grace-ms'], '--shutdown-grace-ms');
   let stopping = false;

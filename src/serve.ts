@@ -5,6 +5,7 @@ import type { ReplicaCounts } from './scaler/decide.js';
 import { createLeaderElector } from './scaler/lease.js';
 import { configMapPolicySource, filePolicySource } from './scaler/policy-source.js';
 import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
+import { createStatsScraper, type StatsScraper } from './scaler/scrape.js';
 import { deploymentStore, endpointStore } from './scaler/replicas.js';
 import { createScaler, type Scaler } from './scaler/scaler.js';
 import { realTimers } from './sources/kubernetes/timers.js';
@@ -72,6 +73,11 @@ export interface ServeOptions {
   readonly instance?: string;
   /** Runs the scaler in this process. */
   readonly scaler?: ScalerSettings;
+  /**
+   * How often to scrape the admin endpoint of connected nodes that offer one (node metadata
+   * `inferplane.io/stats-url`): pull mode, for fleets that cannot push stats. 0 turns it off. Default 1 s.
+   */
+  readonly scrapeIntervalMs?: number;
 }
 
 /** A running control plane. */
@@ -141,6 +147,10 @@ export async function serve(o: ServeOptions): Promise<Running> {
   }
   const ready = () => sourceReady() && publisher.ready();
   const xdsPort = await xds.listen(o.xdsAddress);
+  const stopScraping = startScraping(o.scrapeIntervalMs ?? 1_000, createStatsScraper({
+    targets: () => xds.nodes().flatMap((n) => (n.statsUrl ? [{ nodeId: n.nodeId, url: n.statsUrl }] : [])),
+    stats, log: o.log, metrics,
+  }));
   const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service) });
   const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
@@ -151,6 +161,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     ...(scaler && { scaler: scaler.scaler }),
     ready,
     async stop(graceMs = 5_000) {
+      await stopScraping();
       await scaler?.stop();
       await stopSource();
       await xds.shutdown(graceMs);
@@ -209,5 +220,24 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
       await election?.stop();
       await policy.stop();
     },
+  };
+}
+
+/** Runs scrape rounds `intervalMs` apart (from the end of one to the start of the next); returns the stop. */
+function startScraping(intervalMs: number, scraper: StatsScraper): () => Promise<void> {
+  if (intervalMs <= 0) return async () => undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let round: Promise<void> = Promise.resolve();
+  const loop = () => {
+    round = scraper.scrape().finally(() => {
+      if (!stopped) timer = setTimeout(loop, intervalMs).unref();
+    });
+  };
+  loop();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await round;
   };
 }

@@ -6,7 +6,15 @@ export interface NodeInfo {
   readonly cluster: string;
   /** e.g. `envoy` or `gRPC Node`, with its version. */
   readonly userAgent: string;
+  /**
+   * Where the node's stats can be scraped (node metadata {@link STATS_URL_METADATA}, e.g.
+   * `http://10.0.0.5:9901`), for fleets that cannot push stats.
+   */
+  readonly statsUrl?: string;
 }
+
+/** The node metadata key by which an Envoy offers its admin endpoint for stats scraping. */
+export const STATS_URL_METADATA = 'inferplane.io/stats-url';
 
 /** The group every node falls into unless a snapshot is set for a more specific one. */
 export const DEFAULT_GROUP = 'default';

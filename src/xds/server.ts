@@ -30,6 +30,8 @@ export interface NodeStatus {
   readonly nodeId: string;
   readonly cluster: string;
   readonly userAgent: string;
+  /** From node metadata `inferplane.io/stats-url`, when the node offers its stats for scraping. */
+  readonly statsUrl?: string;
   readonly group: string;
   /** `ads`, or the per-type service (`cds`, `eds`, `lds`, `rds`). */
   readonly service: string;
@@ -177,6 +179,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
           nodeId: s.node!.id,
           cluster: s.node!.cluster,
           userAgent: s.node!.userAgent,
+          ...(s.node!.statsUrl && { statsUrl: s.node!.statsUrl }),
           group: s.group!,
           service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind],
           variant: s.variant,

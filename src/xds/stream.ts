@@ -3,7 +3,7 @@ import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
 import type { Status__Output } from '../generated/google/rpc/Status.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { NodeInfo, SnapshotCache } from './cache.js';
+import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.js';
 import { ADS_ORDER, FULL_STATE_TYPES, parseTypeUrl, TYPE_SHORT, TypeUrl } from './resources.js';
 import type { EncodedResource, Snapshot, TypeSnapshot } from './snapshot.js';
 
@@ -302,12 +302,15 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   }
 
   private open(node: Node__Output): void {
-    this.node = {
+    const statsUrl = node.metadata?.fields?.[STATS_URL_METADATA]?.stringValue;
+    const info: NodeInfo = {
       id: node.id,
       cluster: node.cluster,
       userAgent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
+      ...(statsUrl && { statsUrl }),
     };
-    this.group = this.deps.cache.groupOf(this.node);
+    this.node = info;
+    this.group = this.deps.cache.groupOf(info);
     this.snapshot = this.deps.cache.get(this.group);
     this.unwatch = this.deps.cache.watch(this.group, (s) => {
       this.snapshot = s;
