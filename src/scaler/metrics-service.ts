@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { loadEnvoyProtos, messageType } from '../xds/protos.js';
-import { activeByCluster, gaugesOf, type FleetStats, type MetricFamilyMessage } from './stats.js';
+import { forEachLengthDelimited } from '../xds/wire.js';
+import { ACTIVE_GAUGE, activeByCluster, gaugesOf, type FleetStats, type MetricFamilyMessage } from './stats.js';
 
 /** Node ids of inferplane replicas forwarding their Envoys' sums to the scaler leader (see relay.ts). */
 export const RELAY_NODE_PREFIX = 'inferplane-relay:';
@@ -21,6 +22,38 @@ interface StreamMetricsMessage {
   envoy_metrics?: MetricFamilyMessage[];
 }
 
+let Identifier: ReturnType<typeof messageType> | undefined;
+let Family: ReturnType<typeof messageType> | undefined;
+
+/** Metric family names the scaler reads; every other family is skipped undecoded. */
+function wanted(name: string): boolean {
+  return name.endsWith(ACTIVE_GAUGE) || name.startsWith('inferplane.relay.');
+}
+
+/**
+ * Decodes a StreamMetricsMessage (field numbers from envoy/service/metrics/v3/metrics_service.proto:
+ * identifier 1, envoy_metrics 2; MetricFamily.name 1 in io/prometheus/client/metrics.proto), decoding only
+ * the metric families the scaler reads. An Envoy without a stats matcher flushes every stat it has (hundreds of
+ * families, tens of kilobytes) each interval; reading just the names of the others keeps that cheap.
+ */
+export function decodeStreamMetrics(buf: Buffer): StreamMetricsMessage {
+  loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
+  Identifier ??= messageType('envoy.service.metrics.v3.StreamMetricsMessage.Identifier');
+  Family ??= messageType('io.prometheus.client.MetricFamily');
+  let identifier: StreamMetricsMessage['identifier'] = null;
+  const families: MetricFamilyMessage[] = [];
+  forEachLengthDelimited(buf, 0, buf.length, (field, start, end) => {
+    if (field === 1) identifier = Identifier!.toObject(Identifier!.decode(buf.subarray(start, end))) as StreamMetricsMessage['identifier'];
+    if (field !== 2) return;
+    let name: string | undefined;
+    forEachLengthDelimited(buf, start, end, (f, s, e) => {
+      if (f === 1 && name === undefined) name = buf.toString('utf8', s, e);
+    });
+    if (name !== undefined && wanted(name)) families.push(Family!.toObject(Family!.decode(buf.subarray(start, end)), { enums: String, longs: Number }) as MetricFamilyMessage);
+  });
+  return { identifier, envoy_metrics: families };
+}
+
 /**
  * Envoy's `envoy.service.metrics.v3.MetricsService`: Envoys configured with the
  * `envoy.stat_sinks.metrics_service` sink stream their stats every flush interval; each message's
@@ -34,7 +67,6 @@ interface StreamMetricsMessage {
  */
 export function createMetricsService(o: { stats: FleetStats; log: Logger; metrics: Metrics; now?: () => number }): GrpcService {
   loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
-  const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
   const now = o.now ?? Date.now;
   const reports = o.metrics.counter('inferplane_stats_reports_total', 'Envoy stats reports received, by outcome');
   const refused = o.metrics.counter('inferplane_stats_gauges_refused_total', 'Implausible active-request gauges refused');
@@ -47,7 +79,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
       requestSerialize: () => Buffer.alloc(0),
       requestDeserialize: (b: Buffer) => {
         try {
-          return Message.toObject(Message.decode(b), { enums: String, longs: Number }) as StreamMetricsMessage;
+          return decodeStreamMetrics(b);
         } catch (e) {
           return { malformed: e instanceof Error ? e.message : String(e) };
         }

@@ -2,6 +2,7 @@ import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
 import type { Status__Output } from '../generated/google/rpc/Status.js';
 import { messageType } from './protos.js';
+import { forEachLengthDelimited } from './wire.js';
 import type { MalformedRequest } from './stream.js';
 
 /** A decoded SotW request, plus the raw bytes of its `resource_names` for cheap "same as last time" checks. */
@@ -18,20 +19,6 @@ export interface SotwRequest extends DiscoveryRequest__Output {
 
 const NodeType = messageType('envoy.config.core.v3.Node');
 const StatusType = messageType('google.rpc.Status');
-
-class Malformed extends Error {}
-
-function varint(buf: Buffer, at: number): [number, number] {
-  let n = 0;
-  let scale = 1;
-  for (let i = at; i < buf.length && i < at + 10; i++) {
-    const b = buf[i]!;
-    n += (b & 0x7f) * scale;
-    if (b < 0x80) return [n, i + 1];
-    scale *= 128;
-  }
-  throw new Malformed(`truncated varint at byte ${at}`);
-}
 
 /**
  * Decodes `envoy.service.discovery.v3.DiscoveryRequest` (field numbers from discovery.proto: version_info 1,
@@ -51,27 +38,7 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
     let keyStart = -1;
     let keyEnd = -1;
     let contiguous = true;
-    let i = 0;
-    while (i < buf.length) {
-      const tagAt = i;
-      const [tag, afterTag] = varint(buf, i);
-      i = afterTag;
-      const field = Math.floor(tag / 8);
-      const wire = tag & 7;
-      if (wire === 0) {
-        i = varint(buf, i)[1];
-        continue;
-      }
-      if (wire === 1 || wire === 5) {
-        i += wire === 1 ? 8 : 4;
-        if (i > buf.length) throw new Malformed(`truncated field ${field}`);
-        continue;
-      }
-      if (wire !== 2) throw new Malformed(`unsupported wire type ${wire} for field ${field}`);
-      const [len, start] = varint(buf, i);
-      const end = start + len;
-      if (end > buf.length) throw new Malformed(`field ${field} runs past the end (length ${len})`);
-      i = end;
+    forEachLengthDelimited(buf, 0, buf.length, (field, start, end, tagAt) => {
       switch (field) {
         case 1: version_info = buf.toString('utf8', start, end); break;
         case 2: node = NodeType.decode(buf.subarray(start, end)) as unknown as Node__Output; break;
@@ -86,22 +53,14 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
         case 6: error_detail = StatusType.decode(buf.subarray(start, end)) as unknown as Status__Output; break;
         default: break;
       }
-    }
+    });
     let decoded: string[] | undefined;
     // Names are only decoded when a subscription actually changed: a second pass over the bytes.
     const decodeNames = (): string[] => {
       const out: string[] = [];
-      for (let j = 0; j < buf.length;) {
-        const [tag, afterTag] = varint(buf, j);
-        const wire = tag & 7;
-        if (wire === 0) j = varint(buf, afterTag)[1];
-        else if (wire === 1 || wire === 5) j = afterTag + (wire === 1 ? 8 : 4);
-        else {
-          const [len, start] = varint(buf, afterTag);
-          if (Math.floor(tag / 8) === 3) out.push(buf.toString('utf8', start, start + len));
-          j = start + len;
-        }
-      }
+      forEachLengthDelimited(buf, 0, buf.length, (field, start, end) => {
+        if (field === 3) out.push(buf.toString('utf8', start, end));
+      });
       return out;
     };
     return {

@@ -102,3 +102,45 @@ export function encodeDeltaResponse(f: DeltaFrame): Buffer {
 export function withNonce(shared: Buffer, nonce: string): Buffer {
   return Buffer.concat([shared, message([[5, nonce]])]);
 }
+
+/** A protobuf message that cannot be read: what is wrong, and where. */
+export class WireError extends Error {}
+
+function readVarint(buf: Uint8Array, at: number, end: number): [number, number] {
+  let n = 0;
+  let scale = 1;
+  for (let i = at; i < end && i < at + 10; i++) {
+    const b = buf[i]!;
+    n += (b & 0x7f) * scale;
+    if (b < 0x80) return [n, i + 1];
+    scale *= 128;
+  }
+  throw new WireError(`truncated varint at byte ${at}`);
+}
+
+/**
+ * Walks the fields of the message in `buf[from, to)` without decoding them: `fn(field, start, end, tagAt)` for
+ * every length-delimited field (its bytes are `buf[start, end)`); varint and fixed fields are skipped.
+ * Throws {@link WireError} on truncation and on group wire types (never used by proto3). For hand-written
+ * decoders that read only what they need.
+ */
+export function forEachLengthDelimited(buf: Uint8Array, from: number, to: number, fn: (field: number, start: number, end: number, tagAt: number) => void): void {
+  let i = from;
+  while (i < to) {
+    const tagAt = i;
+    const [tag, afterTag] = readVarint(buf, i, to);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (wire === 0) i = readVarint(buf, afterTag, to)[1];
+    else if (wire === 1 || wire === 5) {
+      i = afterTag + (wire === 1 ? 8 : 4);
+      if (i > to) throw new WireError(`truncated field ${field}`);
+    } else if (wire === LEN) {
+      const [len, start] = readVarint(buf, afterTag, to);
+      const end = start + len;
+      if (end > to) throw new WireError(`field ${field} runs past the end (length ${len})`);
+      i = end;
+      fn(field, start, end, tagAt);
+    } else throw new WireError(`unsupported wire type ${wire} for field ${field}`);
+  }
+}

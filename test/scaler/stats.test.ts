@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { activeByCluster, createFleetStats } from '../../src/scaler/stats.js';
+import { activeByCluster, createFleetStats, gaugesOf } from '../../src/scaler/stats.js';
 
 describe('activeByCluster', () => {
   it('reads upstream_rq_active from stat names and from tag labels, ignoring other stats', () => {
@@ -71,7 +71,6 @@ describe('createFleetStats', () => {
 describe('gaugesOf (a StreamMetricsMessage encoded with Envoy\'s metrics_service.proto and proto/io/prometheus/client)', () => {
   it('reads the active-request gauges Envoy streams', async () => {
     const { loadEnvoyProtos, messageType } = await import('../../src/xds/protos.js');
-    const { gaugesOf } = await import('../../src/scaler/stats.js');
     loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
     const T = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
     const bytes = T.encode(T.fromObject({
@@ -85,5 +84,24 @@ describe('gaugesOf (a StreamMetricsMessage encoded with Envoy\'s metrics_service
     const decoded = T.toObject(T.decode(bytes), { enums: String, longs: String }) as any;
     expect(decoded.identifier.node.id).to.equal('envoy-1');
     expect([...activeByCluster(gaugesOf(decoded.envoy_metrics)).active]).to.deep.equal([['ml/llama/http', 17], ['ml/b/http', 4]]);
+  });
+
+  it('decodes only the families the scaler reads from a full Envoy flush (counters, histograms and all)', async () => {
+    const { loadEnvoyProtos, messageType } = await import('../../src/xds/protos.js');
+    const { decodeStreamMetrics } = await import('../../src/scaler/metrics-service.js');
+    loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
+    const T = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
+    const noise = Array.from({ length: 300 }, (_, i) => i % 3 === 0
+      ? { name: `cluster.c${i}.upstream_rq_time`, type: 'HISTOGRAM', metric: [{ histogram: { sample_count: 5, sample_sum: 9, bucket: [{ cumulative_count: 1, upper_bound: 0.5 }] } }] }
+      : { name: `http.ingress.downstream_rq_${i}`, type: 'COUNTER', metric: [{ counter: { value: i } }] });
+    const bytes = Buffer.from(T.encode(T.fromObject({
+      identifier: { node: { id: 'envoy-9' } },
+      envoy_metrics: [...noise.slice(0, 150), { name: 'cluster.ml/a/http.upstream_rq_active', type: 'GAUGE', metric: [{ gauge: { value: 11 } }] }, ...noise.slice(150)],
+    })).finish());
+    const m = decodeStreamMetrics(bytes) as any;
+    expect(m.identifier.node.id).to.equal('envoy-9');
+    expect(m.envoy_metrics.map((f: any) => f.name)).to.deep.equal(['cluster.ml/a/http.upstream_rq_active']);
+    expect([...activeByCluster(gaugesOf(m.envoy_metrics)).active]).to.deep.equal([['ml/a/http', 11]]);
+    expect(() => decodeStreamMetrics(bytes.subarray(0, bytes.length - 3))).to.throw(/runs past the end|truncated/);
   });
 });
