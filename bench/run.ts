@@ -1,10 +1,11 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
- * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only fanout|churn` runs
- * one. Compare ratios within one run: the machine is small and shared.
+ * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
+ * fanout|churn|ingest|latency` runs one. Compare ratios within one run: the machine is small and shared.
  */
 import { parseArgs } from 'node:util';
 import { churn } from './churn.js';
+import { decisionLatency, ingest } from './scaler.js';
 import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } from './common.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
@@ -29,6 +30,12 @@ const { values } = parseArgs({
     'churn-streams': { type: 'string', default: '1000' },
     'churn-percent': { type: 'string', default: '1' },
     'churn-seconds': { type: 'string', default: '10' },
+    'ingest-envoys': { type: 'string', default: '10000' },
+    'ingest-full-envoys': { type: 'string', default: '2000' },
+    'ingest-families': { type: 'string', default: '400' },
+    'ingest-seconds': { type: 'string', default: '10' },
+    'latency-steps': { type: 'string', default: '9' },
+    'latency-envoys': { type: 'string', default: '100' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -110,4 +117,10 @@ if (!values.only || values.only === 'churn') {
     profile: values.profile,
   });
 }
+if (!values.only || values.only === 'ingest') {
+  const base = { workers: WORKERS, seconds: Number(values['ingest-seconds']) };
+  await ingest({ ...base, envoys: Number(values['ingest-envoys']), families: 3 });
+  await ingest({ ...base, envoys: Number(values['ingest-full-envoys']), families: Number(values['ingest-families']) });
+}
+if (!values.only || values.only === 'latency') await decisionLatency({ steps: Number(values['latency-steps']), envoys: Number(values['latency-envoys']) });
 process.exit(0);

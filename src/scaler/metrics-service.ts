@@ -37,9 +37,11 @@ function wanted(name: string): boolean {
  * families, tens of kilobytes) each interval; reading just the names of the others keeps that cheap.
  */
 export function decodeStreamMetrics(buf: Buffer): StreamMetricsMessage {
-  loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
-  Identifier ??= messageType('envoy.service.metrics.v3.StreamMetricsMessage.Identifier');
-  Family ??= messageType('io.prometheus.client.MetricFamily');
+  if (!Identifier || !Family) {
+    loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
+    Identifier = messageType('envoy.service.metrics.v3.StreamMetricsMessage.Identifier');
+    Family = messageType('io.prometheus.client.MetricFamily');
+  }
   let identifier: StreamMetricsMessage['identifier'] = null;
   const families: MetricFamilyMessage[] = [];
   forEachLengthDelimited(buf, 0, buf.length, (field, start, end) => {
