@@ -43,7 +43,8 @@ Scaler (sizes each policy service's Deployment from the fleet's in-flight reques
   --policy-configmap NS/NAME    or: the policy from the ConfigMap's "policy.yaml" key, watched
   --dry-run                     decide and log, never write; without Kubernetes, replicas are counted from
                                 the served endpoints
-  --lease NS/NAME|none          leader election Lease (default: <pod namespace>/inferplane-scaler)
+  --lease NS/NAME|none          leader election Lease (default: <pod namespace>/inferplane-scaler, or
+                                inferplane-scaler-dry-run with --dry-run, so a dry run never blocks the real one)
   --scaler-interval-ms N        decision period (default 1000)
   --advertise-host HOST         where other replicas reach this one's xDS port, published on the Lease so
                                 followers forward their Envoys' stats to the leader (default: $POD_IP)
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
     // file and the endpoints file needs no cluster (the compose stack).
     const useKube = !values['dry-run'] || policy.kind === 'configmap' || values.discovery === 'kubernetes' || values.kubeconfig !== undefined;
     const kubeConfig = useKube ? kube() : undefined;
-    const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: 'inferplane-scaler' };
+    const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: values['dry-run'] ? 'inferplane-scaler-dry-run' : 'inferplane-scaler' };
     if (values.lease !== undefined && values.lease !== 'none' && !kubeConfig) fail('--lease needs Kubernetes; a dry run on files runs alone');
     const advertiseHost = values['advertise-host'] ?? process.env['POD_IP'];
     scaler = { policy, dryRun: values['dry-run'], ...(kubeConfig && { kubeConfig }), ...(lease && { lease }), ...(advertiseHost && { advertiseHost }), intervalMs: positive(values['scaler-interval-ms'], '--scaler-interval-ms') };

@@ -14,7 +14,8 @@
  * - down: only when every recommendation over `scaleDownWindowMs` is lower, to the highest of them, by at most
  *   `maxDownPercent`% per decision;
  * - within `tolerance` of the base: hold (no flapping under steady load);
- * - missing, stale or partial stats: hold, and say so (never read silence as idleness);
+ * - missing, stale or partial stats: hold, and say so (never read silence as idleness); so does a scale-down
+ *   while fewer Envoys report than did within the scale-down window (they may have gone silent, not idle);
  * - for `externalCoolOffMs` after someone else changed the replica count: hold what they set, bounds included;
  * - modes (playbooks) normal / surge / emergency carry their own targets and rates, chosen by demand
  *   pressure on the ready pods (entered at once, left only after a stable window without that pressure), or
@@ -106,8 +107,8 @@ export interface DecisionState {
   readonly modeUntil: number;
   /** Until when the scaler stays in panic. */
   readonly panicUntil: number;
-  /** Recent recommendations, for the scale-down window. */
-  readonly recommendations: readonly { readonly at: number; readonly replicas: number }[];
+  /** Recent recommendations, for the scale-down window, with how many Envoys reported for each. */
+  readonly recommendations: readonly { readonly at: number; readonly replicas: number; readonly envoys: number }[];
   /** When this run of decisions began: no scale-down before a full window of evidence. */
   readonly since: number;
 }
@@ -116,7 +117,7 @@ export interface DecisionState {
 export type Reason =
   | 'no-data' | 'stale-data' | 'partial-data' | 'below-min' | 'above-max' | 'scale-up' | 'panic-scale-up'
   | 'capacity-on-the-way' | 'within-tolerance' | 'panic-no-scale-down' | 'scale-down-stabilizing'
-  | 'scale-down' | 'at-max' | 'at-min' | 'external-change';
+  | 'scale-down' | 'at-max' | 'at-min' | 'external-change' | 'fewer-reporters';
 
 /** One decision, with everything it was based on. */
 export interface Decision {
@@ -208,7 +209,7 @@ function decideFreely(input: DecideInput): Decision {
   const demand = Math.max(stableDemand!, panicDemand!);
   const unbounded = Math.ceil(demand / m.targetPerPod);
   const wanted = clamp(unbounded, p.minReplicas, p.maxReplicas);
-  const recommendations = [...prev.recommendations.filter((r) => r.at >= now - p.scaleDownWindowMs), { at: now, replicas: wanted }];
+  const recommendations = [...prev.recommendations.filter((r) => r.at >= now - p.scaleDownWindowMs), { at: now, replicas: wanted, envoys: latest!.envoys }];
   const state: DecisionState = { mode, modeUntil, panicUntil, recommendations, since: prev.since };
 
   if (base < p.minReplicas) return decision(p.minReplicas, 'below-min', mode, panicking, wanted, state);
@@ -230,6 +231,10 @@ function decideFreely(input: DecideInput): Decision {
   if (m.maxDownPercent <= 0) return decision(base, 'scale-down-stabilizing', mode, panicking, wanted, state);
   if ((base - wanted) / base <= p.tolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
   if (base <= p.minReplicas) return decision(base, 'at-min', mode, panicking, wanted, state);
+  // Envoys that stopped reporting look exactly like load that went away: while fewer report than did within the
+  // window (beyond the tolerance), the lower total is not evidence.
+  const mostEnvoys = Math.max(...recommendations.map((r) => r.envoys));
+  if (latest!.envoys < mostEnvoys * (1 - p.tolerance)) return decision(base, 'fewer-reporters', mode, panicking, wanted, state);
   const haveFullWindow = prev.since <= now - p.scaleDownWindowMs;
   const stabilized = Math.max(...recommendations.map((r) => r.replicas));
   if (!haveFullWindow || stabilized >= base) return decision(base, 'scale-down-stabilizing', mode, panicking, wanted, state);

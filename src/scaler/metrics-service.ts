@@ -127,7 +127,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
           if (streams > 1) o.log.warn('two live metrics streams share a node id; the latest report wins', { node: id });
         }
         const gauges = gaugesOf(msg.envoy_metrics ?? []);
-        const { active, rejected } = activeByCluster(gauges);
+        const { active, rejected, rejectedClusters } = activeByCluster(gauges);
         if (rejected.length > 0) {
           refused.inc({}, rejected.length);
           o.log.warn('refused implausible gauges', { node: nodeId, rejected });
@@ -140,7 +140,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
           if (!Number.isInteger(envoys) || envoys! < 1 || !Number.isFinite(age) || age! < 0) return fail(`a relay report needs ${RELAY_ENVOYS} (a whole number ≥ 1) and ${RELAY_OLDEST_AGE_MS} (≥ 0)`);
           relayed = { envoys: envoys!, oldestAt: at - age! };
         }
-        reports.inc({ outcome: o.stats.record(nodeId!, at, active, relayed) });
+        reports.inc({ outcome: o.stats.record(nodeId!, at, active, relayed, rejectedClusters) });
       });
       call.on('end', () => finish(null));
       call.on('error', () => finish(null));

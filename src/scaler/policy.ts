@@ -20,7 +20,9 @@ const mode = z.strictObject({
   maxDownPercent: z.number().min(0).max(100),
 }).partial();
 const settings = z.strictObject({
-  minReplicas: z.number().int().min(0),
+  // Scale to zero is not offered: with no pods Envoy has no upstream and counts no requests to it, so nothing
+  // would ever ask for the first pod again.
+  minReplicas: z.number().int().min(1, 'must be at least 1: with no pods there is no load to see, so nothing would scale up again'),
   maxReplicas: positiveInt,
   stableWindow: duration,
   panicWindow: duration,

@@ -52,6 +52,8 @@ export interface ScalerOptions {
   readonly keepDecisions?: number;
   /** Reads and writes per service per tick when the Deployment keeps changing under us (409). Default 3. */
   readonly maxAttempts?: number;
+  /** An API call not answered within this long fails the round for that service. Default 5 s. */
+  readonly apiTimeoutMs?: number;
 }
 
 /** What `/status/scaler` shows. */
@@ -103,6 +105,15 @@ export function createScaler(o: ScalerOptions): Scaler {
   const intervalMs = o.intervalMs ?? 1_000;
   const keep = o.keepDecisions ?? 200;
   const maxAttempts = o.maxAttempts ?? 3;
+  const apiTimeoutMs = o.apiTimeoutMs ?? 5_000;
+  // A hung API call must not stall every later round; the call itself may still complete.
+  const timed = <T>(p: Promise<T>, what: string): Promise<T> => {
+    let timer: unknown;
+    return Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = o.timers.setTimeout(() => reject(new ReplicaError('api', `${what}: no answer within ${apiTimeoutMs} ms`)), apiTimeoutMs))),
+    ]).finally(() => o.timers.clearTimeout(timer));
+  };
   const byService = new Map<string, ServiceState>();
   const decisions: DecisionRecord[] = [];
   let timer: unknown;
@@ -146,7 +157,7 @@ export function createScaler(o: ScalerOptions): Scaler {
     for (let attempt = 1; ; attempt++) {
       let reading;
       try {
-        reading = await o.store.read(svc.deployment, svc.service);
+        reading = await timed(o.store.read(svc.deployment, svc.service), `reading ${svc.deployment.namespace}/${svc.deployment.name}`);
       } catch (e) {
         return problem(svc, s, e);
       }
@@ -164,9 +175,11 @@ export function createScaler(o: ScalerOptions): Scaler {
       }
       let outcome;
       try {
-        outcome = await o.store.write(svc.deployment, d.replicas, reading.version);
+        outcome = await timed(o.store.write(svc.deployment, d.replicas, reading.version), `scaling ${svc.deployment.namespace}/${svc.deployment.name} to ${d.replicas}`);
       } catch (e) {
         requests.inc({ service: svc.service, outcome: 'error' });
+        // A write that timed out may still land: seeing its count later is not someone else's change.
+        s.written = d.replicas;
         return problem(svc, s, e, base);
       }
       requests.inc({ service: svc.service, outcome });

@@ -19,9 +19,10 @@ export interface ReportedGauge {
  * `envoy_cluster_name` when it emits tags as labels; both are read. Values that are not finite, negative or
  * absurd are refused, with a reason per refusal.
  */
-export function activeByCluster(gauges: readonly ReportedGauge[]): { active: Map<string, number>; rejected: string[] } {
+export function activeByCluster(gauges: readonly ReportedGauge[]): { active: Map<string, number>; rejected: string[]; rejectedClusters: string[] } {
   const active = new Map<string, number>();
   const rejected: string[] = [];
+  const rejectedClusters: string[] = [];
   for (const g of gauges) {
     let cluster: string | undefined;
     if (g.name === `cluster.${ACTIVE_GAUGE}` || g.name === `envoy_cluster_${ACTIVE_GAUGE}`) cluster = g.labels['envoy_cluster_name'];
@@ -29,11 +30,12 @@ export function activeByCluster(gauges: readonly ReportedGauge[]): { active: Map
     if (cluster === undefined) continue;
     if (!Number.isFinite(g.value) || g.value < 0 || g.value > MAX_PLAUSIBLE_ACTIVE) {
       rejected.push(`${cluster}: ${ACTIVE_GAUGE} ${g.value} is not a plausible in-flight count`);
+      rejectedClusters.push(cluster);
       continue;
     }
     active.set(cluster, g.value);
   }
-  return { active, rejected };
+  return { active, rejected, rejectedClusters };
 }
 
 /** Options of {@link createFleetStats}. */
@@ -60,9 +62,10 @@ export interface FleetStats {
   /**
    * Records a report that arrived at `at`, replacing the reporter's previous one (a reconnect under the same node
    * id replaces too). A relay (another inferplane replica forwarding the sums of its own Envoys) stands for
-   * `envoys` Envoys, and its data is as old as its oldest Envoy report.
+   * `envoys` Envoys, and its data is as old as its oldest Envoy report. Clusters in `keep` (their gauge was
+   * refused) carry their previous value over: a bad gauge must not read as zero requests.
    */
-  record(nodeId: string, at: number, active: ReadonlyMap<string, number>, relayed?: { envoys: number; oldestAt: number }): RecordOutcome;
+  record(nodeId: string, at: number, active: ReadonlyMap<string, number>, relayed?: { envoys: number; oldestAt: number }, keep?: readonly string[]): RecordOutcome;
   /** Forgets a reporter (its stream ended: it reports elsewhere now, or not at all). */
   forget(nodeId: string): void;
   /** Sums over fresh direct reporters (relays excluded, so forwarded sums are never forwarded again). */
@@ -84,9 +87,14 @@ export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
   const minIntervalMs = o.minIntervalMs ?? 200;
   const byNode = new Map<string, { at: number; active: ReadonlyMap<string, number>; envoys: number; relayed: boolean; received: number }>();
   return {
-    record(nodeId, at, active, relayed) {
+    record(nodeId, at, active, relayed, keep) {
       const prev = byNode.get(nodeId);
       if (prev && at - prev.received < minIntervalMs) return 'throttled';
+      if (prev && keep && keep.length > 0) {
+        const merged = new Map(active);
+        for (const c of keep) if (prev.active.has(c) && !merged.has(c)) merged.set(c, prev.active.get(c)!);
+        active = merged;
+      }
       byNode.set(nodeId, { at: Math.min(at, relayed?.oldestAt ?? at), active, envoys: relayed?.envoys ?? 1, relayed: relayed !== undefined, received: at });
       return 'recorded';
     },

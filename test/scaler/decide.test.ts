@@ -14,7 +14,7 @@ interface Run {
  * Drives decide() once a second for `seconds`, as the scaler would: `load(t)` is the fleet's active requests
  * at second t (null: no sample that second); asked-for pods become ready after `loadSeconds`.
  */
-function simulate(o: { seconds: number; load: (t: number) => number | null; start: number; loadSeconds?: number; policy?: Partial<ScalingPolicy>; envoys?: number }): Run {
+function simulate(o: { seconds: number; load: (t: number) => number | null; start: number; loadSeconds?: number; policy?: Partial<ScalingPolicy>; envoys?: number | ((t: number) => number) }): Run {
   const policy = { ...DEFAULT_POLICY, ...o.policy };
   const history: FleetSample[] = [];
   let desired = o.start;
@@ -25,7 +25,7 @@ function simulate(o: { seconds: number; load: (t: number) => number | null; star
   for (let t = 0; t < o.seconds; t++) {
     const now = t * 1000;
     const load = o.load(t);
-    if (load !== null) history.push({ at: now, activeRequests: load, envoys: o.envoys ?? 100 });
+    if (load !== null) history.push({ at: now, activeRequests: load, envoys: typeof o.envoys === 'function' ? o.envoys(t) : o.envoys ?? 100 });
     const ready = readyAt.slice(0, desired).filter((r) => r <= now).length;
     const d = decide({ history: history.filter((s) => s.at > now - policy.stableWindowMs), replicas: { desired, ready }, policy, now, ...(state && { state }) });
     state = d.state;
@@ -87,6 +87,18 @@ describe('decide (pure scaling decision)', () => {
     expect(r.at(45)).to.include({ replicas: 10, reason: 'stale-data', action: 'hold' });
     expect(r.at(899)).to.include({ replicas: 10, action: 'hold' });
     expect(r.decisions.every((d) => d.replicas === 10)).to.equal(true);
+  });
+
+  it('half the Envoys going silent is not idleness: no scale-down while fewer report than did in the window', () => {
+    // The load is unchanged, but half the reporters vanish at t=60 s (say, a partition): the total halves.
+    const r = simulate({ seconds: 900, start: 10, envoys: (t) => (t < 60 ? 100 : 50), load: (t) => (t < 60 ? 10 * T : 5 * T) });
+    for (let t = 60; t < 60 + 300; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(10);
+    expect(r.at(200).reason).to.equal('fewer-reporters');
+    // Once a whole window has seen only the 50, the lower total is the evidence: down it goes, slowly.
+    expect(r.at(899).replicas).to.be.below(10);
+    // Envoys joining never hold anything back.
+    const up = simulate({ seconds: 30, start: 5, envoys: (t) => (t < 10 ? 50 : 100), load: (t) => (t < 10 ? 5 * T : 10 * T) });
+    expect(up.at(29).replicas).to.equal(10);
   });
 
   it('partial or missing data holds too', () => {

@@ -45,6 +45,7 @@ describe('readPolicy', () => {
     ['a service without a deployment', 'services: { ml/a: { minReplicas: 1 } }', 'services.ml/a.deployment: Invalid input'],
     ['a service key that is not a served name', 'services: { ML/a: { deployment: a } }', 'services.ML/a: service keys are the served names'],
     ['a deployment that is not a name', 'services: { ml/a: { deployment: "a/b/c" } }', 'services.ml/a.deployment: a Deployment: name'],
+    ['scale to zero', 'services: { ml/a: { deployment: a, minReplicas: 0 } }', 'services.ml/a.minReplicas: must be at least 1'],
     ['a zero cool-off', 'defaults: { externalChangeCoolOff: -1s }\nservices: {}', 'defaults.externalChangeCoolOff: '],
     ['a missing services key', 'defaults: {}', 'services: Invalid input'],
     ['bad YAML', 'services: { ml/a: [', '(root): YAML: '],

@@ -53,6 +53,16 @@ describe('createFleetStats', () => {
     expect(s.sample('ml/x', 300)!.activeRequests).to.equal(2);
   });
 
+  it('carries a cluster\'s previous value over when its gauge is refused (a bad gauge is not zero requests)', () => {
+    const s = createFleetStats({ minIntervalMs: 0 });
+    s.record('a', 0, m([['ml/x/http', 40], ['ml/y/http', 3]]));
+    const { active, rejectedClusters } = activeByCluster([{ name: 'cluster.ml/x/http.upstream_rq_active', labels: {}, value: -1 }, { name: 'cluster.ml/y/http.upstream_rq_active', labels: {}, value: 4 }]);
+    expect(rejectedClusters).to.deep.equal(['ml/x/http']);
+    s.record('a', 1_000, active, undefined, rejectedClusters);
+    expect(s.sample('ml/x', 1_000)!.activeRequests).to.equal(40);
+    expect(s.sample('ml/y', 1_000)!.activeRequests).to.equal(4);
+  });
+
   it('counts a relay as the Envoys it stands for, dated by its oldest report, and never forwards relayed sums', () => {
     const s = createFleetStats({ expireMs: 15_000 });
     s.record('a', 1_000, m([['ml/x/http', 5]]));

@@ -1,0 +1,50 @@
+import { expect } from 'chai';
+import { createMemoryLogger } from '../../src/observability/log.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import type { PolicySource } from '../../src/scaler/policy-source.js';
+import { readPolicy } from '../../src/scaler/policy.js';
+import type { ReplicaStore } from '../../src/scaler/replicas.js';
+import { createScaler } from '../../src/scaler/scaler.js';
+import { createFleetStats } from '../../src/scaler/stats.js';
+import { createFakeTimers } from '../support/fake-timers.js';
+
+describe('scaler loop, on a virtual clock (a replica store whose API can hang)', () => {
+  const policy = readPolicy('services:\n  ml/a: { deployment: a, maxReplicas: 50 }\n');
+  if (!policy.ok) throw new Error('bad test policy');
+  const source: PolicySource = { start() {}, stop: async () => undefined, current: () => policy.value, status: () => ({ source: 'test', version: '1', loadedAt: null, rejected: null }) };
+
+  it('gives up on an API call that does not answer, says so, and does not mistake a late write for someone else\'s', async () => {
+    const timers = createFakeTimers();
+    const stats = createFleetStats();
+    let replicas = 2;
+    let hangWrite = true;
+    const store: ReplicaStore = {
+      kind: 'kubernetes',
+      read: async () => ({ desired: replicas, ready: replicas, version: String(replicas) }),
+      write: (_t, n) => {
+        if (!hangWrite) {
+          replicas = n;
+          return Promise.resolve('written');
+        }
+        // Lands later, after the scaler gave up on it.
+        return new Promise(() => void timers.setTimeout(() => void (replicas = n), 8_000));
+      },
+    };
+    const scaler = createScaler({ stats, policy: source, store, dryRun: false, log: createMemoryLogger(), metrics: createMetrics(), timers, apiTimeoutMs: 5_000 });
+    stats.record('envoy-1', timers.now(), new Map([['ml/a/http', 126 * 4]]));
+    const round = scaler.tick();
+    await new Promise((r) => setImmediate(r));
+    timers.advance(5_000);
+    await round;
+    const failed = scaler.status().decisions[0]!;
+    expect(failed).to.include({ reason: 'api-error', outcome: 'error', action: 'scale-up', replicas: 4 });
+    expect(failed.error).to.equal('scaling ml/a to 4: no answer within 5000 ms');
+    timers.advance(3_000);
+    expect(replicas).to.equal(4);
+    hangWrite = false;
+    stats.record('envoy-1', timers.now(), new Map([['ml/a/http', 126 * 4]]));
+    await scaler.tick();
+    expect(scaler.status().decisions[0]).to.include({ reason: 'within-tolerance', outcome: 'unchanged', replicas: 4 });
+    expect(scaler.status().services['ml/a']!.externalChangeAt).to.equal(null);
+  });
+});
