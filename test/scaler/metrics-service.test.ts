@@ -15,6 +15,7 @@ describe("Envoy's MetricsService on the xDS port, and the fleet on the admin ser
   let address: string;
   const log = createMemoryLogger();
   const get = async (p: string) => (await fetch(`http://127.0.0.1:${running.admin.port}${p}`)).text();
+  const fleet = async () => JSON.parse(await get('/status/fleet'));
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-stats-'));
@@ -63,6 +64,27 @@ describe("Envoy's MetricsService on the xDS port, and the fleet on the admin ser
     await e.status();
     e.close();
     await eventually(async () => !JSON.parse(await get('/status/fleet')).reporters.some((r: { nodeId: string }) => r.nodeId === 'envoy-moving'), 'forgotten');
+  });
+
+  it('does not double count two streams under one node id (the latest report wins), and says so', async () => {
+    const a = envoyStream(address);
+    const b = envoyStream(address);
+    a.send(report('envoy-twin', { 'llama/http': 10 }));
+    await eventually(async () => (await fleet()).services.llama?.activeRequests === 10, 'first twin');
+    await new Promise((r) => setTimeout(r, 250)); // past the flood throttle, which is per node id
+    b.send(report('envoy-twin', { 'llama/http': 30 }));
+    await eventually(async () => (await fleet()).services.llama?.activeRequests === 30, 'second twin replaces');
+    expect((await fleet()).services.llama.envoys).to.equal(1);
+    expect(log.lines.some((l) => l.msg === 'two live metrics streams share a node id; the latest report wins')).to.equal(true);
+    a.end();
+    await a.status();
+    a.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await fleet()).services.llama?.activeRequests, 'still reported by the open twin').to.equal(30);
+    b.end();
+    await b.status();
+    b.close();
+    await eventually(async () => (await fleet()).reporters.length === 0, 'forgotten with the last stream');
   });
 
   it('ends a relay stream that does not say how many Envoys it stands for', async () => {
