@@ -109,7 +109,6 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
   const failed = (e: unknown, now: number) => {
     if (e !== undefined) o.log.warn('cannot read or renew the scaler Lease', { lease: `${o.namespace}/${o.name}`, error: e instanceof Error ? e.message.split('\n')[0] : String(e) });
     if (leading && now - lastRenew >= renewDeadlineMs) setLeading(false);
-    else if (!leading) setLeading(false);
   };
   const loop = () => {
     if (stopped) return;
