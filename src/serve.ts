@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ListenerSpec, Model } from './model/model.js';
 import type { Metrics } from './observability/metrics.js';
@@ -185,11 +186,13 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
   const policy = o.policy.kind === 'file'
     ? filePolicySource(o.policy.path, common)
     : configMapPolicySource({ ...common, kubeConfig: o.kubeConfig!, namespace: o.policy.namespace, name: o.policy.name, events: events!, timers: realTimers });
+  // Unique per process even where two share a host name (client-go adds a random suffix the same way).
+  const identity = `${d.instance}_${randomBytes(4).toString('hex')}`;
   const election = o.lease && createLeaderElector({
     kubeConfig: o.kubeConfig!,
     namespace: o.lease.namespace,
     name: o.lease.name,
-    identity: d.instance,
+    identity,
     timers: realTimers,
     log: d.log,
     ...(o.lease.durationMs !== undefined && { leaseDurationMs: o.lease.durationMs }),
@@ -203,7 +206,7 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     policy,
     store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
-    ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity: d.instance, log: d.log }) }),
+    ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log }) }),
     log: d.log,
     metrics: d.metrics,
     timers: realTimers,

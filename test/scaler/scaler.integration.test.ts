@@ -202,10 +202,13 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
 
   it('a second replica stands by while the first holds the Lease, and takes over when it stops', async () => {
     const [first] = replicas;
-    const second = await start('inferplane-b');
+    // The same host name as the first (two processes on one machine): each process's Lease identity is unique.
+    const second = await start('inferplane-a');
+    const firstId = status(first!).leader!;
     const secondFleet = fleetFor(second);
     secondFleet.setLoad(40);
-    await eventually(() => status(second).policy.version !== null && status(second).leader === 'inferplane-a', 'second sees the leader');
+    await eventually(() => status(second).policy.version !== null && status(second).leader === firstId, 'second sees the leader');
+    expect(firstId).to.match(/^inferplane-a_[0-9a-f]{8}$/);
     await new Promise((r) => setTimeout(r, 500));
     expect(status(second).role).to.equal('standby');
     expect(status(second).decisions).to.deep.equal([]);
@@ -214,7 +217,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     await eventually(() => status(first!).services['ml/llama']?.last?.inputs?.envoys === 8, 'the leader counts both halves');
     const fleet = await (await fetch(`http://127.0.0.1:${first!.admin.port}/status/fleet`)).json() as any;
     expect(fleet.services['ml/llama']).to.include({ activeRequests: 80 + 40, envoys: 8 });
-    expect(fleet.reporters.find((r: any) => r.nodeId === 'inferplane-relay:inferplane-b')).to.include({ envoys: 4 });
+    expect(fleet.reporters.find((r: any) => r.nodeId.startsWith('inferplane-relay:inferplane-a_'))).to.include({ envoys: 4 });
     const stoppedAt = Date.now();
     await first!.stop(200);
     replicas.shift();
@@ -223,7 +226,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     await eventually(() => status(second).role === 'leader', 'second leads', 3_000);
     expect(Date.now() - stoppedAt).to.be.below(1_000);
     const lease = api.get('leases', 'inferplane-system', 'inferplane-scaler')!['spec'] as any;
-    expect(lease.holderIdentity).to.equal('inferplane-b');
+    expect(lease.holderIdentity).to.equal(status(second).leader).and.not.equal(firstId);
     expect(lease.leaseTransitions).to.equal(1);
     // A new term waits out its own scale-down window; 40 in flight at 10 per pod is 4 pods.
     await eventually(() => specReplicas(api) === 4, 'the second scales', 10_000);
