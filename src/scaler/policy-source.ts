@@ -59,7 +59,7 @@ function createPolicyHolder(source: string, o: Common) {
         latestValid = false;
         rejected = { version: v, at: new Date().toISOString(), problems: lines };
         rejections.inc();
-        o.log.error('invalid scaling policy; the last good one stays in force', { source, version: v, inForce: version, problems: lines });
+        o.log.error(version === null ? 'invalid scaling policy; nothing is scaled until a valid one is read' : 'invalid scaling policy; the last good one stays in force', { source, version: v, inForce: version, problems: lines });
         return lines;
       }
       current = parsed!.value;
