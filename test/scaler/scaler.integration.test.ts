@@ -72,6 +72,11 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     return f;
   };
   const status = (r: Running): ScalerStatus => r.scaler!.status();
+  /**
+   * The Deployment is at n and the scaler `r` knows it: the stand-in applies a write before the scaler has its
+   * answer, so the Deployment alone can run ahead of the scaler's record of the write.
+   */
+  const at = (r: Running, n: number) => specReplicas(api) === n && status(r).services['ml/llama']?.current === n;
   const written = (r: Running): DecisionRecord[] => status(r).decisions.filter((d) => d.outcome === 'written').reverse();
 
   before(async () => {
@@ -107,7 +112,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     await eventually(() => (specReplicas(api) ?? 0) > 2, 'scaled up', 2_000);
     const took = Date.now() - surgeAt;
     expect(took).to.be.below(2_000);
-    await eventually(() => specReplicas(api) === 6, 'at 60 / 10 = 6 pods');
+    await eventually(() => at(first, 6), 'at 60 / 10 = 6 pods');
     const ups = written(first);
     expect(ups.every((d) => d.action === 'scale-up' && (d.reason === 'scale-up' || d.reason === 'panic-scale-up'))).to.equal(true);
     expect(ups[0]!.inputs!.envoys).to.equal(4);
@@ -125,7 +130,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     const before = written(first).length;
     const dropAt = Date.now();
     fleets[0]!.setLoad(5);
-    await eventually(() => specReplicas(api) === 1, 'down to 1', 15_000);
+    await eventually(() => at(first, 1), 'down to 1', 15_000);
     const downs = written(first).slice(before);
     expect(downs.length).to.be.at.least(2);
     expect(Date.parse(downs[0]!.at) - dropAt, 'no step down before the window').to.be.at.least(3_000 - 300);
@@ -143,7 +148,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
   it('a person\'s change of replicas is respected for the cool-off, then the scaler resumes', async () => {
     const first = replicas[0]!;
     fleets[0]!.setLoad(30);
-    await eventually(() => specReplicas(api) === 3, 'at 3 for 30 in flight');
+    await eventually(() => at(first, 3), 'at 3 for 30 in flight');
     const d = api.get('deployments', 'ml', 'llama')!;
     const humanAt = Date.now();
     api.apply({ ...d, spec: { ...(d['spec'] as object), replicas: 9 } });
@@ -159,7 +164,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     await eventually(() => specReplicas(api) === 3 && status(first).services['ml/llama']?.last?.outcome === 'unchanged', 'settled at 3');
     api.failNext(/\/deployments\/llama\/scale/, 2, 409);
     fleets[0]!.setLoad(50);
-    await eventually(() => specReplicas(api) === 5, 'written on the third attempt');
+    await eventually(() => at(first, 5), 'written on the third attempt');
     expect(await (await fetch(`http://127.0.0.1:${first.admin.port}/metrics`)).text()).to.contain('inferplane_scaler_scale_requests_total{outcome="conflict",service="ml/llama"} 2');
     api.failNext(/\/deployments\/llama\/scale/, 1, 500);
     fleets[0]!.setLoad(70);
@@ -167,7 +172,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     const e = status(first).decisions.find((d) => d.outcome === 'error')!;
     expect(e).to.include({ reason: 'api-error', action: 'scale-up' });
     expect(e.error).to.match(/^scaling Deployment ml\/llama to \d+: HTTP 500/);
-    await eventually(() => specReplicas(api) === 7, 'written on the next round');
+    await eventually(() => at(first, 7), 'written on the next round');
   });
 
   it('a deleted Deployment holds with a clear reason, and a recreated one is scaled again', async () => {
@@ -176,7 +181,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     await eventually(() => status(first).services['ml/llama']?.last?.reason === 'deployment-missing', 'missing is reported');
     expect(status(first).services['ml/llama']!.last!.error).to.equal('reading Deployment ml/llama: HTTP 404: deployments "llama" not found');
     api.apply(deployment(1));
-    await eventually(() => specReplicas(api) === 7, 'scaled again');
+    await eventually(() => at(first, 7), 'scaled again');
   });
 
   it('a bad ConfigMap edit keeps the last good policy in force and creates an Event on the ConfigMap', async () => {
@@ -193,10 +198,10 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     expect(p.rejected!.problems[0]).to.contain('minReplicas 30 is above maxReplicas 20');
     expect(await (await fetch(`http://127.0.0.1:${first.admin.port}/metrics`)).text()).to.match(/inferplane_scaler_policy_valid 0\n/);
     fleets[0]!.setLoad(80);
-    await eventually(() => specReplicas(api) === 8, 'still scaling by the good policy');
+    await eventually(() => at(first, 8), 'still scaling by the good policy');
     // A good edit is applied live.
     api.apply(policyMap(POLICY.replace('maxReplicas: 20', 'maxReplicas: 6')));
-    await eventually(() => specReplicas(api) === 6, 'the new maximum applies');
+    await eventually(() => at(first, 6), 'the new maximum applies');
     expect(status(first).policy.rejected).to.equal(null);
   });
 
@@ -229,7 +234,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     expect(lease.holderIdentity).to.equal(status(second).leader).and.not.equal(firstId);
     expect(lease.leaseTransitions).to.equal(1);
     // A new term waits out its own scale-down window; 40 in flight at 10 per pod is 4 pods.
-    await eventually(() => specReplicas(api) === 4, 'the second scales', 10_000);
+    await eventually(() => at(second, 4), 'the second scales', 10_000);
     expect(written(second).length).to.be.above(0);
   });
 
