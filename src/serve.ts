@@ -107,19 +107,19 @@ export async function serve(o: ServeOptions): Promise<Running> {
   });
   // Served services, from the clusters (`<service>/<port>`) of the default group.
   const servedServices = () => [...new Set([...(cache.get(DEFAULT_GROUP)?.types[TypeUrl.Cluster].resources.keys() ?? [])].map((c) => c.slice(0, c.lastIndexOf('/'))))].sort();
+  const fleetServices = (now: number): FleetStatus['services'] => {
+    stats.expire(now);
+    return Object.fromEntries(servedServices().map((s) => {
+      const sample = stats.sample(s, now);
+      return [s, sample ? { activeRequests: sample.activeRequests, envoys: sample.envoys, oldestReportAgeMs: now - sample.at } : null];
+    }));
+  };
   const fleet = (): FleetStatus => {
     const now = Date.now();
-    stats.expire(now);
-    return {
-      services: Object.fromEntries(servedServices().map((s) => {
-        const sample = stats.sample(s, now);
-        return [s, sample ? { activeRequests: sample.activeRequests, envoys: sample.envoys, oldestReportAgeMs: now - sample.at } : null];
-      })),
-      reporters: stats.reporters().map((r) => ({ nodeId: r.nodeId, ageMs: now - r.at, envoys: r.envoys })),
-    };
+    return { services: fleetServices(now), reporters: stats.reporters().map((r) => ({ nodeId: r.nodeId, ageMs: now - r.at, envoys: r.envoys })) };
   };
   const fleetGauge = (read: (v: NonNullable<FleetStatus['services'][string]>) => number) => () =>
-    Object.entries(fleet().services).flatMap(([service, v]) => (v === null ? [] : [[{ service }, read(v)] as const]));
+    Object.entries(fleetServices(Date.now())).flatMap(([service, v]) => (v === null ? [] : [[{ service }, read(v)] as const]));
   metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', fleetGauge((v) => v.activeRequests));
   metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', fleetGauge((v) => v.envoys));
   metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', fleetGauge((v) => v.oldestReportAgeMs / 1000));
