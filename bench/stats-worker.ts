@@ -7,19 +7,14 @@
  * once and reused: the load generator shares the server's two cores.
  */
 import * as grpc from '@grpc/grpc-js';
+import { metricsServiceClient } from '../src/scaler/relay.js';
 import { loadEnvoyProtos, messageType } from '../src/xds/protos.js';
 
 type Msg = { cmd: 'open'; address: string; count: number; base: number; families: number; intervalMs: number } | { cmd: 'sent' } | { cmd: 'close' };
 
 loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
 const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
-const Client = grpc.makeGenericClientConstructor({
-  StreamMetrics: {
-    path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
-    requestStream: true, responseStream: false,
-    requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
-  },
-}, 'Metrics');
+const Client = metricsServiceClient();
 
 const clusters = ['ml/llama-8b/http', 'ml/llama-70b/http', 'inferplane_xds'];
 /** A flush's families: the active gauges, then (up to `families`) typical counters and histograms. */

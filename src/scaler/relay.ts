@@ -7,6 +7,26 @@ import { ACTIVE_GAUGE, type FleetStats } from './stats.js';
 /** The Lease annotation where the scaler leader says where its MetricsService is (`host:port`). */
 export const STATS_ADDRESS_ANNOTATION = 'inferplane.io/stats-address';
 
+/**
+ * A gRPC client class for Envoy's MetricsService (as the metrics_service sink is): StreamMetrics takes
+ * StreamMetricsMessage objects (encoded with Envoy's protos) or already encoded bytes.
+ */
+export function metricsServiceClient(): grpc.ServiceClientConstructor {
+  loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
+  const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
+  return grpc.makeGenericClientConstructor({
+    StreamMetrics: {
+      path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
+      requestStream: true,
+      responseStream: false,
+      requestSerialize: (m: object | Buffer) => (Buffer.isBuffer(m) ? m : Buffer.from(Message.encode(Message.fromObject(m)).finish())),
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    },
+  }, 'MetricsService');
+}
+
 /** Forwards this replica's Envoy sums to the scaler leader. */
 export interface StatsRelay {
   /** Sends the current sums to `leader` (`host:port`), or closes the stream when undefined. */
@@ -22,19 +42,7 @@ export interface StatsRelay {
  * replicas its old stream ends and the old replica forgets it, so it is not counted twice either.
  */
 export function createStatsRelay(o: { stats: FleetStats; identity: string; log: Logger; now?: () => number }): StatsRelay {
-  loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
-  const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
-  const Client = grpc.makeGenericClientConstructor({
-    StreamMetrics: {
-      path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
-      requestStream: true,
-      responseStream: false,
-      requestSerialize: (m: object) => Buffer.from(Message.encode(Message.fromObject(m)).finish()),
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  }, 'MetricsService');
+  const Client = metricsServiceClient();
   const now = o.now ?? Date.now;
   const node = `${RELAY_NODE_PREFIX}${o.identity}`;
   let target: string | undefined;

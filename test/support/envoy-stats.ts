@@ -1,17 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadEnvoyProtos, messageType } from '../../src/xds/protos.js';
+import { metricsServiceClient } from '../../src/scaler/relay.js';
 
-loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
-const Message = messageType('envoy.service.metrics.v3.StreamMetricsMessage');
-
-const MetricsClient = grpc.makeGenericClientConstructor({
-  StreamMetrics: {
-    path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
-    requestStream: true, responseStream: false,
-    requestSerialize: (o: object | Buffer) => (Buffer.isBuffer(o) ? o : Buffer.from(Message.encode(Message.fromObject(o)).finish())),
-    requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
-  },
-}, 'Metrics');
+const MetricsClient = metricsServiceClient();
 
 /** One Envoy's stats stream, as the envoy.stat_sinks.metrics_service sink sends it (real gRPC, real protobuf). */
 export function envoyStream(address: string) {
