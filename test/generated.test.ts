@@ -25,3 +25,10 @@ describe('src/generated (sealed)', () => {
     }
   });
 });
+
+describe('proto/vendor (the Envoy .proto files loaded at run time)', () => {
+  it('is exactly the import closure scripts/sync-protos.ts copies from the pinned @grpc/grpc-js-xds', function () {
+    this.timeout(60_000);
+    execFileSync(process.execPath, ['--import=tsx', 'scripts/sync-protos.ts', '--check'], { cwd: ROOT, stdio: 'pipe' });
+  });
+});

@@ -7,15 +7,19 @@ import { err, ok, type Result } from '../result.js';
 
 const require = createRequire(import.meta.url);
 
-/** This project's own .proto files. */
+/** This project's own .proto files: wire-compatible definitions Envoy's API packages lack (the Prometheus model). */
 const OWN_PROTOS = path.join(PACKAGE_ROOT, 'proto');
 
-/** Include directories holding Envoy's v3 API and its dependencies, as shipped inside @grpc/grpc-js-xds. */
-export const ENVOY_PROTO_INCLUDES: readonly string[] = (() => {
-  const deps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-  // Our own proto/ first: wire-compatible definitions the package lacks (the Prometheus client model).
-  return [OWN_PROTOS, ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d))];
-})();
+/**
+ * Envoy's v3 API and its dependencies (xds, validate, googleapis): exactly the files inferplane loads, copied by
+ * scripts/sync-protos.ts from the pinned @grpc/grpc-js-xds. Vendored rather than read from that package at run
+ * time, because it is a test-only client library: the production package (dev dependencies pruned) must start
+ * without it, and shipping a whole xDS client for 85 .proto files would be the wrong trade.
+ */
+export const VENDOR_DIR = path.join(OWN_PROTOS, 'vendor');
+
+/** Include directories for every .proto file inferplane loads: our own first, then the vendored ones. */
+export const ENVOY_PROTO_INCLUDES: readonly string[] = [OWN_PROTOS, VENDOR_DIR];
 
 /** Every .proto file inferplane encodes or decodes, relative to {@link ENVOY_PROTO_INCLUDES}. */
 export const ENVOY_PROTO_FILES: readonly string[] = [

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/protoc-gen-validate/validate/validate.proto
+// Original file: proto/vendor/validate/validate.proto
 
 export const KnownRegex = {
   UNKNOWN: 'UNKNOWN',

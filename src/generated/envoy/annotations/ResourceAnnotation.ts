@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/annotations/resource.proto
+// Original file: proto/vendor/envoy/annotations/resource.proto
 
 
 export interface ResourceAnnotation {

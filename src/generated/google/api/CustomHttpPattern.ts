@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/googleapis/google/api/http.proto
+// Original file: proto/vendor/google/api/http.proto
 
 
 export interface CustomHttpPattern {

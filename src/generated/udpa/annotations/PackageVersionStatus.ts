@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/xds/udpa/annotations/status.proto
+// Original file: proto/vendor/udpa/annotations/status.proto
 
 export const PackageVersionStatus = {
   UNKNOWN: 'UNKNOWN',

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/type/v3/range.proto
+// Original file: proto/vendor/envoy/type/v3/range.proto
 
 
 export interface DoubleRange {

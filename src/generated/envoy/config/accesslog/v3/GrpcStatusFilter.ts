@@ -1,7 +1,7 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/accesslog/v3/accesslog.proto
+// Original file: proto/vendor/envoy/config/accesslog/v3/accesslog.proto
 
 
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/accesslog/v3/accesslog.proto
+// Original file: proto/vendor/envoy/config/accesslog/v3/accesslog.proto
 
 export const _envoy_config_accesslog_v3_GrpcStatusFilter_Status = {
   OK: 'OK',

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/core/v3/resolver.proto
+// Original file: proto/vendor/envoy/config/core/v3/resolver.proto
 
 
 export interface DnsResolverOptions {

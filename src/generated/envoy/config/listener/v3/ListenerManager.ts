@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/listener/v3/listener.proto
+// Original file: proto/vendor/envoy/config/listener/v3/listener.proto
 
 
 export interface ListenerManager {

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/route/v3/route_components.proto
+// Original file: proto/vendor/envoy/config/route/v3/route_components.proto
 
 import type { UInt32Value as _google_protobuf_UInt32Value, UInt32Value__Output as _google_protobuf_UInt32Value__Output } from '../../../../google/protobuf/UInt32Value';
 import type { TypedExtensionConfig as _envoy_config_core_v3_TypedExtensionConfig, TypedExtensionConfig__Output as _envoy_config_core_v3_TypedExtensionConfig__Output } from '../../../../envoy/config/core/v3/TypedExtensionConfig';
@@ -155,7 +155,7 @@ export interface _envoy_config_route_v3_RateLimit_Action_RequestHeaders__Output 
   'skip_if_absent': (boolean);
 }
 
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/route/v3/route_components.proto
+// Original file: proto/vendor/envoy/config/route/v3/route_components.proto
 
 export const _envoy_config_route_v3_RateLimit_Action_MetaData_Source = {
   DYNAMIC: 'DYNAMIC',

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/data/accesslog/v3/accesslog.proto
+// Original file: proto/vendor/envoy/data/accesslog/v3/accesslog.proto
 
 export const AccessLogType = {
   NotSet: 'NotSet',

@@ -1,7 +1,7 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/data/accesslog/v3/accesslog.proto
+// Original file: proto/vendor/envoy/data/accesslog/v3/accesslog.proto
 
 
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/data/accesslog/v3/accesslog.proto
+// Original file: proto/vendor/envoy/data/accesslog/v3/accesslog.proto
 
 export const _envoy_data_accesslog_v3_ResponseFlags_Unauthorized_Reason = {
   REASON_UNSPECIFIED: 'REASON_UNSPECIFIED',

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/cluster/v3/cds.proto
+// Original file: proto/vendor/envoy/service/cluster/v3/cds.proto
 
 
 export interface CdsDummy {

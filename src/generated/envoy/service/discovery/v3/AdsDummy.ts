@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/discovery/v3/ads.proto
+// Original file: proto/vendor/envoy/service/discovery/v3/ads.proto
 
 
 export interface AdsDummy {

@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/listener/v3/lds.proto
+// Original file: proto/vendor/envoy/service/listener/v3/lds.proto
 
 
 export interface LdsDummy {

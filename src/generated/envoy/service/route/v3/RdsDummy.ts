@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/route/v3/rds.proto
+// Original file: proto/vendor/envoy/service/route/v3/rds.proto
 
 
 export interface RdsDummy {

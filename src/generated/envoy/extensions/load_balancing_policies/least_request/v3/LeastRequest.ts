@@ -1,4 +1,4 @@
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto
+// Original file: proto/vendor/envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto
 
 import type { UInt32Value as _google_protobuf_UInt32Value, UInt32Value__Output as _google_protobuf_UInt32Value__Output } from '../../../../../google/protobuf/UInt32Value';
 import type { RuntimeDouble as _envoy_config_core_v3_RuntimeDouble, RuntimeDouble__Output as _envoy_config_core_v3_RuntimeDouble__Output } from '../../../../../envoy/config/core/v3/RuntimeDouble';
@@ -6,7 +6,7 @@ import type { SlowStartConfig as _envoy_extensions_load_balancing_policies_commo
 import type { LocalityLbConfig as _envoy_extensions_load_balancing_policies_common_v3_LocalityLbConfig, LocalityLbConfig__Output as _envoy_extensions_load_balancing_policies_common_v3_LocalityLbConfig__Output } from '../../../../../envoy/extensions/load_balancing_policies/common/v3/LocalityLbConfig';
 import type { BoolValue as _google_protobuf_BoolValue, BoolValue__Output as _google_protobuf_BoolValue__Output } from '../../../../../google/protobuf/BoolValue';
 
-// Original file: node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto
+// Original file: proto/vendor/envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto
 
 export const _envoy_extensions_load_balancing_policies_least_request_v3_LeastRequest_SelectionMethod = {
   N_CHOICES: 'N_CHOICES',
