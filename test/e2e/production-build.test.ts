@@ -1,0 +1,120 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { TypeUrl } from '../../src/xds/resources.js';
+import { inferplane, ROOT, type Child } from '../support/processes.js';
+import { RecordingXdsClient } from '../support/xds-client.js';
+
+interface Stage {
+  /** Stands for the stage's WORKDIR. */
+  dir: string;
+  workdir: string;
+  env: Record<string, string>;
+}
+
+/**
+ * Builds the production package by carrying out the Dockerfile's own instructions, with directories standing in
+ * for images: each stage gets a directory, RUN runs there (bash), COPY copies from the repository or from an
+ * earlier stage, ENV is kept for the run. Anything else the Dockerfile may say is refused, so a new instruction
+ * cannot slip past this test. Returns the final stage (what the image would hold) and its entry point.
+ */
+function buildLikeTheDockerfile(work: string): { stage: Stage; entrypoint: string[] } {
+  const lines = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+  const stages = new Map<string, Stage>();
+  let current: Stage | undefined;
+  let entrypoint: string[] = [];
+  for (const line of lines) {
+    const [instr, ...rest] = line.trim().split(/\s+/);
+    const arg = line.trim().slice(instr!.length).trim();
+    switch (instr) {
+      case 'FROM': {
+        current = { dir: path.join(work, `stage-${stages.size}`), workdir: '/', env: {} };
+        fs.mkdirSync(current.dir);
+        const as = /\bAS\s+(\S+)/i.exec(arg);
+        stages.set(as ? as[1]! : `stage-${stages.size}`, current);
+        break;
+      }
+      case 'WORKDIR':
+        current!.workdir = arg;
+        break;
+      case 'USER': case 'EXPOSE': case 'CMD':
+        break; // the user, ports and default command do not change what is built
+      case 'ENV': {
+        const [k, v] = arg.split('=');
+        current!.env[k!] = v!;
+        break;
+      }
+      case 'COPY': {
+        const from = rest[0]!.startsWith('--from=') ? stages.get(rest.shift()!.slice('--from='.length)) : undefined;
+        const dest = path.join(current!.dir, rest.pop()!);
+        for (const src of rest) {
+          const source = from ? path.join(from.dir, path.relative(from.workdir, path.resolve(from.workdir, src))) : path.join(ROOT, src);
+          const target = rest.length > 1 || fs.statSync(source).isFile() ? path.join(dest, path.basename(src)) : dest;
+          fs.cpSync(source, target, { recursive: true, verbatimSymlinks: true });
+        }
+        break;
+      }
+      case 'RUN':
+        execFileSync('bash', ['-c', arg], { cwd: current!.dir, stdio: 'pipe', env: { ...process.env, ...current!.env } });
+        break;
+      case 'ENTRYPOINT':
+        entrypoint = JSON.parse(arg) as string[];
+        break;
+      default:
+        throw new Error(`Dockerfile: this test does not know the instruction ${instr}`);
+    }
+  }
+  return { stage: current!, entrypoint };
+}
+
+describe('the production package, built the way the Dockerfile builds it (npm ci, build, prune dev dependencies)', function () {
+  this.timeout(240_000);
+  let work: string;
+  let pkg: Stage;
+  const children: Child[] = [];
+
+  before(() => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-image-'));
+    const built = buildLikeTheDockerfile(work);
+    pkg = built.stage;
+    expect(built.entrypoint).to.deep.equal(['node', 'dist/src/main.js']);
+  });
+
+  after(async () => {
+    await Promise.all(children.map((c) => c.stop('SIGKILL')));
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('holds no dev dependency (no grpc-js-xds, TypeScript, tsx or mocha)', () => {
+    for (const dev of ['@grpc/grpc-js-xds', 'typescript', 'tsx', 'mocha']) expect(fs.existsSync(path.join(pkg.dir, 'node_modules', dev)), dev).to.equal(false);
+  });
+
+  it('starts serve from dist/: /readyz is 200 and an xDS client gets the clusters', async () => {
+    const env = { ...process.env, ...pkg.env };
+    const serve = inferplane(['serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { packageDir: pkg.dir, env });
+    children.push(serve);
+    const line = await serve.logLine('inferplane serving');
+    expect((await fetch(`http://${line['admin']}/readyz`)).status).to.equal(200);
+    const client = new RecordingXdsClient(line['xds'].replace('0.0.0.0', '127.0.0.1'), 'sotw');
+    try {
+      client.send({ node: { id: 'production-build-test' }, type_url: TypeUrl.Cluster });
+      const r = await client.next((x) => x.typeUrl === TypeUrl.Cluster);
+      expect(r.resources.map((c) => c.name)).to.deep.equal(['llama-70b/http', 'llama-8b/http']);
+    } finally {
+      client.close();
+    }
+    expect(await serve.stop()).to.equal(0);
+  });
+
+  it('starts sim-vllm from dist/, which answers a completion', async () => {
+    const sim = inferplane(['sim-vllm', '--host', '127.0.0.1', '--port', '0', '--model', 'tiny'], { packageDir: pkg.dir, env: { ...process.env, ...pkg.env } });
+    children.push(sim);
+    const line = await sim.logLine('vLLM simulator serving (a test and demo tool: no model runs)');
+    const r = await fetch(`http://${line['address']}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'hi', max_tokens: 2 }) });
+    expect(r.status).to.equal(200);
+    expect(((await r.json()) as any).choices[0].text).to.equal('token0 token1');
+    expect(await sim.stop()).to.equal(0);
+  });
+});
