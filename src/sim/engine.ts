@@ -41,7 +41,11 @@ export interface GenerationRequest {
 
 /** A running engine. */
 export interface Engine {
-  submit(req: GenerationRequest): void;
+  /**
+   * Queues a request. The returned function aborts it (the client went away, as vLLM aborts a request whose
+   * connection closes): it leaves the queue or the batch at once, and no callback of it runs again.
+   */
+  submit(req: GenerationRequest): () => void;
   running(): number;
   waiting(): number;
 }
@@ -99,6 +103,15 @@ export function createEngine(params: EngineParams, clock: EngineClock): Engine {
       queue.push(req);
       admit();
       if (!stepping) schedule();
+      return () => {
+        const q = queue.indexOf(req);
+        if (q >= 0) queue.splice(q, 1);
+        const r = running.findIndex((s) => s.req === req);
+        if (r >= 0) {
+          running.splice(r, 1);
+          admit();
+        }
+      };
     },
     running: () => running.length,
     waiting: () => queue.length,

@@ -69,6 +69,7 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
   const ttft = new Histogram();
   const tpot = new Histogram();
   let success = 0;
+  let aborted = 0;
   let seq = 0;
 
   const metrics = () => {
@@ -78,6 +79,7 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
       '# TYPE vllm:num_requests_waiting gauge', `vllm:num_requests_waiting{${l}} ${engine.waiting()}`,
       '# TYPE vllm:gpu_cache_usage_perc gauge', `vllm:gpu_cache_usage_perc{${l}} ${engine.running() / o.engine.maxBatch}`,
       '# TYPE vllm:request_success_total counter', `vllm:request_success_total{${l},finished_reason="length"} ${success}`,
+      `vllm:request_success_total{${l},finished_reason="abort"} ${aborted}`,
       ...e2e.render('vllm:e2e_request_latency_seconds', l),
       ...ttft.render('vllm:time_to_first_token_seconds', l),
       ...tpot.render('vllm:time_per_output_token_seconds', l),
@@ -85,6 +87,8 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
   };
 
   const generate = (res: http.ServerResponse, body: Record<string, unknown>, chat: boolean) => {
+    if (body['model'] === undefined || body['model'] === null) return openAiError(res, 400, 'BadRequestError', 'model is required: the served model is ' + JSON.stringify(o.model), 'model', 'missing_required_parameter');
+    if (typeof body['model'] !== 'string') return openAiError(res, 400, 'BadRequestError', 'model must be a string', 'model');
     if (body['model'] !== o.model) return openAiError(res, 404, 'NotFoundError', `The model \`${String(body['model'])}\` does not exist.`, 'model', 'model_not_found');
     let prompt: string;
     if (chat) {
@@ -110,9 +114,8 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
     let first = start;
     const words: string[] = [];
     if (stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    let gone = false;
-    res.on('close', () => (gone = true));
-    engine.submit({
+    let finished = false;
+    const cancel = engine.submit({
       inputTokens,
       maxTokens,
       onFirstToken: (at) => {
@@ -122,17 +125,17 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
       onToken: (i) => {
         const word = `${i === 0 ? '' : ' '}token${i}`;
         words.push(word);
-        if (stream && !gone) {
+        if (stream) {
           const choice = chat ? { index: 0, delta: i === 0 ? { role: 'assistant', content: word } : { content: word }, finish_reason: null } : { index: 0, text: word, logprobs: null, finish_reason: null };
           res.write(`data: ${JSON.stringify({ id, object, created, model: o.model, choices: [choice] })}\n\n`);
         }
       },
       onDone: (at) => {
+        finished = true;
         success++;
         e2e.observe((at - start) / 1000);
         if (maxTokens > 1) tpot.observe((at - first) / 1000 / (maxTokens - 1));
         const usage = { prompt_tokens: inputTokens, completion_tokens: maxTokens, total_tokens: inputTokens + maxTokens };
-        if (gone) return;
         if (stream) {
           const last = chat ? { index: 0, delta: {}, finish_reason: 'length' } : { index: 0, text: '', logprobs: null, finish_reason: 'length' };
           res.write(`data: ${JSON.stringify({ id, object, created, model: o.model, choices: [last], usage })}\n\n`);
@@ -144,6 +147,12 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ id, object, created, model: o.model, choices: [choice], usage }));
       },
+    });
+    // A client gone before the end aborts the request, as vLLM does: it stops counting as running and is no success.
+    res.on('close', () => {
+      if (finished) return;
+      cancel();
+      aborted++;
     });
   };
 

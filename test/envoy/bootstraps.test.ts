@@ -5,7 +5,10 @@ import { parse } from 'yaml';
 import { DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
 import { loadEndpointsFile } from '../../src/sources/file/endpoints-file.js';
 import { loadEnvoyProtos } from '../../src/xds/protos.js';
+import { envoyBinary, envoyVersion } from '../support/envoy.js';
 import { checkProtoJson } from '../support/proto-json.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const ENVOY_DIR = path.join(import.meta.dirname, '../../envoy');
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
@@ -47,6 +50,14 @@ describe('envoy/ bootstraps', () => {
         const sink = doc.stats_sinks.find((x: any) => x.name === 'envoy.stat_sinks.metrics_service');
         expect(sink.typed_config.transport_api_version).to.equal('V3');
         expect(sink.typed_config.grpc_service.envoy_grpc.cluster_name).to.equal(doc.dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name);
+      });
+
+      it(`passes Envoy's own check (envoy --mode validate, Envoy ${envoyVersion()})`, async function () {
+        this.timeout(30_000);
+        // The sidecar takes its node identity from the command line, as its header says.
+        const node = doc.node ? [] : ['--service-node', 'validate-test', '--service-cluster', 'validate-test'];
+        const r = await promisify(execFile)(envoyBinary(), ['--mode', 'validate', '-c', path.join(ENVOY_DIR, file), ...node, '-l', 'error']).catch((e: { stdout: string; stderr: string }) => e);
+        expect(r.stdout + r.stderr).to.contain(`configuration '${path.join(ENVOY_DIR, file)}' OK`);
       });
 
       it('binds admin to localhost only', () => {

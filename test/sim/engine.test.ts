@@ -63,3 +63,26 @@ describe('the simulator latency model (virtual time)', () => {
     expect(over.latency).to.be.within(full.latency * 1.8, full.latency * 2.2);
   });
 });
+
+describe('createEngine: abort', () => {
+  it('drops an aborted request from the batch or the queue at once; none of its callbacks run again', () => {
+    const timers = createFakeTimers();
+    const engine = createEngine({ ...DEFAULT_ENGINE, maxBatch: 1 }, timers);
+    const tokens = { a: 0, b: 0, c: 0 };
+    const done: string[] = [];
+    const submit = (k: keyof typeof tokens) => engine.submit({ inputTokens: 1, maxTokens: 100, onToken: () => tokens[k]++, onDone: () => done.push(k) });
+    const abortA = submit('a');
+    const abortB = submit('b');
+    submit('c');
+    timers.advance(100);
+    expect([engine.running(), engine.waiting()]).to.deep.equal([1, 2]);
+    abortB(); // queued
+    abortA(); // running: c takes its place
+    expect([engine.running(), engine.waiting()]).to.deep.equal([1, 0]);
+    const seenA = tokens.a;
+    timers.advance(10_000);
+    expect(tokens.a).to.equal(seenA);
+    expect(tokens.b).to.equal(0);
+    expect(done).to.deep.equal(['c']);
+  });
+});

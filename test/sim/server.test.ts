@@ -60,6 +60,8 @@ describe('vLLM simulator HTTP server', () => {
   const bad: [string, () => Promise<Response>, number, string][] = [
     ['malformed JSON', () => post('/v1/completions', '{"model": '), 400, 'request body is not valid JSON'],
     ['an unknown model', () => post('/v1/completions', { model: 'gpt-9', prompt: 'x' }), 404, 'The model `gpt-9` does not exist.'],
+    ['a request without model', () => post('/v1/completions', { prompt: 'x' }), 400, 'model is required'],
+    ['a model that is not a string', () => post('/v1/chat/completions', { model: 7, messages: [{ role: 'user', content: 'x' }] }), 400, 'model must be a string'],
     ['an oversize body', () => post('/v1/completions', { model: MODEL, prompt: 'x'.repeat(20_000) }), 413, 'larger than 10000 bytes'],
     ['a bad max_tokens', () => post('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 0 }), 400, 'max_tokens must be'],
     ['chat without messages', () => post('/v1/chat/completions', { model: MODEL }), 400, 'messages must be'],
@@ -75,6 +77,27 @@ describe('vLLM simulator HTTP server', () => {
       expect(body.error).to.have.keys('message', 'type', 'param', 'code');
     });
   }
+
+  it('names the missing field when model is left out', async () => {
+    const body = (await (await post('/v1/completions', { prompt: 'x' })).json()) as any;
+    expect(body.error).to.include({ param: 'model', type: 'BadRequestError' });
+  });
+
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${base}/metrics`)).text())?.[1]);
+
+  it('aborts a request whose client goes away, as vLLM does: it stops running at once and is no success', async () => {
+    const success = await metric(`vllm:request_success_total\\{model_name="${MODEL}",finished_reason="length"\\}`);
+    const ac = new AbortController();
+    const streaming = fetch(`${base}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: MODEL, prompt: 'x', max_tokens: 2000, stream: true }), signal: ac.signal });
+    const res = await streaming;
+    const reader = res.body!.getReader();
+    await reader.read(); // the first token: the request is running
+    expect(await metric(`vllm:num_requests_running\\{model_name="${MODEL}"\\}`)).to.be.greaterThan(0);
+    ac.abort();
+    await eventually(async () => (await metric(`vllm:num_requests_running\\{model_name="${MODEL}"\\}`)) === 0, 'the aborted request leaves the batch');
+    expect(await metric(`vllm:request_success_total\\{model_name="${MODEL}",finished_reason="length"\\}`)).to.equal(success);
+    expect(await metric(`vllm:request_success_total\\{model_name="${MODEL}",finished_reason="abort"\\}`)).to.be.greaterThan(0);
+  });
 
   it("exposes vLLM's metric names", async () => {
     const text = await (await fetch(`${base}/metrics`)).text();
