@@ -60,6 +60,8 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
               version: s.version,
               types: Object.fromEntries(Object.entries(s.types).map(([t, ts]) => [TYPE_SHORT[t as keyof typeof TYPE_SHORT], {
                 version: ts.version,
+                // What a SotW client subscribed to everything (an Envoy) holds and ACKs once in sync.
+                wildcardVersion: ts.wildcardVersion,
                 resources: [...ts.resources.values()].map((r) => ({ name: r.name, version: r.version })),
               }])),
             }];

@@ -46,7 +46,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
     if (first) {
       for (const [name, version] of Object.entries(req.initial_resource_versions)) ts.sent.set(name, version);
       if (sub.length === 0) ts.wildcard = true; // legacy wildcard, as in SotW
-      ts.mustRespond = true; // a first request always gets an answer, so the client's initial fetch completes
+      // A new client always gets an answer, so its initial fetch completes. A reconnecting one (it lists what it
+      // holds) is sent only what differs: an empty answer would still count as an update on its side.
+      ts.mustRespond = Object.keys(req.initial_resource_versions).length === 0;
     }
     for (const n of sub) {
       if (n === '*') ts.wildcard = true;

@@ -24,8 +24,13 @@ export interface EncodedResource {
 
 /** All resources of one type in a snapshot; shared, as the same object, by later snapshots while unchanged. */
 export interface TypeSnapshot {
-  /** Hash over the (name, version) pairs: the SotW `version_info` and Delta `system_version_info`. */
+  /** Hash over the (name, version) pairs of every resource: the Delta `system_version_info`. */
   readonly version: string;
+  /**
+   * {@link versionOf} the wildcard-visible resources: the SotW `version_info` a wildcard subscriber holds. It
+   * differs from `version` when named-only resources exist (API listeners), which such a client never gets.
+   */
+  readonly wildcardVersion: string;
   readonly resources: ReadonlyMap<string, EncodedResource>;
   /** Concatenated SotW entries of the wildcard-visible resources, built once and shared by wildcard streams. */
   readonly wildcardBody: readonly Buffer[];
@@ -98,12 +103,21 @@ export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapsho
   return ok(assemble(types));
 }
 
+/**
+ * The version of a set of resources, sorted by name: a hash of their (name, version) pairs, so it depends on
+ * content alone and every replica computes the same one for the same set.
+ */
+export function versionOf(sorted: readonly EncodedResource[]): string {
+  return hash(sorted.flatMap((r) => [r.name, r.version]));
+}
+
 function typeSnapshot(resources: ReadonlyMap<string, EncodedResource>, old: TypeSnapshot | undefined): TypeSnapshot {
   const sorted = [...resources.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const version = hash(sorted.flatMap((r) => [r.name, r.version]));
+  const version = versionOf(sorted);
   // An unchanged type keeps its object, so streams can tell "nothing new here" by identity.
   if (old && old.version === version) return old;
-  return { version, resources: new Map(sorted.map((r) => [r.name, r])), wildcardBody: sorted.filter((r) => r.wildcard).map((r) => r.sotw) };
+  const wildcard = sorted.filter((r) => r.wildcard);
+  return { version, wildcardVersion: wildcard.length === sorted.length ? version : versionOf(wildcard), resources: new Map(sorted.map((r) => [r.name, r])), wildcardBody: wildcard.map((r) => r.sotw) };
 }
 
 function assemble(types: Record<TypeUrl, TypeSnapshot>): Snapshot {

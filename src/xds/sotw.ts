@@ -2,7 +2,7 @@ import type { DiscoveryRequest__Output } from '../generated/envoy/service/discov
 import type { SotwRequest } from './request.js';
 import { covers, isFullState, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
-import type { EncodedResource, TypeSnapshot } from './snapshot.js';
+import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.js';
 import { encodeSotwResponse, withNonce } from './wire.js';
 
 interface SotwTypeState extends TypeStateBase {
@@ -21,11 +21,35 @@ interface Plan {
   held: boolean;
 }
 
+/** Most subscription versions remembered per type snapshot (streams with one subscription share one entry). */
+const VERSION_MEMO_ENTRIES = 256;
+const versionMemo = new WeakMap<TypeSnapshot, Map<string, string>>();
+
+/**
+ * The SotW `version_info` of what a subscription holds once in sync with `snap`: a hash of exactly the resources
+ * it covers. A type-wide version would move when resources the stream never receives change (API listeners
+ * for proxyless clients), leaving an Envoy's ACKed version forever behind and making every reconnect resend
+ * what it already has. Depends on content and subscription only, so every replica agrees.
+ */
+function subscriptionVersion(ts: SotwTypeState, snap: TypeSnapshot): string {
+  if (ts.names.size === 0 && ts.wildcard) return snap.wildcardVersion;
+  const key = `${ts.wildcard ? '*' : ''}\n${ts.namesKey ? ts.namesKey.toString('latin1') : [...ts.names].sort().join('\n')}`;
+  let memo = versionMemo.get(snap);
+  if (!memo) versionMemo.set(snap, (memo = new Map()));
+  let version = memo.get(key);
+  if (version === undefined) {
+    version = versionOf([...subscribed(ts, snap).values()].sort(byName));
+    if (memo.size < VERSION_MEMO_ENTRIES) memo.set(key, version);
+  }
+  return version;
+}
+
 /**
  * A state-of-the-world stream (ADS or one type). Responds only when the client's view differs from the
  * snapshot; LDS and CDS responses carry every subscribed resource, EDS and RDS only the changed ones (clients
- * treat a missing EDS/RDS name as unchanged). Requests answering an older nonce are ignored, as the protocol
- * requires for SotW; a reconnecting client that already holds the current version is sent nothing.
+ * treat a missing EDS/RDS name as unchanged). `version_info` is that of the stream's own subscription. Requests
+ * answering an older nonce are ignored, as the protocol requires for SotW; a reconnecting client that already
+ * holds the current version is sent nothing.
  */
 export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeState> {
   constructor(kind: StreamKind, deps: StreamDeps, transport: StreamTransport) {
@@ -82,7 +106,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     }
     if (kind === 'initial') {
       ts.synced = undefined;
-      if (req.version_info !== '' && snap && req.version_info === snap.version) {
+      if (req.version_info !== '' && snap && req.version_info === subscriptionVersion(ts, snap)) {
         // A client reconnecting (perhaps from another replica) with the current version: nothing to send.
         ts.sent = subscribed(ts, snap);
         ts.sentVersion = ts.ackedVersion = req.version_info;
@@ -144,7 +168,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     ts.mustRespond = false;
     const wildcardOnly = full && ts.wildcard && ts.names.size === 0 && !plan.held;
     const send = plan.send.sort(byName);
-    const versionInfo = plan.held ? `${snap.version}+held` : snap.version;
+    const version = subscriptionVersion(ts, snap);
+    const versionInfo = plan.held ? `${version}+held` : version;
     // Held resources are not in the snapshot, so their versions must be part of the key.
     const key = wildcardOnly ? '*' : `${versionInfo}\n${send.map((r) => `${r.name}\t${r.version}`).join('\n')}`;
     const shared = sharedFrame(snap, key, () =>

@@ -159,6 +159,36 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     expect(r.resources[0]!.value['api_listener']).to.have.property('api_listener');
   });
 
+  it('versions each stream by what it receives: a new API listener moves no wildcard client, and its reconnect is sent nothing', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Listener });
+    const r = await c.next();
+    ack(c, r);
+    const e = h.client('sotw');
+    e.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http'] });
+    const er = await e.next();
+    ack(e, er, ['a/http']);
+    // A third service: a new API listener and cluster, and a changed assignment of b; none of them reach c or e.
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80), ep('10.0.0.3', 80)]), svc('c', [ep('10.0.0.4', 80)])]));
+    expect(await sentBeforeProbe(c, 1, TypeUrl.Cluster)).to.deep.equal([]);
+    expect(await sentBeforeProbe(e, 1, TypeUrl.Cluster)).to.deep.equal([]);
+    const lds = h.cache.get('default')!.types[TypeUrl.Listener];
+    expect(r.versionInfo).to.equal(lds.wildcardVersion).and.not.equal(lds.version);
+    const again = h.client('sotw');
+    again.send({ node: NODE, type_url: TypeUrl.Listener, version_info: r.versionInfo });
+    again.send({ node: NODE, type_url: TypeUrl.Endpoint, version_info: er.versionInfo, resource_names: ['a/http'] });
+    expect(await sentBeforeProbe(again, 0, TypeUrl.Cluster)).to.deep.equal([]);
+    // Versions follow content alone: a second server given the same model agrees.
+    const other = await startHarness(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80), ep('10.0.0.3', 80)]), svc('c', [ep('10.0.0.4', 80)])]));
+    try {
+      const o = other.client('sotw');
+      o.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http'] });
+      expect((await o.next()).versionInfo).to.equal(er.versionInfo);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('logs and ignores duplicate names in one request', async () => {
     const c = h.client('sotw');
     c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http', 'a/http'] });
