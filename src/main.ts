@@ -11,6 +11,7 @@ import { DEFAULT_LISTENER } from './model/model.js';
 import { serve, type Discovery, type ScalerSettings } from './serve.js';
 import { DEFAULT_ENGINE } from './sim/engine.js';
 import { DEFAULT_SIM, startSimServer } from './sim/server.js';
+import { DEFAULT_MAX_STATS_MESSAGE_BYTES } from './scaler/metrics-service.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
 
@@ -32,6 +33,8 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:${DEFAULT_ADMIN_PORT})
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
+  --max-stats-message-bytes N   largest Envoy stats message accepted (default ${DEFAULT_MAX_STATS_MESSAGE_BYTES}); larger
+                                ones are logged and counted (inferplane_stats_reports_total{outcome="too-large"})
   --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
   --scrape-interval-ms N        pull mode: scrape the admin /stats of connected Envoys whose node metadata
                                 has inferplane.io/stats-url, this often (default 1000; 0: off)
@@ -117,6 +120,7 @@ async function main(): Promise<void> {
         'admin-address': { type: 'string', default: `0.0.0.0:${DEFAULT_ADMIN_PORT}` },
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
         'max-message-bytes': { type: 'string', default: '1048576' },
+        'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
         'shutdown-grace-ms': { type: 'string', default: '5000' },
         'scrape-interval-ms': { type: 'string', default: '1000' },
         'log-level': { type: 'string', default: 'info' },
@@ -223,6 +227,7 @@ async function main(): Promise<void> {
     adminPort,
     limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request') },
     maxMessageBytes: positive(values['max-message-bytes'], '--max-message-bytes'),
+    maxStatsMessageBytes: positive(values['max-stats-message-bytes'], '--max-stats-message-bytes'),
     log,
     instance: os.hostname(),
     ...(scaler && { scaler }),

@@ -69,6 +69,8 @@ export interface ServeOptions {
   readonly adminPort: number;
   readonly limits: StreamLimits;
   readonly maxMessageBytes: number;
+  /** Largest Envoy stats message (MetricsService) accepted; larger ones are logged, counted and refused. */
+  readonly maxStatsMessageBytes?: number;
   readonly log: Logger;
   /** Identifies this replica in Events, the Lease and `control_plane.identifier`. */
   readonly instance?: string;
@@ -103,7 +105,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const stats = createFleetStats();
   const xds = createXdsServer({
     cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim(),
-    services: [createMetricsService({ stats, log: o.log, metrics })],
+    services: [createMetricsService({ stats, log: o.log, metrics, ...(o.maxStatsMessageBytes !== undefined && { maxMessageBytes: o.maxStatsMessageBytes }) })],
   });
   // Served services, from the clusters (`<service>/<port>`) of the default group.
   const servedServices = () => [...new Set([...(cache.get(DEFAULT_GROUP)?.types[TypeUrl.Cluster].resources.keys() ?? [])].map((c) => c.slice(0, c.lastIndexOf('/'))))].sort();

@@ -15,12 +15,28 @@ export const RELAY_OLDEST_AGE_MS = 'inferplane.relay.oldest_report_age_ms';
 export interface GrpcService {
   readonly definition: grpc.ServiceDefinition;
   readonly handlers: grpc.UntypedServiceImplementation;
+  /**
+   * Largest message this service takes, in bytes; it enforces the limit itself (logged and counted), so the
+   * server must let messages this large through.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 interface StreamMetricsMessage {
   identifier?: { node?: { id?: string } | null } | null;
   envoy_metrics?: MetricFamilyMessage[];
+  /** The flush time Envoy stamps on every metric of one flush (the first metric's `timestamp_ms`). */
+  timestampMs?: number;
 }
+
+/** A message refused before decoding. */
+interface Refused {
+  readonly refused: 'malformed' | 'too-large';
+  readonly details: string;
+}
+
+/** Default of `maxMessageBytes` in {@link createMetricsService}. */
+export const DEFAULT_MAX_STATS_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 let Identifier: ReturnType<typeof messageType> | undefined;
 let Family: ReturnType<typeof messageType> | undefined;
@@ -44,16 +60,25 @@ export function decodeStreamMetrics(buf: Buffer): StreamMetricsMessage {
   }
   let identifier: StreamMetricsMessage['identifier'] = null;
   const families: MetricFamilyMessage[] = [];
+  let first: [number, number] | undefined;
   forEachLengthDelimited(buf, 0, buf.length, (field, start, end) => {
     if (field === 1) identifier = Identifier!.toObject(Identifier!.decode(buf.subarray(start, end))) as StreamMetricsMessage['identifier'];
     if (field !== 2) return;
+    first ??= [start, end];
     let name: string | undefined;
     forEachLengthDelimited(buf, start, end, (f, s, e) => {
       if (f === 1 && name === undefined) name = buf.toString('utf8', s, e);
     });
-    if (name !== undefined && wanted(name)) families.push(Family!.toObject(Family!.decode(buf.subarray(start, end)), { enums: String, longs: Number }) as MetricFamilyMessage);
+    if (name !== undefined && wanted(name)) families.push(decodeFamily(buf.subarray(start, end)));
   });
-  return { identifier, envoy_metrics: families };
+  // Every metric of one flush carries the same timestamp: it tells the parts of a batched flush apart.
+  const stamped = families[0] ?? (first && decodeFamily(buf.subarray(first[0], first[1])));
+  const timestampMs = Number(stamped?.metric?.[0]?.timestamp_ms ?? 0) || undefined;
+  return { identifier, envoy_metrics: families, ...(timestampMs !== undefined && { timestampMs }) };
+}
+
+function decodeFamily(bytes: Buffer): MetricFamilyMessage {
+  return Family!.toObject(Family!.decode(bytes), { enums: String, longs: Number }) as MetricFamilyMessage;
 }
 
 /**
@@ -67,9 +92,10 @@ export function decodeStreamMetrics(buf: Buffer): StreamMetricsMessage {
  * Streams from other inferplane replicas (node id `inferplane-relay:<identity>`) carry the sums of their own
  * Envoys with the {@link RELAY_ENVOYS} and {@link RELAY_OLDEST_AGE_MS} gauges, and count as that many Envoys.
  */
-export function createMetricsService(o: { stats: FleetStats; log: Logger; metrics: Metrics; now?: () => number }): GrpcService {
+export function createMetricsService(o: { stats: FleetStats; log: Logger; metrics: Metrics; now?: () => number; maxMessageBytes?: number }): GrpcService {
   loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
   const now = o.now ?? Date.now;
+  const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_STATS_MESSAGE_BYTES;
   const reports = o.metrics.counter('inferplane_stats_reports_total', 'Envoy stats reports received, by outcome');
   // Bound once: the label text is not rebuilt for each of thousands of reports a second.
   const counted = { recorded: reports.bind({ outcome: 'recorded' }), throttled: reports.bind({ outcome: 'throttled' }) };
@@ -81,11 +107,14 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
       requestStream: true,
       responseStream: false,
       requestSerialize: () => Buffer.alloc(0),
-      requestDeserialize: (b: Buffer) => {
+      requestDeserialize: (b: Buffer): StreamMetricsMessage | Refused => {
+        if (b.length > maxMessageBytes) {
+          return { refused: 'too-large', details: `a ${b.length}-byte stats message is over the ${maxMessageBytes}-byte limit (--max-stats-message-bytes); raise it, or set batch_size on the Envoy's metrics_service sink, or keep fewer stats with stats_config.stats_matcher` };
+        }
         try {
           return decodeStreamMetrics(b);
         } catch (e) {
-          return { malformed: e instanceof Error ? e.message : String(e) };
+          return { refused: 'malformed', details: `cannot decode envoy.service.metrics.v3.StreamMetricsMessage: ${e instanceof Error ? e.message : String(e)}` };
         }
       },
       // StreamMetricsResponse has no fields: its encoding is empty.
@@ -95,9 +124,10 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
     },
   };
   const handlers: grpc.UntypedServiceImplementation = {
-    StreamMetrics: ((call: grpc.ServerReadableStream<StreamMetricsMessage | { malformed: string }, object>, callback: grpc.sendUnaryData<object>) => {
+    StreamMetrics: ((call: grpc.ServerReadableStream<StreamMetricsMessage | Refused, object>, callback: grpc.sendUnaryData<object>) => {
       let nodeId: string | undefined;
       let done = false;
+      let throttleLogged = false;
       const finish = (e: grpc.ServiceError | null) => {
         if (done) return;
         done = true;
@@ -111,15 +141,16 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
         }
         callback(e, e ? undefined : {});
       };
-      const fail = (details: string) => {
-        reports.inc({ outcome: 'invalid' });
-        o.log.warn('closing metrics stream', { node: nodeId, details });
-        finish(Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() }));
+      const fail = (details: string, outcome: 'invalid' | 'too-large' = 'invalid') => {
+        reports.inc({ outcome });
+        o.log.warn('closing metrics stream', { node: nodeId, peer: call.getPeer(), details });
+        const code = outcome === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
+        finish(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
         call.destroy();
       };
       call.on('data', (msg) => {
         if (done) return;
-        if ('malformed' in msg) return fail(`cannot decode envoy.service.metrics.v3.StreamMetricsMessage: ${msg.malformed}`);
+        if ('refused' in msg) return fail(msg.details, msg.refused === 'too-large' ? 'too-large' : 'invalid');
         if (!nodeId) {
           const id = msg.identifier?.node?.id;
           if (!id) return fail('the first StreamMetricsMessage must carry identifier.node.id');
@@ -142,7 +173,12 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
           if (!Number.isInteger(envoys) || envoys! < 1 || !Number.isFinite(age) || age! < 0) return fail(`a relay report needs ${RELAY_ENVOYS} (a whole number ≥ 1) and ${RELAY_OLDEST_AGE_MS} (≥ 0)`);
           relayed = { envoys: envoys!, oldestAt: at - age! };
         }
-        counted[o.stats.record(nodeId!, at, active, relayed, rejectedClusters)]();
+        const outcome = o.stats.record(nodeId!, at, active, { ...(relayed && { relayed }), keep: rejectedClusters, ...(msg.timestampMs !== undefined && { flush: msg.timestampMs }) });
+        counted[outcome]();
+        if (outcome === 'throttled' && !throttleLogged) {
+          throttleLogged = true;
+          o.log.warn('dropping stats reports that arrive faster than one flush per 200 ms (counted in inferplane_stats_reports_total{outcome="throttled"}); is stats_flush_interval that short?', { node: nodeId });
+        }
       });
       call.on('end', () => finish(null));
       call.on('error', () => finish(null));

@@ -81,7 +81,7 @@ export function createStatsScraper(o: ScraperOptions): StatsScraper {
       if (text.length > maxBytes) throw new Error(`a ${text.length}-byte answer is over the ${maxBytes}-byte limit`);
       const { active, rejected, rejectedClusters } = activeByCluster(parseEnvoyStatsJson(text));
       if (rejected.length > 0) o.log.warn('refused implausible gauges', { node: t.nodeId, url: t.url, rejected });
-      outcomes.inc({ outcome: o.stats.record(t.nodeId, now(), active, undefined, rejectedClusters) });
+      outcomes.inc({ outcome: o.stats.record(t.nodeId, now(), active, { keep: rejectedClusters }) });
       scraped.add(t.nodeId);
       if (failing.delete(t.nodeId)) o.log.info('scraping Envoy stats works again', { node: t.nodeId, url: t.url });
     } catch (e) {

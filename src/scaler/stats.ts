@@ -13,11 +13,19 @@ export interface ReportedGauge {
   readonly value: number;
 }
 
+/** The label Envoy's metrics service puts the cluster in when it emits tags as labels. */
+export const CLUSTER_LABEL = 'envoy.cluster_name';
+
 /**
- * Extracts `cluster → upstream_rq_active` from one Envoy report. Envoy names the stat
- * `cluster.<cluster>.upstream_rq_active`, or `cluster.upstream_rq_active` with the cluster in the label
- * `envoy_cluster_name` when it emits tags as labels; both are read. Values that are not finite, negative or
- * absurd are refused, with a reason per refusal.
+ * Extracts `cluster → upstream_rq_active` from one Envoy report, in every form Envoy names it (verified against
+ * Envoy itself, test/e2e/envoy-stats.test.ts):
+ * - `cluster.<cluster>.upstream_rq_active` (metrics service default names, admin `/stats`);
+ * - `cluster.upstream_rq_active` with the label `envoy.cluster_name` (metrics service with
+ *   `emit_tags_as_labels`). Tag extraction takes the cluster name up to its first dot and leaves the rest in
+ *   the name: `llama-3.1/http` arrives as label `llama-3` on `cluster.1/http.upstream_rq_active`, which is
+ *   joined back;
+ * - `envoy_cluster_upstream_rq_active` with the label `envoy_cluster_name` (admin `/stats/prometheus`).
+ * Values that are not finite, negative or absurd are refused, with a reason per refusal.
  */
 export function activeByCluster(gauges: readonly ReportedGauge[]): { active: Map<string, number>; rejected: string[]; rejectedClusters: string[] } {
   const active = new Map<string, number>();
@@ -25,9 +33,13 @@ export function activeByCluster(gauges: readonly ReportedGauge[]): { active: Map
   const rejectedClusters: string[] = [];
   for (const g of gauges) {
     let cluster: string | undefined;
-    if (g.name === `cluster.${ACTIVE_GAUGE}` || g.name === `envoy_cluster_${ACTIVE_GAUGE}`) cluster = g.labels['envoy_cluster_name'];
-    else if (g.name.startsWith('cluster.') && g.name.endsWith(`.${ACTIVE_GAUGE}`)) cluster = g.name.slice('cluster.'.length, -(ACTIVE_GAUGE.length + 1));
-    if (cluster === undefined) continue;
+    const tag = g.labels[CLUSTER_LABEL] ?? g.labels['envoy_cluster_name'];
+    if (g.name === `cluster.${ACTIVE_GAUGE}` || g.name === `envoy_cluster_${ACTIVE_GAUGE}`) cluster = tag;
+    else if (g.name.startsWith('cluster.') && g.name.endsWith(`.${ACTIVE_GAUGE}`)) {
+      const rest = g.name.slice('cluster.'.length, -(ACTIVE_GAUGE.length + 1));
+      cluster = tag === undefined ? rest : `${tag}.${rest}`;
+    }
+    if (cluster === undefined || cluster === '') continue;
     if (!Number.isFinite(g.value) || g.value < 0 || g.value > MAX_PLAUSIBLE_ACTIVE) {
       rejected.push(`${cluster}: ${ACTIVE_GAUGE} ${g.value} is not a plausible in-flight count`);
       rejectedClusters.push(cluster);
@@ -49,6 +61,20 @@ export interface FleetStatsOptions {
 /** What a report did. */
 export type RecordOutcome = 'recorded' | 'throttled';
 
+/** More about a report than its values (see {@link FleetStats.record}). */
+export interface ReportDetails {
+  /** A relay (another inferplane replica) stands for `envoys` Envoys, and its data is as old as `oldestAt`. */
+  readonly relayed?: { readonly envoys: number; readonly oldestAt: number };
+  /** Clusters whose gauge was refused: they carry their previous value over. */
+  readonly keep?: readonly string[];
+  /**
+   * The flush this report is part of (Envoy's `timestamp_ms`). Envoy with `batch_size` sends one flush as
+   * several messages back to back, each holding some of the stats; parts of one flush add up to one report.
+   * Absent: the report is a whole flush.
+   */
+  readonly flush?: number;
+}
+
 /** The sums of the Envoys reporting directly to this process, as a relay forwards them to the leader. */
 export interface LocalTotals {
   readonly active: ReadonlyMap<string, number>;
@@ -61,11 +87,14 @@ export interface LocalTotals {
 export interface FleetStats {
   /**
    * Records a report that arrived at `at`, replacing the reporter's previous one (a reconnect under the same node
-   * id replaces too). A relay (another inferplane replica forwarding the sums of its own Envoys) stands for
-   * `envoys` Envoys, and its data is as old as its oldest Envoy report. Clusters in `keep` (their gauge was
+   * id replaces too), unless it is a further part of the same flush (`details.flush`): parts add up, and until a
+   * flush has been seen whole (the next one starts), clusters it has not reported yet keep the previous flush's
+   * values, so a flush that sends its counters first never reads as an idle Envoy. Only the first part of a
+   * flush can be throttled. A relay (another inferplane replica forwarding the sums of its own Envoys) stands
+   * for `envoys` Envoys, and its data is as old as its oldest Envoy report. Clusters in `keep` (their gauge was
    * refused) carry their previous value over: a bad gauge must not read as zero requests.
    */
-  record(nodeId: string, at: number, active: ReadonlyMap<string, number>, relayed?: { envoys: number; oldestAt: number }, keep?: readonly string[]): RecordOutcome;
+  record(nodeId: string, at: number, active: ReadonlyMap<string, number>, details?: ReportDetails): RecordOutcome;
   /** Forgets a reporter (its stream ended: it reports elsewhere now, or not at all). */
   forget(nodeId: string): void;
   /** Sums over fresh direct reporters (relays excluded, so forwarded sums are never forwarded again). */
@@ -85,17 +114,37 @@ export interface FleetStats {
 export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
   const expireMs = o.expireMs ?? 15_000;
   const minIntervalMs = o.minIntervalMs ?? 200;
-  const byNode = new Map<string, { at: number; active: ReadonlyMap<string, number>; envoys: number; relayed: boolean; received: number }>();
+  interface Entry {
+    at: number;
+    /** What counts: the current flush over the last whole one. */
+    active: ReadonlyMap<string, number>;
+    envoys: number;
+    relayed: boolean;
+    received: number;
+    flush: number | undefined;
+    /** Values of the current flush so far, and of the last whole flush. */
+    current: Map<string, number>;
+    whole: ReadonlyMap<string, number>;
+    /** A flush whose first part was throttled: its later parts go too. */
+    dropped: number | undefined;
+  }
+  const byNode = new Map<string, Entry>();
   return {
-    record(nodeId, at, active, relayed, keep) {
+    record(nodeId, at, active, d = {}) {
       const prev = byNode.get(nodeId);
-      if (prev && at - prev.received < minIntervalMs) return 'throttled';
-      if (prev && keep && keep.length > 0) {
-        const merged = new Map(active);
-        for (const c of keep) if (prev.active.has(c) && !merged.has(c)) merged.set(c, prev.active.get(c)!);
-        active = merged;
+      const { relayed, keep, flush } = d;
+      const samePart = prev !== undefined && flush !== undefined && prev.flush === flush;
+      if (prev && flush !== undefined && prev.dropped === flush) return 'throttled';
+      if (prev && !samePart && at - prev.received < minIntervalMs) {
+        prev.dropped = flush;
+        return 'throttled';
       }
-      byNode.set(nodeId, { at: Math.min(at, relayed?.oldestAt ?? at), active, envoys: relayed?.envoys ?? 1, relayed: relayed !== undefined, received: at });
+      const whole = samePart ? prev.whole : flush !== undefined && prev?.flush !== undefined ? prev.current : new Map<string, number>();
+      const current = samePart ? prev.current : new Map<string, number>();
+      for (const [c, v] of active) current.set(c, v);
+      if (prev && keep) for (const c of keep) if (prev.active.has(c) && !active.has(c)) current.set(c, prev.active.get(c)!);
+      const counted = whole.size === 0 ? current : new Map([...whole, ...current]);
+      byNode.set(nodeId, { at: Math.min(at, relayed?.oldestAt ?? at), active: counted, envoys: relayed?.envoys ?? 1, relayed: relayed !== undefined, received: samePart ? prev.received : at, flush, current, whole, dropped: undefined });
       return 'recorded';
     },
     forget(nodeId) {
@@ -147,6 +196,7 @@ export interface MetricFamilyMessage {
   readonly metric?: readonly {
     readonly label?: readonly { readonly name?: string | null; readonly value?: string | null }[] | null;
     readonly gauge?: { readonly value?: number | null } | null;
+    readonly timestamp_ms?: number | string | null;
   }[] | null;
 }
 

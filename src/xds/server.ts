@@ -16,7 +16,7 @@ export interface XdsServerOptions {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly limits?: Partial<StreamLimits>;
-  /** Largest request accepted, in bytes (gRPC rejects larger ones with RESOURCE_EXHAUSTED). Default 1 MiB. */
+  /** Largest xDS request accepted, in bytes (larger ones end the stream with RESOURCE_EXHAUSTED). Default 1 MiB. */
   readonly maxMessageBytes?: number;
   /** Sent as `control_plane.identifier`. */
   readonly controlPlane?: string;
@@ -95,8 +95,13 @@ function requestDecoder(messageName: string): (bytes: Buffer) => unknown {
  */
 export function createXdsServer(options: XdsServerOptions): XdsServer {
   const { log, metrics } = options;
+  const maxXds = options.maxMessageBytes ?? 1024 * 1024;
+  // Each service checks its own limit, so that a refusal is logged and counted (gRPC's own check only ends the
+  // call, which the handler cannot tell from a client going away). gRPC's limit stays as a bound on memory, well
+  // above every service's.
+  const largest = Math.max(maxXds, ...(options.services ?? []).map((s) => s.maxMessageBytes ?? 0));
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxMessageBytes ?? 1024 * 1024,
+    'grpc.max_receive_message_length': largest * 4,
     // Find dead peers (an Envoy whose host vanished) so their streams do not linger.
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
@@ -125,8 +130,10 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     },
   };
 
-  const decodeSotw = decodeDiscoveryRequest;
-  const decodeDelta = requestDecoder('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const sized = <T>(decode: (b: Buffer) => T) => (b: Buffer): T | MalformedRequest =>
+    b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : decode(b);
+  const decodeSotw = sized(decodeDiscoveryRequest);
+  const decodeDelta = sized(requestDecoder('envoy.service.discovery.v3.DeltaDiscoveryRequest'));
   const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
   for (const m of SERVICES) {
     let entry = byService.get(m.service);

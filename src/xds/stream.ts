@@ -38,9 +38,11 @@ export interface StreamTransport {
   close(code: GrpcStatus, details: string): void;
 }
 
-/** A request whose bytes could not be decoded; handed to the stream so it can close with a clear status. */
+/** A request refused before decoding; handed to the stream so it can close with a clear status. */
 export interface MalformedRequest {
   readonly malformed: string;
+  /** Default INVALID_ARGUMENT; RESOURCE_EXHAUSTED for a request over the size limit. */
+  readonly code?: GrpcStatus;
 }
 
 /** A NACK as the status API shows it. */
@@ -138,7 +140,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   /** Handles one request from the client. */
   receive(req: Req | MalformedRequest): void {
     if (this.closed) return;
-    if ('malformed' in req) return this.fail(GrpcStatus.INVALID_ARGUMENT, `malformed request: ${req.malformed}`);
+    if ('malformed' in req) return this.fail(req.code ?? GrpcStatus.INVALID_ARGUMENT, req.code === GrpcStatus.RESOURCE_EXHAUSTED ? req.malformed : `malformed request: ${req.malformed}`);
     if (!this.node) {
       // The node is only guaranteed on a stream's first request (xDS protocol, "Basic protocol overview").
       if (!req.node || req.node.id === '') {

@@ -46,6 +46,33 @@ describe("Envoy's MetricsService on the xDS port, and the fleet on the admin ser
     b.close();
   });
 
+  it('refuses a message over --max-stats-message-bytes with RESOURCE_EXHAUSTED, logged and counted (never silently)', async () => {
+    const small = await serve({ discovery: { kind: 'file', path: path.join(dir, 'e.yaml') }, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, maxStatsMessageBytes: 10_000, log });
+    try {
+      const big = envoyStream(`127.0.0.1:${small.xdsPort}`);
+      const clusters = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`llama-${i}/http`, 1]));
+      big.send(report('envoy-big', clusters));
+      const status = await big.status();
+      expect(status?.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      expect(status?.details).to.match(/stats message is over the 10000-byte limit \(--max-stats-message-bytes\)/);
+      big.close();
+      const line = log.lines.find((l) => l.msg === 'closing metrics stream' && String(l.fields?.['details']).includes('10000-byte'));
+      expect(line, 'a log line').to.not.equal(undefined);
+      const metrics = await (await fetch(`http://127.0.0.1:${small.admin.port}/metrics`)).text();
+      expect(metrics).to.contain('inferplane_stats_reports_total{outcome="too-large"} 1');
+      // An xDS request over its own (smaller) limit is still refused as before, though gRPC lets larger ones in.
+      const { RecordingXdsClient } = await import('../support/xds-client.js');
+      const x = new RecordingXdsClient(`127.0.0.1:${small.xdsPort}`, 'sotw');
+      x.send({ node: { id: 'n'.repeat(2 << 20) }, type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster' });
+      const xs = await x.status;
+      expect(xs.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      expect(xs.details).to.match(/^a \d+-byte request is larger than the 1048576-byte limit \(--max-message-bytes\)$/);
+      x.close();
+    } finally {
+      await small.stop(500);
+    }
+  });
+
   it('refuses implausible gauges, keeping the rest of the report', async () => {
     const c = envoyStream(address);
     c.send(report('envoy-c', { 'llama/http': -5 }));

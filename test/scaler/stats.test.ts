@@ -5,11 +5,15 @@ describe('activeByCluster', () => {
   it('reads upstream_rq_active from stat names and from tag labels, ignoring other stats', () => {
     const r = activeByCluster([
       { name: 'cluster.ml/llama/http.upstream_rq_active', labels: {}, value: 12 },
-      { name: 'cluster.upstream_rq_active', labels: { envoy_cluster_name: 'ml/other/http' }, value: 3 },
+      { name: 'cluster.upstream_rq_active', labels: { 'envoy.cluster_name': 'ml/other/http' }, value: 3 },
+      // Tag extraction cut the name at its first dot: joined back.
+      { name: 'cluster.1/http.upstream_rq_active', labels: { 'envoy.cluster_name': 'llama-3' }, value: 4 },
+      // Admin /stats/prometheus spelling.
+      { name: 'envoy_cluster_upstream_rq_active', labels: { envoy_cluster_name: 'ml/prom/http' }, value: 5 },
       { name: 'cluster.ml/llama/http.upstream_rq_total', labels: {}, value: 999 },
       { name: 'http.ingress.downstream_rq_active', labels: {}, value: 7 },
     ]);
-    expect([...r.active]).to.deep.equal([['ml/llama/http', 12], ['ml/other/http', 3]]);
+    expect([...r.active]).to.deep.equal([['ml/llama/http', 12], ['ml/other/http', 3], ['llama-3.1/http', 4], ['ml/prom/http', 5]]);
     expect(r.rejected).to.deep.equal([]);
   });
 
@@ -45,6 +49,25 @@ describe('createFleetStats', () => {
     expect(s.reporters()).to.deep.equal([]);
   });
 
+  it('adds up the parts of one batched flush, never reading the counters-first part as an idle Envoy', () => {
+    const s = createFleetStats({ minIntervalMs: 200 });
+    s.record('a', 0, m([['ml/x/http', 7], ['ml/y/http', 2]]), { flush: 1000 });
+    // The next flush: counters first (no gauge), then the gauges in two parts, all within milliseconds.
+    expect(s.record('a', 1000, m([]), { flush: 2000 })).to.equal('recorded');
+    expect(s.sample('ml/x', 1000)!.activeRequests).to.equal(7);
+    expect(s.record('a', 1001, m([['ml/x/http', 9]]), { flush: 2000 })).to.equal('recorded');
+    expect(s.record('a', 1002, m([['ml/y/http', 4]]), { flush: 2000 })).to.equal('recorded');
+    expect([s.sample('ml/x', 1002)!.activeRequests, s.sample('ml/y', 1002)!.activeRequests]).to.deep.equal([9, 4]);
+    // Once a flush is whole, a cluster it no longer has is gone.
+    s.record('a', 2000, m([['ml/x/http', 1]]), { flush: 3000 });
+    s.record('a', 3000, m([]), { flush: 4000 });
+    expect([s.sample('ml/x', 3000)!.activeRequests, s.sample('ml/y', 3000)!.activeRequests]).to.deep.equal([1, 0]);
+    // A new flush sooner than the flood limit is dropped whole.
+    expect(s.record('a', 3050, m([['ml/x/http', 99]]), { flush: 5000 })).to.equal('throttled');
+    expect(s.record('a', 3300, m([['ml/y/http', 99]]), { flush: 5000 })).to.equal('throttled');
+    expect(s.sample('ml/y', 3300)!.activeRequests).to.equal(0);
+  });
+
   it('throttles an Envoy that floods', () => {
     const s = createFleetStats({ minIntervalMs: 200 });
     expect(s.record('a', 0, m([['ml/x/http', 1]]))).to.equal('recorded');
@@ -58,7 +81,7 @@ describe('createFleetStats', () => {
     s.record('a', 0, m([['ml/x/http', 40], ['ml/y/http', 3]]));
     const { active, rejectedClusters } = activeByCluster([{ name: 'cluster.ml/x/http.upstream_rq_active', labels: {}, value: -1 }, { name: 'cluster.ml/y/http.upstream_rq_active', labels: {}, value: 4 }]);
     expect(rejectedClusters).to.deep.equal(['ml/x/http']);
-    s.record('a', 1_000, active, undefined, rejectedClusters);
+    s.record('a', 1_000, active, { keep: rejectedClusters });
     expect(s.sample('ml/x', 1_000)!.activeRequests).to.equal(40);
     expect(s.sample('ml/y', 1_000)!.activeRequests).to.equal(4);
   });
@@ -67,7 +90,7 @@ describe('createFleetStats', () => {
     const s = createFleetStats({ expireMs: 15_000 });
     s.record('a', 1_000, m([['ml/x/http', 5]]));
     s.record('b', 1_500, m([['ml/x/http', 7]]));
-    s.record('inferplane-relay:other', 2_000, m([['ml/x/http', 30]]), { envoys: 6, oldestAt: 500 });
+    s.record('inferplane-relay:other', 2_000, m([['ml/x/http', 30]]), { relayed: { envoys: 6, oldestAt: 500 } });
     expect(s.sample('ml/x', 2_000)).to.deep.equal({ at: 500, activeRequests: 42, envoys: 8 });
     expect(s.local(2_000)).to.deep.equal({ active: m([['ml/x/http', 12]]), envoys: 2, oldestAt: 1_000 });
     // A stream that ended is forgotten at once (the Envoy reports elsewhere now).
