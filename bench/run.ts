@@ -1,10 +1,11 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
- * fanout|churn|ingest|latency` runs one. Compare ratios within one run: the machine is small and shared.
+ * fanout|churn|ingest|latency|p2c` runs one (p2c needs the Envoy that `npm test` installs). Compare ratios within one run: the machine is small and shared.
  */
 import { parseArgs } from 'node:util';
 import { churn } from './churn.js';
+import { p2c } from './p2c.js';
 import { decisionLatency, ingest } from './scaler.js';
 import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } from './common.js';
 import { createLogger } from '../src/observability/log.js';
@@ -36,6 +37,9 @@ const { values } = parseArgs({
     'ingest-seconds': { type: 'string', default: '10' },
     'latency-steps': { type: 'string', default: '9' },
     'latency-envoys': { type: 'string', default: '100' },
+    'p2c-rounds': { type: 'string', default: '3' },
+    'p2c-seconds': { type: 'string', default: '10' },
+    'p2c-concurrency': { type: 'string', default: '64' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -123,4 +127,7 @@ if (!values.only || values.only === 'ingest') {
   await ingest({ ...base, envoys: Number(values['ingest-full-envoys']), families: Number(values['ingest-families']) });
 }
 if (!values.only || values.only === 'latency') await decisionLatency({ steps: Number(values['latency-steps']), envoys: Number(values['latency-envoys']) });
+if (!values.only || values.only === 'p2c') {
+  await p2c({ rounds: Number(values['p2c-rounds']), seconds: Number(values['p2c-seconds']), concurrency: Number(values['p2c-concurrency']), maxTokens: 50, upstreams: 4, slowFactor: 3 });
+}
 process.exit(0);

@@ -65,8 +65,16 @@ export interface Endpoint {
   readonly terminating: boolean;
 }
 
+/**
+ * How Envoy picks a host. `least-request`: two random hosts, the one with fewer requests in flight (power of two
+ * choices), round robin listed second for proxyless gRPC clients; `round-robin`: round robin only (a baseline,
+ * or for hosts whose requests all cost the same).
+ */
+export type LoadBalancing = 'least-request' | 'round-robin';
+
 /** Per-service traffic settings. Durations are whole milliseconds. See DEFAULT_SETTINGS for defaults. */
 export interface TrafficSettings {
+  readonly loadBalancing: LoadBalancing;
   /** Whole-request timeout (time-boxed inference); 0 disables. */
   readonly timeoutMs: number;
   /** Cut a stream only after this long with no bytes either way; token streaming resets it. 0 disables. */
@@ -131,6 +139,7 @@ export interface SlowStartSettings {
 
 /** Defaults applied to every field a source leaves out. */
 export const DEFAULT_SETTINGS: TrafficSettings = {
+  loadBalancing: 'least-request',
   timeoutMs: 120_000,
   idleTimeoutMs: 60_000,
   connectTimeoutMs: 2_000,

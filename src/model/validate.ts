@@ -298,7 +298,7 @@ function checkRouteConflicts(r: Reader, services: readonly Service[], index: Rea
   for (const c of routeConflicts(services)) r.fail(['services', index.get(c.service)!, 'routes', c.route], c.message);
 }
 
-const SETTINGS_KEYS = ['timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart'];
+const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart'];
 
 /**
  * Validates raw per-service settings (the `settings` block of the endpoints file; Kubernetes annotations map
@@ -322,6 +322,12 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
   const int = (key: string, def: number, min: number, max: number, base: Record<string, unknown>, at: Path) =>
     base[key] === undefined ? def : r.int(base[key], [...at, key], min, max);
 
+  let loadBalancing = d.loadBalancing;
+  if (o['loadBalancing'] !== undefined) {
+    const lb = r.string(o['loadBalancing'], [...p, 'loadBalancing']);
+    if (lb === 'least-request' || lb === 'round-robin') loadBalancing = lb;
+    else if (lb !== undefined) r.fail([...p, 'loadBalancing'], `"${lb}" is not least-request or round-robin`);
+  }
   const timeoutMs = dur('timeout', d.timeoutMs);
   const idleTimeoutMs = dur('idleTimeout', d.idleTimeoutMs);
   const connectTimeoutMs = dur('connectTimeout', d.connectTimeoutMs);
@@ -392,7 +398,7 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
   if (r.problems.length > before || timeoutMs === undefined || idleTimeoutMs === undefined || connectTimeoutMs === undefined || !circuitBreakers) {
     return undefined;
   }
-  return { timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart };
+  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart };
 }
 
 function firstPort(e: Endpoint): number {

@@ -4,8 +4,8 @@ import { TypeUrl } from '../xds/resources.js';
 import { ADS_SOURCE, duration, typed, type ResourceSpec } from './common.js';
 
 /**
- * One EDS cluster per service port. Load balancing lists least_request (choice_count 2: power of two choices)
- * first and round_robin second: Envoy takes the first it supports, and proxyless gRPC clients, which lack
+ * One EDS cluster per service port. Load balancing (unless the service asks for round robin alone) lists
+ * least_request (choice_count 2: power of two choices) first and round_robin second: Envoy takes the first it supports, and proxyless gRPC clients, which lack
  * least_request, fall back instead of rejecting the cluster. Host weights are left equal because Envoy only
  * runs P2C while all weights are equal; slow start is only set when asked for, since it has the same effect.
  */
@@ -16,12 +16,10 @@ export function clusters(services: readonly Service[]): ResourceSpec[] {
 function clusterOf(s: Service, port: ServicePort): ResourceSpec {
   const name = clusterName(s.name, port.name);
   const st = s.settings;
-  const leastRequest = {
-    choice_count: { value: 2 },
-    ...(st.slowStart && {
-      slow_start_config: { slow_start_window: duration(st.slowStart.windowMs), aggression: { default_value: st.slowStart.aggression, runtime_key: `inferplane.${name}.slow_start_aggression` } },
-    }),
+  const slowStart = st.slowStart && {
+    slow_start_config: { slow_start_window: duration(st.slowStart.windowMs), aggression: { default_value: st.slowStart.aggression, runtime_key: `inferplane.${name}.slow_start_aggression` } },
   };
+  const leastRequest = { choice_count: { value: 2 }, ...slowStart };
   const value: Cluster = {
     name,
     type: 'EDS',
@@ -29,8 +27,10 @@ function clusterOf(s: Service, port: ServicePort): ResourceSpec {
     connect_timeout: duration(st.connectTimeoutMs),
     load_balancing_policy: {
       policies: [
-        { typed_extension_config: { name: 'envoy.load_balancing_policies.least_request', typed_config: typed('envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest', leastRequest) } },
-        { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: typed('envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin', {}) } },
+        ...(st.loadBalancing === 'least-request'
+          ? [{ typed_extension_config: { name: 'envoy.load_balancing_policies.least_request', typed_config: typed('envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest', leastRequest) } }]
+          : []),
+        { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: typed('envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin', { ...slowStart }) } },
       ],
     },
     circuit_breakers: {

@@ -43,6 +43,7 @@ describe('readModel', () => {
     ['an invalid name', { services: [svc('Llama_8B', [])] }, 'services[0].name: "Llama_8B" is not a valid service name'],
     ['a service named like the listener', { services: [svc('ingress', [])] }, `services[0].name: "ingress" is the listener's name`],
     ['a bad timeout', { services: [svc('a', [], { settings: { timeout: 'soon' } })] }, 'services[0].settings.timeout: "soon" is not a duration'],
+    ['an unknown load balancing policy', { services: [svc('a', [], { settings: { loadBalancing: 'random' } })] }, 'services[0].settings.loadBalancing: "random" is not least-request or round-robin'],
     ['an unknown retry condition', { services: [svc('a', [], { settings: { retries: { on: ['5xx', 'sometimes'] } } })] }, 'services[0].settings.retries.on[1]: "sometimes" is not an Envoy retry_on condition'],
     ['zero max requests', { services: [svc('a', [], { settings: { circuitBreakers: { maxRequests: 0 } } })] }, 'services[0].settings.circuitBreakers.maxRequests: 0 is out of range'],
     ['a route to a missing port', { services: [svc('a', [], { routes: [{ prefix: '/', port: 'grpc' }] })] }, 'services[0].routes[0].port: no port named "grpc"'],

@@ -42,6 +42,14 @@ describe('clusters', () => {
     expect(v.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).to.deep.equal({ http2_protocol_options: {} });
   });
 
+  it('lists round_robin alone for a service that asks for round robin (with its slow start, if any)', () => {
+    const [c] = clusters(model([svc('a', [], { settings: { loadBalancing: 'round-robin', slowStart: true } })]).services);
+    expect((c!.value as any).load_balancing_policy.policies).to.deep.equal([
+      { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin', slow_start_config: { slow_start_window: { seconds: '30' }, aggression: { default_value: 1, runtime_key: 'inferplane.a/http.slow_start_aggression' } } } } },
+    ]);
+    expect(encodeStrict(messageName(TypeUrl.Cluster), c!.value).ok).to.equal(true);
+  });
+
   it('makes one cluster per port', () => {
     const cs = clusters(model([svc('a', [], { ports: [{ name: 'http' }, { name: 'metrics' }], routes: [] })]).services);
     expect(cs.map((c) => c.name)).to.deep.equal(['a/http', 'a/metrics']);

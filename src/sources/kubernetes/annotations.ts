@@ -5,13 +5,14 @@ import { defaultRoutes, formatPath, validateRoutes, validateSettings } from '../
 /** Prefix of every annotation inferplane reads on a Service. */
 export const ANNOTATION_PREFIX = 'inferplane.io/';
 
-type Kind = 'duration' | 'int' | 'list' | 'int-list' | 'block';
+type Kind = 'string' | 'duration' | 'int' | 'list' | 'int-list' | 'block';
 
 /**
  * Annotation name (after the prefix) → where its value goes in the settings document and how it is read.
  * Blocks take `true`, `false`, or a YAML/JSON mapping of the same fields as the endpoints file.
  */
 export const SETTING_ANNOTATIONS: Readonly<Record<string, readonly [path: readonly string[], kind: Kind]>> = {
+  'load-balancing': [['loadBalancing'], 'string'],
   timeout: [['timeout'], 'duration'],
   'idle-timeout': [['idleTimeout'], 'duration'],
   'connect-timeout': [['connectTimeout'], 'duration'],
@@ -42,6 +43,7 @@ export interface AnnotationProblem {
 function readValue(kind: Kind, text: string): { value: unknown } | { error: string } {
   const t = text.trim();
   switch (kind) {
+    case 'string':
     case 'duration':
       return { value: t };
     case 'int':

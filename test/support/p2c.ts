@@ -1,0 +1,111 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { LoadBalancing } from '../../src/model/model.js';
+import { startEnvoy, type RunningEnvoy } from './envoy.js';
+import { eventually } from './harness.js';
+import { freePort, inferplane, type Child } from './processes.js';
+import { completion, fileService, startTestSim, startTraffic, writeEndpointsFile, type TestSim } from './traffic.js';
+
+/** What one policy did in one run. */
+export interface PolicyRun {
+  readonly policy: LoadBalancing;
+  readonly requests: number;
+  readonly failed: number;
+  /** Milliseconds. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly mean: number;
+  /** Share of requests each upstream took, the slow one first. */
+  readonly share: readonly number[];
+  /** Mean requests in flight at each upstream (sampled every 50 ms), the slow one first. */
+  readonly inFlight: readonly number[];
+}
+
+/** Options of {@link startP2cLab}. */
+export interface P2cOptions {
+  readonly upstreams: number;
+  /** How much slower the first upstream decodes and prefills. */
+  readonly slowFactor: number;
+  readonly concurrency: number;
+  /** Tokens per answer. */
+  readonly maxTokens: number;
+  readonly envoyConcurrency?: number;
+}
+
+/**
+ * Real Envoy (the front-proxy bootstrap) fed by inferplane, in front of vLLM simulators of which the first is
+ * `slowFactor` times slower: closed-loop clients at fixed concurrency, the service switched between least_request
+ * and round_robin through the endpoints file. Each `run` measures one policy for a while.
+ */
+export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBalancing, ms: number): Promise<PolicyRun>; stop(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-p2c-'));
+  const file = path.join(dir, 'endpoints.yaml');
+  const sims: TestSim[] = await Promise.all(Array.from({ length: o.upstreams }, (_, i) => startTestSim(i === 0 ? { decodeBaseMs: 10 * o.slowFactor, prefillBaseMs: 15 * o.slowFactor } : {})));
+  const [xdsPort, listenerPort] = [await freePort(), await freePort()];
+  const write = (policy: LoadBalancing) => writeEndpointsFile(file, {
+    listener: { name: 'ingress', address: '127.0.0.1', port: listenerPort },
+    services: [fileService('llm', sims.map((s) => ({ port: s.port })), { settings: { loadBalancing: policy, retries: { attempts: 0 } } })],
+  });
+  write('least-request');
+  let cp: Child | undefined;
+  let envoy: RunningEnvoy | undefined;
+  const stop = async () => {
+    await envoy?.stop();
+    await cp?.stop('SIGKILL');
+    await Promise.all(sims.map((s) => s.close()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    cp = inferplane(['serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', '127.0.0.1:0']);
+    await cp.logLine('inferplane serving');
+    envoy = await startEnvoy({ bootstrap: 'front-proxy.yaml', xdsPort, concurrency: o.envoyConcurrency ?? 1 });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const url = `http://127.0.0.1:${listenerPort}/v1/completions`;
+  const headers = { 'x-model': 'llm' };
+  await eventually(async () => (await completion(url, { headers })).ok, 'a completion through Envoy', 15_000);
+  const policyOf = async () => {
+    const dump = await envoy!.adminJson('/config_dump?resource=dynamic_active_clusters');
+    return dump.configs[0]?.cluster?.load_balancing_policy?.policies?.[0]?.typed_extension_config?.name as string | undefined;
+  };
+  return {
+    async run(policy, ms) {
+      write(policy);
+      const want = policy === 'least-request' ? 'envoy.load_balancing_policies.least_request' : 'envoy.load_balancing_policies.round_robin';
+      await eventually(async () => (await policyOf()) === want, `Envoy on ${policy}`, 10_000);
+      const started = await Promise.all(sims.map((s) => s.started()));
+      const samples = sims.map(() => [] as number[]);
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const counts = await Promise.all(sims.map((s) => s.inFlight()));
+          counts.forEach((c, i) => samples[i]!.push(c));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      const traffic = startTraffic(url, { concurrency: o.concurrency, headers, maxTokens: o.maxTokens, maxMs: ms + 30_000 });
+      await new Promise((r) => setTimeout(r, ms));
+      const result = await traffic.stop();
+      sampling = false;
+      await sampler;
+      const taken = (await Promise.all(sims.map((s) => s.started()))).map((n, i) => n - started[i]!);
+      const total = taken.reduce((a, b) => a + b, 0);
+      const lat = [...result.latencies].sort((a, b) => a - b);
+      const at = (p: number) => lat[Math.min(lat.length - 1, Math.max(0, Math.ceil((p / 100) * lat.length) - 1))] ?? NaN;
+      return {
+        policy,
+        requests: result.ok,
+        failed: result.failed.length,
+        p50: at(50),
+        p99: at(99),
+        mean: lat.reduce((a, b) => a + b, 0) / lat.length,
+        share: taken.map((n) => n / total),
+        inFlight: samples.map((xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)),
+      };
+    },
+    stop,
+  };
+}
