@@ -15,7 +15,8 @@
  *   `maxDownPercent`% per decision;
  * - within `tolerance` of the base: hold (no flapping under steady load);
  * - missing, stale or partial stats: hold, and say so (never read silence as idleness); so does a scale-down
- *   while fewer Envoys report than did within the scale-down window (they may have gone silent, not idle);
+ *   while fewer Envoys report than did within the scale-down window (they may have gone silent, not idle), and
+ *   any scale-down until a whole window of good data follows a gap (Envoys reconnect one at a time);
  * - for `externalCoolOffMs` after someone else changed the replica count: hold what they set, bounds included;
  * - modes (playbooks) normal / surge / emergency carry their own targets and rates, chosen by demand
  *   pressure on the ready pods (entered at once, left only after a stable window without that pressure), or
@@ -191,7 +192,10 @@ function decideFreely(input: DecideInput): Decision {
   if (dataProblem) {
     const bounded = clamp(base, p.minReplicas, p.maxReplicas);
     const reason = bounded > base ? 'below-min' : bounded < base ? 'above-max' : dataProblem;
-    return decision(bounded, reason, prev.mode, false, null, prev);
+    // A gap breaks the run of evidence: after it, Envoys come back one at a time, and until a whole scale-down
+    // window has seen them return, a low total may be a partial fleet (the recommendations from before the gap
+    // may have aged out of the window, leaving nothing to compare the returning count with).
+    return decision(bounded, reason, prev.mode, false, null, { ...prev, since: now });
   }
 
   const normalTarget = p.modes.normal.targetPerPod;

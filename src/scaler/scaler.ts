@@ -7,7 +7,7 @@ import type { PolicySource, PolicyStatus } from './policy-source.js';
 import type { ServiceScaling } from './policy.js';
 import { STATS_ADDRESS_ANNOTATION, type StatsRelay } from './relay.js';
 import { ReplicaError, type ReplicaStore } from './replicas.js';
-import type { FleetStats } from './stats.js';
+import type { ExcludedReporter, FleetStats } from './stats.js';
 
 /** Why nothing could be decided for a service this tick (the decision function was not reached). */
 export type ReadProblem = 'deployment-missing' | 'api-error';
@@ -69,6 +69,8 @@ export interface ScalerStatus {
     readonly ready: number | null;
     readonly externalChangeAt: string | null;
     readonly last: DecisionRecord | null;
+    /** Reporters left out of the latest fleet total (silent longer than the policy's maxSampleAge), and why. */
+    readonly excludedReporters: readonly ExcludedReporter[];
   }>;
   /** Newest first. */
   readonly decisions: readonly DecisionRecord[];
@@ -86,6 +88,7 @@ export interface Scaler {
 interface ServiceState {
   history: FleetSample[];
   state?: DecisionState;
+  excluded?: readonly ExcludedReporter[];
   /** spec.replicas as last read, and as last written by us: a read matching neither was changed by someone else. */
   seen?: number;
   written?: number;
@@ -226,8 +229,9 @@ export function createScaler(o: ScalerOptions): Scaler {
     }
     await Promise.all(services.map(async (svc) => {
       const s = stateOf(svc.service);
-      const sample = o.stats.sample(svc.service, now);
-      if (sample) s.history.push(sample);
+      const sample = o.stats.sample(svc.service, now, svc.policy.maxSampleAgeMs);
+      s.excluded = sample?.excluded ?? [];
+      if (sample) s.history.push({ at: sample.at, activeRequests: sample.activeRequests, envoys: sample.envoys });
       const from = now - svc.policy.stableWindowMs;
       while (s.history.length > 0 && s.history[0]!.at <= from) s.history.shift();
       if (leading) await decideOne(svc, s, now);
@@ -274,6 +278,7 @@ export function createScaler(o: ScalerOptions): Scaler {
             ready: s?.ready ?? null,
             externalChangeAt: s?.externalChangeAt !== undefined ? new Date(s.externalChangeAt).toISOString() : null,
             last: s?.last ?? null,
+            excludedReporters: s?.excluded ?? [],
           }];
         })),
         decisions: list,

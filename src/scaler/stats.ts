@@ -50,6 +50,20 @@ export function activeByCluster(gauges: readonly ReportedGauge[]): { active: Map
   return { active, rejected, rejectedClusters };
 }
 
+/** A reporter left out of a total, and why. */
+export interface ExcludedReporter {
+  readonly nodeId: string;
+  /** Envoys it stands for (more than one for a relay). */
+  readonly envoys: number;
+  readonly ageMs: number;
+  readonly reason: string;
+}
+
+/** A fleet total with the reporters left out of it. */
+export interface FleetTotal extends FleetSample {
+  readonly excluded: readonly ExcludedReporter[];
+}
+
 /** Options of {@link createFleetStats}. */
 export interface FleetStatsOptions {
   /** A reporter silent for longer than this no longer counts (and is forgotten). Default 15 s. */
@@ -101,9 +115,11 @@ export interface FleetStats {
   local(now: number): LocalTotals | undefined;
   /**
    * The fleet total for one service at `now`: the sum over fresh reporters of their active requests to the
-   * service's clusters (`<service>/<port>`), with how many Envoys reported. Undefined when none is fresh.
+   * service's clusters (`<service>/<port>`), with how many Envoys reported. A reporter older than `maxAgeMs`
+   * (default: the expiry) is left out and listed in `excluded`, so one silent Envoy makes the total partial
+   * (fewer Envoys: no scale-down on it) rather than stale for the whole fleet. Undefined when none is fresh.
    */
-  sample(service: string, now: number): FleetSample | undefined;
+  sample(service: string, now: number, maxAgeMs?: number): FleetTotal | undefined;
   /** Drops reporters that went silent; returns how many. */
   expire(now: number): number;
   /** Reporters currently known, with the time of their last report and how many Envoys each stands for. */
@@ -162,18 +178,23 @@ export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
       }
       return envoys === 0 ? undefined : { active, envoys, oldestAt };
     },
-    sample(service, now) {
+    sample(service, now, maxAgeMs = expireMs) {
       const prefix = `${service}/`;
       let total = 0;
       let envoys = 0;
       let oldest = now;
-      for (const r of byNode.values()) {
+      const excluded: ExcludedReporter[] = [];
+      for (const [nodeId, r] of byNode) {
         if (now - r.at > expireMs) continue;
+        if (now - r.at > maxAgeMs) {
+          excluded.push({ nodeId, envoys: r.envoys, ageMs: now - r.at, reason: `its latest report is ${((now - r.at) / 1000).toFixed(1)} s old (maxSampleAge ${(maxAgeMs / 1000).toFixed(1)} s)` });
+          continue;
+        }
         envoys += r.envoys;
         oldest = Math.min(oldest, r.at);
         for (const [cluster, v] of r.active) if (cluster.startsWith(prefix) && !cluster.slice(prefix.length).includes('/')) total += v;
       }
-      return envoys === 0 ? undefined : { at: oldest, activeRequests: total, envoys };
+      return envoys === 0 ? undefined : { at: oldest, activeRequests: total, envoys, excluded };
     },
     expire(now) {
       let n = 0;

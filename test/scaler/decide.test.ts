@@ -101,6 +101,19 @@ describe('decide (pure scaling decision)', () => {
     expect(up.at(29).replicas).to.equal(10);
   });
 
+  it('after a stats outage, Envoys reconnecting one at a time are a partial fleet: no scale-down until a whole window has seen them back', () => {
+    // 3 Envoys carry 8 pods' load; stats stop for 6 minutes (longer than the scale-down window), then the
+    // Envoys reconnect one every 30 s, each bringing its third of the load back into the total.
+    const out = (t: number) => t >= 100 && t < 460;
+    const back = (t: number) => (t < 100 ? 3 : Math.min(3, 1 + Math.floor((t - 460) / 30)));
+    const r = simulate({ seconds: 1000, start: 8, envoys: back, load: (t) => (out(t) ? null : (8 * T * back(t)) / 3) });
+    expect(r.at(300).reason).to.equal('no-data');
+    for (let t = 460; t < 460 + 300; t++) expect(r.at(t).replicas, `t=${t}: ${r.at(t).reason}`).to.equal(8);
+    expect(r.at(470).reason).to.equal('scale-down-stabilizing');
+    // The whole fleet back, the same load: nothing to do, ever.
+    expect(r.changes).to.deep.equal([]);
+  });
+
   it('partial or missing data holds too', () => {
     expect(simulate({ seconds: 5, start: 10, envoys: 2, policy: { minEnvoys: 3 }, load: () => 0 }).at(4)).to.include({ replicas: 10, reason: 'partial-data' });
     expect(simulate({ seconds: 5, start: 10, load: () => null }).at(4)).to.include({ replicas: 10, reason: 'no-data' });

@@ -47,4 +47,36 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     expect(scaler.status().decisions[0]).to.include({ reason: 'within-tolerance', outcome: 'unchanged', replicas: 4 });
     expect(scaler.status().services['ml/a']!.externalChangeAt).to.equal(null);
   });
+
+  it('answers a surge at once though one Envoy went silent, and says in /status/scaler which Envoy it left out and why', async () => {
+    const timers = createFakeTimers();
+    const stats = createFleetStats({ minIntervalMs: 0 });
+    let replicas = 2;
+    const store: ReplicaStore = {
+      kind: 'kubernetes',
+      read: async () => ({ desired: replicas, ready: replicas, version: String(replicas) }),
+      write: async (_t, n) => {
+        replicas = n;
+        return 'written';
+      },
+    };
+    const scaler = createScaler({ stats, policy: source, store, dryRun: false, log: createMemoryLogger(), metrics: createMetrics(), timers });
+    const report = (node: string, active: number) => stats.record(node, timers.now(), new Map([['ml/a/http', active]]));
+    for (let t = 0; t < 5; t++) {
+      for (const n of ['envoy-1', 'envoy-2', 'envoy-3']) report(n, 84);
+      await scaler.tick();
+      timers.advance(1_000);
+    }
+    expect(replicas).to.equal(2);
+    // envoy-3 goes silent; 11 s later the other two carry a surge (the default maxSampleAge is 10 s).
+    timers.advance(11_000);
+    report('envoy-1', 600);
+    report('envoy-2', 600);
+    await scaler.tick();
+    expect(replicas).to.be.greaterThan(2);
+    const status = scaler.status();
+    expect(status.decisions[0]).to.include({ action: 'scale-up', outcome: 'written' });
+    expect(status.decisions[0]!.inputs!.envoys).to.equal(2);
+    expect(status.services['ml/a']!.excludedReporters).to.deep.equal([{ nodeId: 'envoy-3', envoys: 1, ageMs: 12_000, reason: 'its latest report is 12.0 s old (maxSampleAge 10.0 s)' }]);
+  });
 });

@@ -34,16 +34,16 @@ describe('createFleetStats', () => {
     s.record('envoy-a', 1000, m([['ml/llama/http', 10], ['ml/llama/grpc', 2], ['ml/llama-70b/http', 50]]));
     s.record('envoy-b', 2000, m([['ml/llama/http', 5]]));
     s.record('envoy-a', 3000, m([['ml/llama/http', 20]])); // replaces envoy-a's previous report
-    expect(s.sample('ml/llama', 4000)).to.deep.equal({ at: 2000, activeRequests: 25, envoys: 2 });
-    expect(s.sample('ml/llama-70b', 4000)).to.deep.equal({ at: 2000, activeRequests: 0, envoys: 2 });
+    expect(s.sample('ml/llama', 4000)).to.deep.equal({ at: 2000, activeRequests: 25, envoys: 2, excluded: [] });
+    expect(s.sample('ml/llama-70b', 4000)).to.deep.equal({ at: 2000, activeRequests: 0, envoys: 2, excluded: [] });
   });
 
   it('lets silent Envoys expire: a sample says how many reported and how fresh', () => {
     const s = createFleetStats({ expireMs: 10_000 });
     s.record('a', 0, m([['ml/x/http', 4]]));
     s.record('b', 8000, m([['ml/x/http', 6]]));
-    expect(s.sample('ml/x', 9000)).to.deep.equal({ at: 0, activeRequests: 10, envoys: 2 });
-    expect(s.sample('ml/x', 12_000)).to.deep.equal({ at: 8000, activeRequests: 6, envoys: 1 });
+    expect(s.sample('ml/x', 9000)).to.deep.equal({ at: 0, activeRequests: 10, envoys: 2, excluded: [] });
+    expect(s.sample('ml/x', 12_000)).to.deep.equal({ at: 8000, activeRequests: 6, envoys: 1, excluded: [] });
     expect(s.sample('ml/x', 30_000)).to.equal(undefined);
     expect(s.expire(30_000)).to.equal(2);
     expect(s.reporters()).to.deep.equal([]);
@@ -66,6 +66,17 @@ describe('createFleetStats', () => {
     expect(s.record('a', 3050, m([['ml/x/http', 99]]), { flush: 5000 })).to.equal('throttled');
     expect(s.record('a', 3300, m([['ml/y/http', 99]]), { flush: 5000 })).to.equal('throttled');
     expect(s.sample('ml/y', 3300)!.activeRequests).to.equal(0);
+  });
+
+  it('leaves a reporter older than the sample age out of the total, saying which and why, instead of aging the whole fleet', () => {
+    const s = createFleetStats({ expireMs: 15_000, minIntervalMs: 0 });
+    s.record('quiet', 0, m([['ml/x/http', 5]]));
+    s.record('busy-1', 11_000, m([['ml/x/http', 300]]));
+    s.record('busy-2', 11_500, m([['ml/x/http', 200]]));
+    expect(s.sample('ml/x', 12_000, 10_000)).to.deep.equal({
+      at: 11_000, activeRequests: 500, envoys: 2,
+      excluded: [{ nodeId: 'quiet', envoys: 1, ageMs: 12_000, reason: 'its latest report is 12.0 s old (maxSampleAge 10.0 s)' }],
+    });
   });
 
   it('throttles an Envoy that floods', () => {
@@ -91,13 +102,13 @@ describe('createFleetStats', () => {
     s.record('a', 1_000, m([['ml/x/http', 5]]));
     s.record('b', 1_500, m([['ml/x/http', 7]]));
     s.record('inferplane-relay:other', 2_000, m([['ml/x/http', 30]]), { relayed: { envoys: 6, oldestAt: 500 } });
-    expect(s.sample('ml/x', 2_000)).to.deep.equal({ at: 500, activeRequests: 42, envoys: 8 });
+    expect(s.sample('ml/x', 2_000)).to.deep.equal({ at: 500, activeRequests: 42, envoys: 8, excluded: [] });
     expect(s.local(2_000)).to.deep.equal({ active: m([['ml/x/http', 12]]), envoys: 2, oldestAt: 1_000 });
     // A stream that ended is forgotten at once (the Envoy reports elsewhere now).
     s.forget('a');
     expect(s.sample('ml/x', 2_000)!.envoys).to.equal(7);
     // The relay expires by the age of its oldest report.
-    expect(s.sample('ml/x', 15_600)).to.deep.equal({ at: 1_500, activeRequests: 7, envoys: 1 });
+    expect(s.sample('ml/x', 15_600)).to.deep.equal({ at: 1_500, activeRequests: 7, envoys: 1, excluded: [] });
   });
 });
 
