@@ -91,7 +91,10 @@ export interface Running {
   readonly scaler?: Scaler;
   /** True once the source has its full first view and a complete snapshot is served. */
   ready(): boolean;
-  /** Graceful stop: streams are closed with UNAVAILABLE so Envoys move to another replica, then ports close. */
+  /**
+   * Graceful stop: the scaler stops acting, streams (xDS and stats) are closed with UNAVAILABLE so Envoys move to
+   * another replica, then the scaler's Lease is released and ports close.
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -165,9 +168,12 @@ export async function serve(o: ServeOptions): Promise<Running> {
     ready,
     async stop(graceMs = 5_000) {
       await stopScraping();
-      await scaler?.stop();
+      await scaler?.stopActing();
       await stopSource();
+      // Envoys (their xDS and stats streams) move to another replica before the Lease goes: the next leader
+      // then counts them itself instead of deciding on the half of the fleet that was already there.
       await xds.shutdown(graceMs);
+      await scaler?.release();
       await admin.close();
     },
   };
@@ -219,9 +225,10 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
   scaler.start();
   return {
     scaler,
-    async stop() {
-      // The Lease goes last: another replica takes over only once this one has stopped acting.
-      await scaler.stop();
+    /** Stops deciding and writing. */
+    stopActing: () => scaler.stop(),
+    /** Releases the Lease (another replica takes over at once) and the policy watch: call after stopActing. */
+    async release() {
       await election?.stop();
       await policy.stop();
     },

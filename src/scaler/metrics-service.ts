@@ -20,6 +20,8 @@ export interface GrpcService {
    * server must let messages this large through.
    */
   readonly maxMessageBytes?: number;
+  /** Ends every open call with UNAVAILABLE (the server is shutting down), so clients move elsewhere at once. */
+  readonly close?: () => void;
 }
 
 interface StreamMetricsMessage {
@@ -101,6 +103,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
   const counted = { recorded: reports.bind({ outcome: 'recorded' }), throttled: reports.bind({ outcome: 'throttled' }) };
   const refused = o.metrics.counter('inferplane_stats_gauges_refused_total', 'Implausible active-request gauges refused');
   const open = new Map<string, number>();
+  const live = new Set<(e: grpc.ServiceError) => void>();
   const definition: grpc.ServiceDefinition = {
     StreamMetrics: {
       path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
@@ -131,6 +134,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
       const finish = (e: grpc.ServiceError | null) => {
         if (done) return;
         done = true;
+        live.delete(finish);
         if (nodeId) {
           const left = (open.get(nodeId) ?? 1) - 1;
           if (left > 0) open.set(nodeId, left);
@@ -148,6 +152,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
         finish(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
         call.destroy();
       };
+      live.add(finish);
       call.on('data', (msg) => {
         if (done) return;
         if ('refused' in msg) return fail(msg.details, msg.refused === 'too-large' ? 'too-large' : 'invalid');
@@ -184,5 +189,9 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
       call.on('error', () => finish(null));
     }) as grpc.handleClientStreamingCall<StreamMetricsMessage | { malformed: string }, object>,
   };
-  return { definition, handlers };
+  const close = () => {
+    const details = 'inferplane is shutting down; reconnect';
+    for (const finish of [...live]) finish(Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details, metadata: new grpc.Metadata() }));
+  };
+  return { definition, handlers, maxMessageBytes, close };
 }

@@ -49,8 +49,9 @@ export interface XdsServer {
   /** Number of open streams. */
   streamCount(): number;
   /**
-   * Stops accepting streams, closes open ones with UNAVAILABLE (so clients reconnect to another replica at
-   * once), and waits up to `graceMs` for them to finish before forcing the transport down.
+   * Stops accepting streams, closes open ones with UNAVAILABLE (xDS and the added services' alike, so clients
+   * reconnect to another replica at once), and waits up to `graceMs` for them to finish before forcing the
+   * transport down.
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -211,6 +212,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         }, graceMs);
         server.tryShutdown(finish);
         for (const s of [...calls.keys()]) s.fail(grpc.status.UNAVAILABLE, 'inferplane is shutting down; reconnect');
+        for (const s of options.services ?? []) s.close?.();
       }),
   };
 }

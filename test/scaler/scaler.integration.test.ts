@@ -8,7 +8,8 @@ import { serve, type Running } from '../../src/serve.js';
 import { accessCalls } from '../../src/sources/kubernetes/access.js';
 import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
 import { startApiServer, type ApiServerStandIn } from '../support/apiserver.js';
-import { fakeFleet } from '../support/envoy-stats.js';
+import * as grpc from '@grpc/grpc-js';
+import { envoyStream, fakeFleet, report } from '../support/envoy-stats.js';
 import { eventually } from '../support/harness.js';
 import { callOf, kubeConfigFor } from '../support/kube.js';
 
@@ -223,8 +224,16 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     const fleet = await (await fetch(`http://127.0.0.1:${first!.admin.port}/status/fleet`)).json() as any;
     expect(fleet.services['ml/llama']).to.include({ activeRequests: 80 + 40, envoys: 8 });
     expect(fleet.reporters.find((r: any) => r.nodeId.startsWith('inferplane-relay:inferplane-a_'))).to.include({ envoys: 4 });
+    // The leader's own Envoys are sent away (their stats streams closed) before it lets the Lease go, so the next
+    // leader never decides on the half of the fleet that reported to it.
+    const probe = envoyStream(`127.0.0.1:${first!.xdsPort}`);
+    probe.send(report('probe-envoy', { [CLUSTER]: 0 }));
+    await eventually(async () => ((await (await fetch(`http://127.0.0.1:${first!.admin.port}/status/fleet`)).json()) as any).reporters.some((r: any) => r.nodeId === 'probe-envoy'), 'the probe reports');
+    const holderWhenClosed = probe.status().then((e) => ({ code: e?.code, holder: (api.get('leases', 'inferplane-system', 'inferplane-scaler')!['spec'] as any).holderIdentity }));
     const stoppedAt = Date.now();
     await first!.stop(200);
+    expect(await holderWhenClosed).to.deep.equal({ code: grpc.status.UNAVAILABLE, holder: firstId });
+    probe.close();
     replicas.shift();
     fleets.shift()!.close();
     // Released on stop: taken over well before the 1 s lease would have expired.
