@@ -1,19 +1,8 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { expect } from 'chai';
 import { eventually } from './support/harness.js';
+import { inferplane } from './support/processes.js';
 
-const ROOT = path.join(import.meta.dirname, '..');
-
-function run(args: string[]) {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdout.on('data', (d) => (stdout += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
+const run = (args: string[]) => inferplane(args);
 
 describe('inferplane CLI', () => {
   it('serves the embedded example by default, becomes ready, and exits 0 on SIGTERM', async function () {
