@@ -13,15 +13,15 @@ describe(`power of two choices in Envoy ${envoyVersion()}: least_request against
   it('sends the slow upstream fewer requests, keeps in-flight counts level, and lowers mean latency', async () => {
     const lab = await startP2cLab({ upstreams: 4, slowFactor: 3, concurrency: 24, maxTokens: 20 });
     try {
-      const rr = await lab.run('round-robin', 3_000);
-      const lr = await lab.run('least-request', 3_000);
+      const rr = await lab.run('round-robin', 4_000);
+      const lr = await lab.run('least-request', 4_000);
       const show = JSON.stringify({ rr, lr });
       expect(rr.failed + lr.failed, show).to.equal(0);
       expect(rr.requests, show).to.be.greaterThan(100);
       expect(lr.requests, show).to.be.greaterThan(100);
       // Round robin gives every upstream a quarter; two choices starve the slow one of new work.
       expect(rr.share[0]!, show).to.be.within(0.2, 0.3);
-      expect(lr.share[0]!, show).to.be.lessThan(rr.share[0]! * 0.75);
+      expect(lr.share[0]!, show).to.be.lessThan(rr.share[0]! * 0.8);
       // Round robin piles requests up on the slow upstream; two choices keep it near the others.
       const fastMean = (r: typeof rr) => r.inFlight.slice(1).reduce((a, b) => a + b, 0) / 3;
       expect(rr.inFlight[0]! / fastMean(rr), show).to.be.greaterThan(2);
