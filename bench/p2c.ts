@@ -1,7 +1,7 @@
 import type { LoadBalancing } from '../src/model/model.js';
 import { envoyVersion } from '../test/support/envoy.js';
 import { startP2cLab, type PolicyRun } from '../test/support/p2c.js';
-import { fmt, median } from './common.js';
+import { fmt, median, pct } from './common.js';
 
 /**
  * Power of two choices through real Envoy: one upstream `slowFactor`× slower, closed-loop clients at fixed
@@ -17,14 +17,14 @@ export async function p2c(o: { rounds: number; seconds: number; concurrency: num
       for (const policy of ['least-request', 'round-robin'] as const) {
         const r = await lab.run(policy, o.seconds * 1000);
         runs[policy].push(r);
-        console.log(`  round ${round} ${policy.padEnd(13)}: ${fmt(r.requests / o.seconds)} req/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, mean ${fmt(r.mean)} ms; slow upstream took ${fmt(r.share[0]! * 100)}% of requests; mean in flight ${r.inFlight.map((x) => fmt(x)).join(' / ')} (slow first); failed ${r.failed}`);
+        console.log(`  round ${round} ${policy.padEnd(13)}: ${fmt(r.requests / o.seconds)} req/s, p50 ${fmt(pct(r.latencies, 50))} ms, p99 ${fmt(pct(r.latencies, 99))} ms, mean ${fmt(r.mean)} ms; slow upstream took ${fmt(r.share[0]! * 100)}% of requests; mean in flight ${r.inFlight.map((x) => fmt(x)).join(' / ')} (slow first); failed ${r.failed}`);
       }
     }
   } finally {
     await lab.stop();
   }
   const med = (p: LoadBalancing, f: (r: PolicyRun) => number) => median(runs[p].map(f));
-  const row = (p: LoadBalancing) => ({ rps: med(p, (r) => r.requests / o.seconds), p50: med(p, (r) => r.p50), p99: med(p, (r) => r.p99), mean: med(p, (r) => r.mean), slow: med(p, (r) => r.share[0]!), flightSlow: med(p, (r) => r.inFlight[0]!), flightFast: med(p, (r) => r.inFlight.slice(1).reduce((a, b) => a + b, 0) / (r.inFlight.length - 1)) });
+  const row = (p: LoadBalancing) => ({ rps: med(p, (r) => r.requests / o.seconds), p50: med(p, (r) => pct(r.latencies, 50)), p99: med(p, (r) => pct(r.latencies, 99)), mean: med(p, (r) => r.mean), slow: med(p, (r) => r.share[0]!), flightSlow: med(p, (r) => r.inFlight[0]!), flightFast: med(p, (r) => r.inFlight.slice(1).reduce((a, b) => a + b, 0) / (r.inFlight.length - 1)) });
   const lr = row('least-request');
   const rr = row('round-robin');
   for (const [name, r] of [['least_request', lr], ['round_robin', rr]] as const) {

@@ -33,7 +33,8 @@ interface StreamMetricsMessage {
 
 /** A message refused before decoding. */
 interface Refused {
-  readonly refused: 'malformed' | 'too-large';
+  /** The outcome it is counted under. */
+  readonly refused: 'invalid' | 'too-large';
   readonly details: string;
 }
 
@@ -117,7 +118,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
         try {
           return decodeStreamMetrics(b);
         } catch (e) {
-          return { refused: 'malformed', details: `cannot decode envoy.service.metrics.v3.StreamMetricsMessage: ${e instanceof Error ? e.message : String(e)}` };
+          return { refused: 'invalid', details: `cannot decode envoy.service.metrics.v3.StreamMetricsMessage: ${e instanceof Error ? e.message : String(e)}` };
         }
       },
       // StreamMetricsResponse has no fields: its encoding is empty.
@@ -145,7 +146,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
         }
         callback(e, e ? undefined : {});
       };
-      const fail = (details: string, outcome: 'invalid' | 'too-large' = 'invalid') => {
+      const fail = (details: string, outcome: Refused['refused'] = 'invalid') => {
         reports.inc({ outcome });
         o.log.warn('closing metrics stream', { node: nodeId, peer: call.getPeer(), details });
         const code = outcome === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
@@ -155,7 +156,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
       live.add(finish);
       call.on('data', (msg) => {
         if (done) return;
-        if ('refused' in msg) return fail(msg.details, msg.refused === 'too-large' ? 'too-large' : 'invalid');
+        if ('refused' in msg) return fail(msg.details, msg.refused);
         if (!nodeId) {
           const id = msg.identifier?.node?.id;
           if (!id) return fail('the first StreamMetricsMessage must carry identifier.node.id');

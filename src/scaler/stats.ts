@@ -149,7 +149,8 @@ export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
     record(nodeId, at, active, d = {}) {
       const prev = byNode.get(nodeId);
       const { relayed, keep, flush } = d;
-      const samePart = prev !== undefined && flush !== undefined && prev.flush === flush;
+      // Parts of one flush arrive back to back; the same stamp much later is a sender that does not change it.
+      const samePart = prev !== undefined && flush !== undefined && prev.flush === flush && at - prev.received < minIntervalMs;
       if (prev && flush !== undefined && prev.dropped === flush) return 'throttled';
       if (prev && !samePart && at - prev.received < minIntervalMs) {
         prev.dropped = flush;
@@ -159,7 +160,14 @@ export function createFleetStats(o: FleetStatsOptions = {}): FleetStats {
       const current = samePart ? prev.current : new Map<string, number>();
       for (const [c, v] of active) current.set(c, v);
       if (prev && keep) for (const c of keep) if (prev.active.has(c) && !active.has(c)) current.set(c, prev.active.get(c)!);
-      const counted = whole.size === 0 ? current : new Map([...whole, ...current]);
+      // Usually a flush reports every cluster the last one did: then it alone counts, with no merged copy.
+      let counted: ReadonlyMap<string, number> = current;
+      for (const c of whole.keys()) {
+        if (!current.has(c)) {
+          counted = new Map([...whole, ...current]);
+          break;
+        }
+      }
       byNode.set(nodeId, { at: Math.min(at, relayed?.oldestAt ?? at), active: counted, envoys: relayed?.envoys ?? 1, relayed: relayed !== undefined, received: samePart ? prev.received : at, flush, current, whole, dropped: undefined });
       return 'recorded';
     },

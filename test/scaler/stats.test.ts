@@ -79,6 +79,14 @@ describe('createFleetStats', () => {
     });
   });
 
+  it('takes a repeated stamp long after its flush as a new report (a sender that never changes it), still throttled', () => {
+    const s = createFleetStats({ minIntervalMs: 200 });
+    s.record('a', 0, m([['ml/x/http', 5]]), { flush: 1 });
+    expect(s.record('a', 1000, m([['ml/x/http', 7]]), { flush: 1 })).to.equal('recorded');
+    expect(s.sample('ml/x', 1000)!.activeRequests).to.equal(7);
+    expect(s.record('a', 1100, m([['ml/x/http', 9]]), { flush: 2 })).to.equal('throttled');
+  });
+
   it('throttles an Envoy that floods', () => {
     const s = createFleetStats({ minIntervalMs: 200 });
     expect(s.record('a', 0, m([['ml/x/http', 1]]))).to.equal('recorded');

@@ -12,9 +12,8 @@ export interface PolicyRun {
   readonly policy: LoadBalancing;
   readonly requests: number;
   readonly failed: number;
-  /** Milliseconds. */
-  readonly p50: number;
-  readonly p99: number;
+  /** Milliseconds, ascending. */
+  readonly latencies: readonly number[];
   readonly mean: number;
   /** Share of requests each upstream took, the slow one first. */
   readonly share: readonly number[];
@@ -94,13 +93,11 @@ export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBala
       const taken = (await Promise.all(sims.map((s) => s.started()))).map((n, i) => n - started[i]!);
       const total = taken.reduce((a, b) => a + b, 0);
       const lat = [...result.latencies].sort((a, b) => a - b);
-      const at = (p: number) => lat[Math.min(lat.length - 1, Math.max(0, Math.ceil((p / 100) * lat.length) - 1))] ?? NaN;
       return {
         policy,
         requests: result.ok,
         failed: result.failed.length,
-        p50: at(50),
-        p99: at(99),
+        latencies: lat,
         mean: lat.reduce((a, b) => a + b, 0) / lat.length,
         share: taken.map((n) => n / total),
         inFlight: samples.map((xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)),

@@ -24,7 +24,8 @@ async function metricsOf(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
   for (const m of text.matchAll(/^(vllm:[a-z_]+)(\{[^}]*\})? (\S+)$/gm)) {
-    const key = m[1]! + (/finished_reason="(\w+)"/.exec(m[2] ?? '')?.[1] ? `:${/finished_reason="(\w+)"/.exec(m[2]!)![1]}` : '');
+    const reason = /finished_reason="(\w+)"/.exec(m[2] ?? '')?.[1];
+    const key = reason ? `${m[1]}:${reason}` : m[1]!;
     out.set(key, (out.get(key) ?? 0) + Number(m[3]));
   }
   return out;
