@@ -1,4 +1,5 @@
 import { parseDocument } from 'yaml';
+import { yamlToJs } from '../config/yaml.js';
 import { z } from 'zod';
 import { formatPath, parseDuration, type Problem } from '../model/validate.js';
 import { err, ok, type Result } from '../result.js';
@@ -59,7 +60,15 @@ type Settings = z.infer<typeof settings>;
 
 function merge(base: ScalingPolicy, s: Settings | undefined): ScalingPolicy {
   if (!s) return base;
-  const modes = Object.fromEntries(MODES.map((m) => [m, { ...base.modes[m], ...s.modes?.[m] } as ModeSettings])) as Record<Mode, ModeSettings>;
+  // Setting normal's target alone moves the others' in proportion: surge and emergency exist to keep more
+  // headroom, and a left-over default looser than normal's would scale the wrong way under pressure.
+  const normalTarget = s.modes?.normal?.targetPerPod;
+  const scale = normalTarget === undefined ? 1 : normalTarget / base.modes.normal.targetPerPod;
+  const modes = Object.fromEntries(MODES.map((m) => [m, {
+    ...base.modes[m],
+    ...(m !== 'normal' && { targetPerPod: base.modes[m].targetPerPod * scale }),
+    ...s.modes?.[m],
+  } as ModeSettings])) as Record<Mode, ModeSettings>;
   return {
     minReplicas: s.minReplicas ?? base.minReplicas,
     maxReplicas: s.maxReplicas ?? base.maxReplicas,
@@ -84,6 +93,10 @@ function crossCheck(p: ScalingPolicy, at: (string | number)[]): Problem[] {
   if (p.panicWindowMs <= 0 || p.panicWindowMs >= p.stableWindowMs) out.push({ path: [...at, 'panicWindow'], message: 'panicWindow must be above zero and shorter than stableWindow' });
   if (p.modeThresholds.emergency <= p.modeThresholds.surge) out.push({ path: [...at, 'modeThresholds', 'emergency'], message: 'the emergency threshold must be above the surge threshold' });
   if (p.maxSampleAgeMs <= 0) out.push({ path: [...at, 'maxSampleAge'], message: 'must be above zero' });
+  for (const m of ['surge', 'emergency'] as const) {
+    const t = p.modes[m].targetPerPod;
+    if (t > p.modes.normal.targetPerPod) out.push({ path: [...at, 'modes', m, 'targetPerPod'], message: `${t} is looser than normal's ${p.modes.normal.targetPerPod}: under more pressure the scaler would want fewer pods` });
+  }
   return out;
 }
 
@@ -97,7 +110,9 @@ function crossCheck(p: ScalingPolicy, at: (string | number)[]): Problem[] {
 export function readPolicy(text: string): Result<ServiceScaling[], Problem[]> {
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) return err(doc.errors.map((e) => ({ path: [], message: `YAML: ${e.message.split('\n')[0]}` })));
-  const parsed = document.safeParse(doc.toJS() ?? {});
+  const plain = yamlToJs(doc);
+  if (!plain.ok) return err([{ path: [], message: plain.error }]);
+  const parsed = document.safeParse(plain.value ?? {});
   if (!parsed.success) {
     return err(parsed.error.issues.map((i) => ({
       path: i.path.map((x) => (typeof x === 'symbol' ? String(x) : x)),

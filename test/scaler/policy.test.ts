@@ -50,7 +50,19 @@ describe('readPolicy', () => {
     ['a missing services key', 'defaults: {}', 'services: Invalid input'],
     ['bad YAML', 'services: { ml/a: [', '(root): YAML: '],
     ['a duplicate key', 'services: {}\nservices: {}', '(root): YAML: Map keys must be unique'],
+    ['a surge target looser than normal\'s', 'defaults: { modes: { normal: { targetPerPod: 5 }, surge: { targetPerPod: 126 } } }\nservices: {}', "defaults.modes.surge.targetPerPod: 126 is looser than normal's 5"],
+    ['a billion-laughs document', `a: &a [x, x, x, x, x, x, x, x, x, x]\n${Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`).join('\n')}\n`, '(root): YAML: Excessive alias count'],
   ];
+  it('moves surge and emergency targets with normal\'s when only normal\'s is set (the compose demo), and takes one anchor reused by many services', () => {
+    const r = readPolicy(fs.readFileSync(path.join(import.meta.dirname, '../../examples/compose-scaling-policy.yaml'), 'utf8'));
+    expect(r.ok, JSON.stringify(!r.ok && r.error)).to.equal(true);
+    const modes = r.ok ? r.value[0]!.policy.modes : undefined;
+    expect(modes?.surge.targetPerPod).to.equal(5);
+    expect(modes?.emergency.targetPerPod).to.be.closeTo((5 * 110) / 126, 1e-9);
+    const many = readPolicy(`services:\n${Array.from({ length: 101 }, (_, i) => `  s${i}: ${i === 0 ? '&common { deployment: d, maxReplicas: 8 }' : '*common'}`).join('\n')}\n`);
+    expect(many.ok && many.value).to.have.length(101);
+  });
+
   for (const [what, text, message] of bad) {
     it(`rejects ${what}, naming the key`, () => {
       const r = readPolicy(text);

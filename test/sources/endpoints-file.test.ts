@@ -15,6 +15,10 @@ describe('parseEndpointsFile', () => {
     ['a port out of range, at its line', 'services:\n  - name: a\n    endpoints:\n      - { address: 10.0.0.1, port: 0 }\n', 'f.yaml:4:36: services[0].endpoints[0].port: 0 is out of range (1 to 65535)'],
     ['a duplicate service name', 'services:\n  - name: a\n  - name: a\n', 'f.yaml:3:11: services[1].name: duplicate service name "a"'],
     ['a top level that is not a mapping', '- a\n- b\n', 'f.yaml:1:1: (root): expected a mapping'],
+    ['an empty file (a writer between truncating and writing)', '', 'f.yaml:1:1: the file is empty; refusing it (write "services: []" to serve nothing)'],
+    ['a comments-only file', '# nothing yet\n\n', 'f.yaml:1:1: the file is empty'],
+    ['a file without services', 'listener: { port: 10000 }\n', 'f.yaml:1:1: services: missing; refusing a file without it'],
+    ['a billion-laughs document', `a: &a [x, x, x, x, x, x, x, x, x, x]\n${Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`).join('\n')}\nservices: []\n`, 'f.yaml:1:1: YAML: Excessive alias count'],
   ];
   for (const [what, text, message] of cases) {
     it(`rejects ${what} with file, line, column and field`, () => {
@@ -28,6 +32,15 @@ describe('parseEndpointsFile', () => {
     expect(parseEndpointsFile('{"services": [{"name": "a", "endpoints": [{"address": "::1", "port": 8}]}]}', 'f.json').ok).to.equal(true);
     const example = loadEndpointsFile(path.join(import.meta.dirname, '../../examples/endpoints.yaml'));
     expect(example.ok, JSON.stringify(!example.ok && example.error)).to.equal(true);
+  });
+
+  it('takes an anchor reused by hundreds of endpoints, and an explicit empty service list', () => {
+    const eps = Array.from({ length: 300 }, (_, i) => `      - { address: 10.0.${i >> 8}.${i & 255}, port: 80, zone: *za }`).join('\n');
+    const r = parseEndpointsFile(`services:\n  - name: a\n    endpoints:\n      - { address: 10.1.0.1, port: 80, zone: &za zone-a }\n${eps}\n`, 'f.yaml');
+    expect(r.ok, JSON.stringify(!r.ok && r.error)).to.equal(true);
+    expect(r.ok && r.value.services[0]!.endpoints.filter((e) => e.zone === 'zone-a')).to.have.length(301);
+    const none = parseEndpointsFile('services: []\n', 'f.yaml');
+    expect(none.ok && none.value.services).to.deep.equal([]);
   });
 
   it('says when the file cannot be read', () => {
@@ -51,11 +64,19 @@ describe('watchEndpointsFile', () => {
       fs.writeFileSync(file, 'services: [ {name: a, endpoints: [{address: nope, port: 1}]} ]\n');
       await eventually(() => log.lines.some((l) => l.level === 'error'), 'error logged');
       expect(String(log.lines.find((l) => l.level === 'error')!.fields['problem'])).to.contain('"nope" is not an IPv4 or IPv6 address');
+      // Truncated (a writer between truncate and write) and then aliased beyond the library default: neither
+      // replaces the last good model nor stops the process.
+      fs.writeFileSync(file, '');
+      await eventually(() => log.lines.some((l) => String(l.fields['problem']).includes('the file is empty')), 'empty file refused');
+      expect(models).to.have.length(2);
+      fs.writeFileSync(file, `services:\n  - name: a\n  - name: b\n${Array.from({ length: 102 }, (_, i) => `  - { name: s${i}, endpoints: [{ address: 10.0.0.${i + 1}, port: 80, zone: ${i === 0 ? '&za zone-a' : '*za'} }] }`).join('\n')}\n`);
+      await eventually(() => models.length === 3, 'aliased file taken');
+      expect(models[2]!.services).to.have.length(104);
       fs.writeFileSync(file, 'services:\n  - name: a\n  - name: b\n');
-      await eventually(() => models.length === 3, 'back to valid');
+      await eventually(() => models.length === 4, 'back to valid');
       w.reload(); // same text again: nothing new
-      expect(models).to.have.length(3);
-      expect(models[2]).to.deep.equal(models[1]);
+      expect(models).to.have.length(4);
+      expect(models[3]).to.deep.equal(models[1]);
     } finally {
       w.close();
       fs.rmSync(dir, { recursive: true, force: true });

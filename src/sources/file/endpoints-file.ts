@@ -5,6 +5,7 @@ import type { Model } from '../../model/model.js';
 import { formatPath, readModel, type Path } from '../../model/validate.js';
 import { watchTextFile, type FileWatch, type WatchFileOptions } from '../../config/watch-file.js';
 import { err, type Result } from '../../result.js';
+import { yamlToJs } from '../../config/yaml.js';
 
 /** Files larger than this are refused rather than parsed. */
 export const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -22,7 +23,14 @@ export function parseEndpointsFile(text: string, file: string): Result<Model, st
       return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
     }));
   }
-  const model = readModel(doc.toJS());
+  // An empty or comments-only file is what a writer leaves between truncating and writing: never a new truth.
+  if (doc.contents === null) return err([`${file}:1:1: the file is empty; refusing it (write "services: []" to serve nothing)`]);
+  const plain = yamlToJs(doc);
+  if (!plain.ok) return err([`${file}:1:1: ${plain.error}`]);
+  if (typeof plain.value === 'object' && plain.value !== null && !Array.isArray(plain.value) && !('services' in plain.value)) {
+    return err([`${file}:1:1: services: missing; refusing a file without it (write "services: []" to serve nothing)`]);
+  }
+  const model = readModel(plain.value);
   if (model.ok) return model;
   return err(model.error.map((p) => `${file}:${locate(doc, lines, p.path)}: ${formatPath(p.path)}: ${p.message}`));
 }
@@ -73,6 +81,7 @@ export function watchEndpointsFile(file: string, options: WatchOptions): FileWat
         for (const problem of parsed.error) options.log.error('invalid endpoints file; keeping the last good configuration', { file: path.resolve(file), problem });
         return;
       }
+      if (parsed.value.services.length === 0) options.log.warn('the endpoints file lists no services (services: []): every cluster and listener route is withdrawn', { file: path.resolve(file) });
       options.onModel(parsed.value);
     },
   });
