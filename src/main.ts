@@ -32,6 +32,7 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:${DEFAULT_XDS_PORT})
   --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:${DEFAULT_ADMIN_PORT})
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
+  --max-names-per-stream N      most resource names one xDS stream may hold subscribed (default ${DEFAULT_LIMITS.maxNamesPerStream})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
   --max-stats-message-bytes N   largest Envoy stats message accepted (default ${DEFAULT_MAX_STATS_MESSAGE_BYTES}); larger
                                 ones are logged and counted (inferplane_stats_reports_total{outcome="too-large"})
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
         'xds-address': { type: 'string', default: `0.0.0.0:${DEFAULT_XDS_PORT}` },
         'admin-address': { type: 'string', default: `0.0.0.0:${DEFAULT_ADMIN_PORT}` },
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
+        'max-names-per-stream': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerStream) },
         'max-message-bytes': { type: 'string', default: '1048576' },
         'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
         'shutdown-grace-ms': { type: 'string', default: '5000' },
@@ -225,7 +227,7 @@ async function main(): Promise<void> {
     xdsAddress: values['xds-address'],
     adminHost,
     adminPort,
-    limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request') },
+    limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request'), maxNamesPerStream: positive(values['max-names-per-stream'], '--max-names-per-stream') },
     maxMessageBytes: positive(values['max-message-bytes'], '--max-message-bytes'),
     maxStatsMessageBytes: positive(values['max-stats-message-bytes'], '--max-stats-message-bytes'),
     log,

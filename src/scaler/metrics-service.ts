@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { loadEnvoyProtos, messageType } from '../xds/protos.js';
+import { MAX_NODE_FIELD } from '../xds/stream.js';
 import { forEachLengthDelimited } from '../xds/wire.js';
 import { ACTIVE_GAUGE, activeByCluster, gaugesOf, type FleetStats, type MetricFamilyMessage } from './stats.js';
 
@@ -160,6 +161,7 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
         if (!nodeId) {
           const id = msg.identifier?.node?.id;
           if (!id) return fail('the first StreamMetricsMessage must carry identifier.node.id');
+          if (id.length > MAX_NODE_FIELD) return fail(`identifier.node.id is ${id.length} characters; the limit is ${MAX_NODE_FIELD}`);
           nodeId = id;
           const streams = (open.get(id) ?? 0) + 1;
           open.set(id, streams);

@@ -11,10 +11,23 @@ import type { EncodedResource, Snapshot, TypeSnapshot } from './snapshot.js';
 export interface StreamLimits {
   /** Most resource names (subscribe + unsubscribe + initial versions) one request may carry. */
   readonly maxNamesPerRequest: number;
+  /** Most resource names one stream may hold subscribed, over all its types (Delta subscriptions add up). */
+  readonly maxNamesPerStream: number;
 }
 
 /** Default {@link StreamLimits}. */
-export const DEFAULT_LIMITS: StreamLimits = { maxNamesPerRequest: 10_000 };
+export const DEFAULT_LIMITS: StreamLimits = { maxNamesPerRequest: 10_000, maxNamesPerStream: 100_000 };
+
+/** Longest node id or cluster accepted (Envoy's are pod and service names, far shorter). */
+export const MAX_NODE_FIELD = 1024;
+
+/** Longest client text (a type URL, a NACK message) echoed back, logged or kept for the status API. */
+export const MAX_ECHO = 1024;
+
+/** `text`, cut to {@link MAX_ECHO} characters with a note of how much was left out. */
+export function clip(text: string, max = MAX_ECHO): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
 
 /** What every stream needs from the server around it. */
 export interface StreamDeps {
@@ -146,6 +159,9 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       if (!req.node || req.node.id === '') {
         return this.fail(GrpcStatus.INVALID_ARGUMENT, 'the first request on a stream must carry node with a non-empty id');
       }
+      for (const field of ['id', 'cluster'] as const) {
+        if (req.node[field].length > MAX_NODE_FIELD) return this.fail(GrpcStatus.INVALID_ARGUMENT, `node.${field} is ${req.node[field].length} characters; the limit is ${MAX_NODE_FIELD}`);
+      }
       this.open(req.node);
     }
     const typeUrl = this.resolveType(req.type_url);
@@ -158,6 +174,12 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     const first = !ts;
     if (!ts) this.types.set(typeUrl, (ts = this.newTypeState()));
     this.handle(typeUrl, ts, req, first);
+    // Subscriptions accumulate over Delta requests: bound what one stream can make this process hold.
+    let held = 0;
+    for (const t of this.types.values()) held += t.names.size;
+    if (held > this.deps.limits.maxNamesPerStream) {
+      this.fail(GrpcStatus.RESOURCE_EXHAUSTED, `the stream subscribes to ${held} resource names; the limit is ${this.deps.limits.maxNamesPerStream} (--max-names-per-stream)`);
+    }
   }
 
   /** The transport can take more writes again. */
@@ -228,7 +250,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
         version: ts.pendingVersion ?? ts.sentVersion ?? '',
         nonce: req.response_nonce,
         code: req.error_detail.code,
-        message: req.error_detail.message,
+        message: clip(req.error_detail.message),
         at: new Date().toISOString(),
       };
       ts.lastNack = nack;
@@ -324,11 +346,11 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private resolveType(url: string): TypeUrl | undefined {
     if (this.kind !== 'ads') {
       if (url === '' || url === this.kind) return this.kind;
-      this.fail(GrpcStatus.INVALID_ARGUMENT, `type_url "${url}" does not belong on the ${TYPE_SHORT[this.kind].toUpperCase()} service (expected ${this.kind})`);
+      this.fail(GrpcStatus.INVALID_ARGUMENT, `type_url "${clip(url, 200)}" does not belong on the ${TYPE_SHORT[this.kind].toUpperCase()} service (expected ${this.kind})`);
       return undefined;
     }
     const t = parseTypeUrl(url);
-    if (!t) this.fail(GrpcStatus.INVALID_ARGUMENT, url === '' ? 'an ADS request must carry type_url' : `unknown or unserved type_url "${url}" (served: ${Object.values(TypeUrl).join(', ')})`);
+    if (!t) this.fail(GrpcStatus.INVALID_ARGUMENT, url === '' ? 'an ADS request must carry type_url' : `unknown or unserved type_url "${clip(url, 200)}" (served: ${Object.values(TypeUrl).join(', ')})`);
     return t;
   }
 

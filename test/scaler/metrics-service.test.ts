@@ -73,6 +73,14 @@ describe("Envoy's MetricsService on the xDS port, and the fleet on the admin ser
     }
   });
 
+  it('refuses a node id over 1,024 characters (reports are kept under it)', async () => {
+    const long = envoyStream(address);
+    long.send(report('n'.repeat(5000), { 'llama/http': 1 }));
+    const status = await long.status();
+    expect([status?.code, status?.details]).to.deep.equal([grpc.status.INVALID_ARGUMENT, 'identifier.node.id is 5000 characters; the limit is 1024']);
+    long.close();
+  });
+
   it('refuses implausible gauges, keeping the rest of the report', async () => {
     const c = envoyStream(address);
     c.send(report('envoy-c', { 'llama/http': -5 }));

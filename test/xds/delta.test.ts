@@ -119,6 +119,25 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
   });
 });
 
+describe('Delta subscriptions per stream', () => {
+  it('ends a stream whose subscriptions add up past the per-stream limit, and keeps serving others', async () => {
+    const h = await startHarness(base(), { limits: { maxNamesPerRequest: 5, maxNamesPerStream: 8 } });
+    try {
+      const c = h.client('delta');
+      c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names_subscribe: ['n1', 'n2', 'n3', 'n4', 'n5'] });
+      await c.next();
+      c.send({ type_url: TypeUrl.Endpoint, resource_names_subscribe: ['n6', 'n7', 'n8', 'n9', 'n10'] });
+      const s = await c.status;
+      expect([grpc.status[s.code], s.details]).to.deep.equal(['RESOURCE_EXHAUSTED', 'the stream subscribes to 10 resource names; the limit is 8 (--max-names-per-stream)']);
+      const ok = h.client('delta');
+      ok.send({ node: NODE, type_url: TypeUrl.Cluster });
+      expect(names(await ok.next())).to.deep.equal(['a/http', 'b/http']);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
 describe('malformed request bytes', () => {
   let h: Harness;
   before(async () => (h = await startHarness(base())));

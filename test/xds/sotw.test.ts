@@ -55,6 +55,16 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     expect(names(await c.next((x) => x.typeUrl === TypeUrl.Cluster, from))).to.deep.equal(['a/http', 'b/http', 'c/http']);
   });
 
+  it('keeps and logs at most 1,024 characters of a NACK message', async () => {
+    const c = h.client('sotw');
+    c.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const r = await c.next();
+    c.send({ type_url: TypeUrl.Cluster, response_nonce: r.nonce, error_detail: { code: 3, message: 'e'.repeat(900_000) } });
+    expect(await sentBeforeProbe(c, 1)).to.deep.equal([]);
+    expect(h.server.nodes()[0]!.types['cds']!.lastNack!.message).to.equal(`${'e'.repeat(1024)}… (898976 more characters)`);
+    expect(JSON.stringify(h.log.lines.find((l) => l.msg === 'NACK')).length).to.be.below(2048);
+  });
+
   it('ignores a request whose nonce is not the latest sent for its type', async () => {
     const c = h.client('sotw');
     c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http'] });
@@ -230,6 +240,9 @@ describe('SotW bad input', () => {
     ['another type on a per-type service', 'cds', [{ node: NODE, type_url: TypeUrl.Listener }], status.INVALID_ARGUMENT, 'does not belong on the CDS service'],
     ['too many names', 'ads', [{ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['1', '2', '3', '4', '5', '6'] }], status.INVALID_ARGUMENT, 'names 6 resources; the limit is 5'],
     ['an oversized message', 'ads', [{ node: { id: 'x'.repeat(10_000) }, type_url: TypeUrl.Cluster }], status.RESOURCE_EXHAUSTED, 'larger than'],
+    ['a node id over 1,024 characters', 'ads', [{ node: { id: 'n'.repeat(1100) }, type_url: TypeUrl.Cluster }], status.INVALID_ARGUMENT, 'node.id is 1100 characters; the limit is 1024'],
+    // Echoed whole, a long type URL would overflow the HTTP/2 trailer and leave the client with no status.
+    ['a 3,000-character unknown type URL', 'ads', [{ node: NODE, type_url: `type.googleapis.com/${'x'.repeat(2980)}` }], status.INVALID_ARGUMENT, '… (2800 more characters)'],
   ];
   for (const [what, service, reqs, code, details] of cases) {
     it(`closes the stream on ${what} with a clear status, and keeps serving others`, async () => {
