@@ -1,3 +1,5 @@
+import type { Http2Server } from 'node:http2';
+import type { Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
 import type { GrpcService } from '../scaler/metrics-service.js';
@@ -22,6 +24,11 @@ export interface XdsServerOptions {
   readonly controlPlane?: string;
   /** More gRPC services to serve on the same port (e.g. Envoy's MetricsService). */
   readonly services?: readonly GrpcService[];
+  /**
+   * A connection that has not completed the HTTP/2 handshake (the client's preface and SETTINGS) within this
+   * long is closed, so silent or half-open connections cannot pile up file descriptors. Default 10 s.
+   */
+  readonly handshakeTimeoutMs?: number;
 }
 
 /** One connected stream as the status API reports it. */
@@ -175,10 +182,54 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   for (const { definition, handlers } of byService.values()) server.addService(definition as grpc.ServiceDefinition, handlers);
   for (const { definition, handlers } of options.services ?? []) server.addService(definition, handlers);
 
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const abandoned = metrics.counter('inferplane_connections_closed_total', 'Connections closed by inferplane, by reason');
+  const guarded = new WeakSet<object>();
+  /**
+   * grpc-js turns its HTTP/2 servers' timeouts off and closes idle sessions only gracefully, which never ends a
+   * peer that stays silent: a connection whose peer has not sent its SETTINGS within the handshake time is
+   * reset (at the socket: a session may not touch its socket). The servers are reached through grpc-js's
+   * private field (its version is pinned; a test fails if this stops working).
+   */
+  const guardHandshakes = () => {
+    const h2servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+    if (!(h2servers instanceof Map)) throw new Error('@grpc/grpc-js no longer exposes its HTTP/2 servers: the handshake timeout cannot be set');
+    for (const h2 of h2servers.keys()) {
+      if (guarded.has(h2)) continue;
+      guarded.add(h2);
+      const settled = new Set<string>();
+      const peer = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
+      h2.on('session', (session) => {
+        const key = peer(session.socket);
+        session.once('remoteSettings', () => settled.add(key));
+        session.once('close', () => settled.delete(key));
+      });
+      h2.on('connection', (socket: Socket) => {
+        const key = peer(socket);
+        const timer = setTimeout(() => {
+          if (settled.has(key)) return;
+          abandoned.inc({ reason: 'handshake-timeout' });
+          log.debug('closing a connection that did not complete the HTTP/2 handshake', { peer: key, timeoutMs: handshakeTimeoutMs });
+          // destroy() alone leaves the descriptor with the HTTP/2 session that took the socket over.
+          socket.resetAndDestroy();
+        }, handshakeTimeoutMs).unref();
+        socket.once('close', () => clearTimeout(timer));
+      });
+    }
+  };
+
   return {
     listen: (address) =>
       new Promise((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port)));
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, port) => {
+          if (e) return reject(e);
+          try {
+            guardHandshakes();
+          } catch (err) {
+            return reject(err);
+          }
+          resolve(port);
+        });
       }),
     nodes: () =>
       [...streams]

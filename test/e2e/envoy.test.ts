@@ -139,14 +139,21 @@ for (const variant of variants) {
     });
 
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      it(`loses no request when inferplane stops by ${signal} under steady traffic, and resyncs without churn when it returns`, async () => {
+      it(`loses no request when inferplane stops by ${signal} under steady traffic, and resyncs without churn when it returns`, async function () {
+        this.timeout(120_000);
         // A second service adds an API listener and route table only proxyless clients ask for: versions must
         // still be those of what this Envoy holds.
         others = [fileService(`extra-${signal.toLowerCase()}`, [{ port: sims[3]!.port }])];
         writeFile(sims.slice(0, 3).map((s) => ({ port: s.port, zone: 'zone-a' })));
-        await eventually(async () => (await hosts()).size === 3 && (await envoy.stat('cluster_manager.active_clusters')) >= 3, 'Envoy has the extra service', 10_000);
+        // Settled: exactly this test's clusters active (the previous test's extra one removed), none warming.
+        const extra = `extra-${signal.toLowerCase()}/http`;
+        await eventually(async () => {
+          const dump = await envoy.adminJson('/config_dump?resource=dynamic_active_clusters');
+          const active = dump.configs.map((c: any) => c.cluster.name).sort();
+          return JSON.stringify(active) === JSON.stringify([extra, CLUSTER].sort()) && (await hosts()).size === 3 && (await envoy.stat('cluster_manager.warming_clusters')) === 0;
+        }, 'Envoy has exactly the extra service\'s cluster and ours', 15_000);
         await eventually(async () => (await nodes()).every((n) => Object.values(n.types).every((t: any) => t.ackedVersion === t.sentVersion)), 'Envoy ACKed everything', 10_000);
-        const traffic = startTraffic(url, { concurrency: 8, headers: { 'x-model': SERVICE }, maxTokens: 5, maxMs: 45_000 });
+        const traffic = startTraffic(url, { concurrency: 8, headers: { 'x-model': SERVICE }, maxTokens: 5, maxMs: 100_000 });
         try {
           await eventually(() => traffic.result.ok > 20, 'traffic flowing', 10_000);
           const churn = ['cluster_manager.cluster_added', 'cluster_manager.cluster_modified', 'cluster_manager.cluster_removed', 'listener_manager.listener_added', 'listener_manager.listener_modified', 'listener_manager.listener_removed', 'cluster_manager.cds.update_success', 'listener_manager.lds.update_success', 'http.ingress.rds.ingress.update_success', `cluster.${CLUSTER}.update_success`];
@@ -165,7 +172,8 @@ for (const variant of variants) {
           await eventually(async () => {
             const n = await nodes();
             return n.length > 0 && n.every((x) => Object.keys(x.types).length >= 4 && Object.values(x.types).every((t: any) => t.pendingNonce === undefined));
-          }, 'Envoy reconnected and subscribed to every type', 20_000);
+          // Envoy's reconnect backoff grows (jittered, up to 30 s) while inferplane is away.
+          }, 'Envoy reconnected and subscribed to every type', 45_000);
           const okAtReturn = traffic.result.ok;
           await eventually(() => traffic.result.ok > okAtReturn + 20, 'traffic flowing after the return', 10_000);
           const r = await traffic.stop();
