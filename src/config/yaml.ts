@@ -8,7 +8,11 @@ import { err, ok, type Result } from '../result.js';
  */
 export const MAX_YAML_ALIASES = 1_000_000;
 
-/** A parsed YAML document as plain values, or why it cannot be one (never throws). */
+/**
+ * A parsed YAML document as plain values, or why it cannot be one (never throws). Parse with `logLevel: 'error'`:
+ * the library's warnings (odd tags, collection keys) would go to the process's stderr, once per bad edit, while
+ * the validators report what is wrong with the document.
+ */
 export function yamlToJs(doc: Document): Result<unknown, string> {
   try {
     return ok(doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }));

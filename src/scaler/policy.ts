@@ -108,7 +108,7 @@ function crossCheck(p: ScalingPolicy, at: (string | number)[]): Problem[] {
  * last good one.
  */
 export function readPolicy(text: string): Result<ServiceScaling[], Problem[]> {
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const doc = parseDocument(text, { uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) return err(doc.errors.map((e) => ({ path: [], message: `YAML: ${e.message.split('\n')[0]}` })));
   const plain = yamlToJs(doc);
   if (!plain.ok) return err([{ path: [], message: plain.error }]);

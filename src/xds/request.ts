@@ -1,4 +1,5 @@
 import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
+import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
 import type { Status__Output } from '../generated/google/rpc/Status.js';
 import { messageType } from './protos.js';
@@ -18,6 +19,7 @@ export interface SotwRequest extends DiscoveryRequest__Output {
 }
 
 const NodeType = messageType('envoy.config.core.v3.Node');
+const DeltaType = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
 const StatusType = messageType('google.rpc.Status');
 
 /**
@@ -78,5 +80,18 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
     };
   } catch (e) {
     return { malformed: `cannot decode envoy.service.discovery.v3.DiscoveryRequest: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
+/**
+ * Decodes `envoy.service.discovery.v3.DeltaDiscoveryRequest` into a protobufjs message, or says why it cannot.
+ * Absent fields read as proto3 defaults ('', [], {}, null for messages) from the prototype, which is all the
+ * streams need; skipping toObject keeps ACKs cheap.
+ */
+export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest__Output | MalformedRequest {
+  try {
+    return DeltaType.decode(buf) as unknown as DeltaDiscoveryRequest__Output;
+  } catch (e) {
+    return { malformed: `cannot decode envoy.service.discovery.v3.DeltaDiscoveryRequest: ${e instanceof Error ? e.message : String(e)}` };
   }
 }

@@ -6,8 +6,7 @@ import type { GrpcService } from '../scaler/metrics-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SnapshotCache } from './cache.js';
 import { DeltaStream } from './delta.js';
-import { messageType } from './protos.js';
-import { decodeDiscoveryRequest } from './request.js';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
 import { DEFAULT_LIMITS, type MalformedRequest, type NackRecord, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
@@ -82,21 +81,6 @@ const SERVICES: readonly Method[] = [
 ]);
 
 /**
- * Decodes a request into a protobufjs message. Its absent fields read as proto3 defaults ('' , [], {}, null for
- * messages) from the prototype, which is all the streams need; skipping toObject keeps ACKs cheap.
- */
-function requestDecoder(messageName: string): (bytes: Buffer) => unknown {
-  const type = messageType(messageName);
-  return (bytes) => {
-    try {
-      return type.decode(bytes);
-    } catch (e) {
-      return { malformed: `cannot decode ${messageName}: ${e instanceof Error ? e.message : String(e)}` } satisfies MalformedRequest;
-    }
-  };
-}
-
-/**
  * Creates the xDS management server: ADS and the per-type CDS/EDS/LDS/RDS services, each with SotW and Delta
  * streams, all answered from one {@link SnapshotCache}. Responses are pre-encoded buffers (see wire.ts);
  * requests are decoded with Envoy's own protos. Unary Fetch* methods are not served (UNIMPLEMENTED).
@@ -141,7 +125,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   const sized = <T>(decode: (b: Buffer) => T) => (b: Buffer): T | MalformedRequest =>
     b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : decode(b);
   const decodeSotw = sized(decodeDiscoveryRequest);
-  const decodeDelta = sized(requestDecoder('envoy.service.discovery.v3.DeltaDiscoveryRequest'));
+  const decodeDelta = sized(decodeDeltaDiscoveryRequest);
   const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
   for (const m of SERVICES) {
     let entry = byService.get(m.service);

@@ -16,7 +16,7 @@ export const MAX_FILE_BYTES = 32 * 1024 * 1024;
  */
 export function parseEndpointsFile(text: string, file: string): Result<Model, string[]> {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
   if (doc.errors.length > 0) {
     return err(doc.errors.map((e) => {
       const pos = lines.linePos(e.pos[0]);

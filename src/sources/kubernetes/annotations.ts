@@ -57,7 +57,7 @@ function readValue(kind: Kind, text: string): { value: unknown } | { error: stri
     }
     case 'block': {
       try {
-        const v: unknown = parse(t);
+        const v: unknown = parse(t, { logLevel: 'error' });
         return v === true || v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? { value: v } : { error: 'expected true, false or a mapping' };
       } catch (e) {
         return { error: `not valid YAML/JSON: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
@@ -119,7 +119,7 @@ export function readAnnotations(
   if (routesText !== undefined) {
     let raw: unknown;
     try {
-      raw = parse(routesText);
+      raw = parse(routesText, { logLevel: 'error' });
     } catch (e) {
       problems.push({ annotation: ROUTES_ANNOTATION, message: `not valid YAML/JSON: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` });
     }
