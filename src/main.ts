@@ -31,6 +31,9 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --max-delay-ms N              with kubernetes: longest an event waits to be applied (default ${DEFAULT_DEBOUNCE.maxDelayMs})
   --xds-address HOST:PORT       xDS gRPC address (default 0.0.0.0:${DEFAULT_XDS_PORT})
   --admin-address HOST:PORT     admin HTTP address: /readyz /status/nodes /metrics (default 0.0.0.0:${DEFAULT_ADMIN_PORT})
+  --tls-cert FILE --tls-key FILE  serve xDS and the MetricsService over TLS (files re-read when they change:
+                                a rotated certificate serves new connections, a bad one is logged and the old kept)
+  --tls-client-ca FILE          with TLS: require client certificates from this CA (mTLS)
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
   --max-names-per-stream N      most resource names one xDS stream may hold subscribed (default ${DEFAULT_LIMITS.maxNamesPerStream})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
@@ -123,6 +126,9 @@ async function main(): Promise<void> {
         'max-names-per-stream': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerStream) },
         'max-message-bytes': { type: 'string', default: '1048576' },
         'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-client-ca': { type: 'string' },
         'shutdown-grace-ms': { type: 'string', default: '5000' },
         'scrape-interval-ms': { type: 'string', default: '1000' },
         'log-level': { type: 'string', default: 'info' },
@@ -222,7 +228,11 @@ async function main(): Promise<void> {
     for (const flag of ['policy', 'policy-configmap', 'lease', 'advertise-host'] as const) if (values[flag] !== undefined) fail(`--${flag} needs --scaler`);
     if (values['dry-run']) fail('--dry-run needs --scaler');
   }
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) fail('--tls-cert and --tls-key go together');
+  if (values['tls-client-ca'] !== undefined && values['tls-cert'] === undefined) fail('--tls-client-ca needs --tls-cert and --tls-key');
+  const tls = values['tls-cert'] !== undefined ? { certFile: values['tls-cert'], keyFile: values['tls-key']!, ...(values['tls-client-ca'] !== undefined && { clientCaFile: values['tls-client-ca'] }) } : undefined;
   const running = await serve({
+    ...(tls && { tls }),
     discovery,
     xdsAddress: values['xds-address'],
     adminHost,

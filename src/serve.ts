@@ -23,6 +23,7 @@ import { createKubernetesSource } from './sources/kubernetes/source.js';
 import { createSnapshotCache } from './xds/cache.js';
 import { createPublisher } from './xds/publisher.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
+import { createTlsSource, type TlsFiles } from './xds/tls.js';
 import type { StreamLimits } from './xds/stream.js';
 
 /** Where the model comes from. */
@@ -69,6 +70,8 @@ export interface ServeOptions {
   readonly adminPort: number;
   readonly limits: StreamLimits;
   readonly maxMessageBytes: number;
+  /** TLS on the xDS port (mTLS with a client CA); files re-read when they change. Plaintext when absent. */
+  readonly tls?: TlsFiles;
   /** Largest Envoy stats message (MetricsService) accepted; larger ones are logged, counted and refused. */
   readonly maxStatsMessageBytes?: number;
   readonly log: Logger;
@@ -106,7 +109,12 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics });
   const stats = createFleetStats();
+  const tls = o.tls && createTlsSource(o.tls, { log: o.log, metrics });
+  if (!tls && !/^(127\.|localhost:|\[::1\]:)/.test(o.xdsAddress)) {
+    o.log.warn('xDS and the MetricsService are served in plaintext on a non-loopback address: anyone who can reach it gets the fleet\'s configuration and can push stats; use --tls-cert, --tls-key and --tls-client-ca', { xds: o.xdsAddress });
+  }
   const xds = createXdsServer({
+    ...(tls && { credentials: tls.serverCredentials }),
     cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim(),
     services: [createMetricsService({ stats, log: o.log, metrics, ...(o.maxStatsMessageBytes !== undefined && { maxMessageBytes: o.maxStatsMessageBytes }) })],
   });
@@ -174,6 +182,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
       // then counts them itself instead of deciding on the half of the fleet that was already there.
       await xds.shutdown(graceMs);
       await scaler?.release();
+      tls?.close();
       await admin.close();
     },
   };

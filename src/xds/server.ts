@@ -28,6 +28,8 @@ export interface XdsServerOptions {
    * long is closed, so silent or half-open connections cannot pile up file descriptors. Default 10 s.
    */
   readonly handshakeTimeoutMs?: number;
+  /** Transport security for every service on the port (see tls.ts); plaintext when absent. */
+  readonly credentials?: grpc.ServerCredentials;
 }
 
 /** One connected stream as the status API reports it. */
@@ -205,7 +207,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   return {
     listen: (address) =>
       new Promise((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, port) => {
+        server.bindAsync(address, options.credentials ?? grpc.ServerCredentials.createInsecure(), (e, port) => {
           if (e) return reject(e);
           try {
             guardHandshakes();

@@ -58,10 +58,10 @@ export class RecordingXdsClient {
   private readonly client: grpc.Client;
   private waiters: (() => void)[] = [];
 
-  constructor(address: string, readonly variant: 'sotw' | 'delta', service: keyof typeof SERVICES = 'ads') {
+  constructor(address: string, readonly variant: 'sotw' | 'delta', service: keyof typeof SERVICES = 'ads', credentials = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}) {
     const [svc, sotw, delta] = SERVICES[service];
     const Ctor = lookup(svc);
-    this.client = new Ctor(address, grpc.credentials.createInsecure());
+    this.client = new Ctor(address, credentials, options);
     this.call = (this.client as any)[variant === 'sotw' ? sotw : delta]();
     this.call.on('data', (msg: any) => {
       this.responses.push(variant === 'sotw' ? fromSotw(msg) : fromDelta(msg));
