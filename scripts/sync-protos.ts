@@ -21,6 +21,7 @@ const MORE_ROOTS = [
   'envoy/service/route/v3/rds.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
   'envoy/config/metrics/v3/metrics_service.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
 ];
 
 const require = createRequire(import.meta.url);

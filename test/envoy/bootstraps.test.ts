@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { DEFAULT_XDS_PORT } from '../../src/config/defaults.js';
 import { loadEndpointsFile } from '../../src/sources/file/endpoints-file.js';
 import { loadEnvoyProtos } from '../../src/xds/protos.js';
+import { createTestPki } from '../support/certs.js';
 import { envoyBinary, envoyVersion } from '../support/envoy.js';
 import { checkProtoJson } from '../support/proto-json.js';
 import { execFile } from 'node:child_process';
@@ -15,11 +16,23 @@ const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 const files = fs.readdirSync(ENVOY_DIR).filter((f) => f.endsWith('.yaml')).sort();
 
 describe('envoy/ bootstraps', () => {
-  before(() => loadEnvoyProtos(['envoy/config/bootstrap/v3/bootstrap.proto', 'envoy/config/metrics/v3/metrics_service.proto']));
+  before(() => loadEnvoyProtos(['envoy/config/bootstrap/v3/bootstrap.proto', 'envoy/config/metrics/v3/metrics_service.proto', 'envoy/extensions/transport_sockets/tls/v3/tls.proto']));
 
-  it('are there: a front proxy and a sidecar', () => {
-    expect(files).to.deep.equal(['front-proxy.yaml', 'sidecar.yaml']);
+  it('are there: a front proxy and a sidecar, each in plaintext and with mTLS', () => {
+    expect(files).to.deep.equal(['front-proxy-mtls.yaml', 'front-proxy.yaml', 'sidecar-mtls.yaml', 'sidecar.yaml']);
   });
+
+  for (const name of ['front-proxy', 'sidecar']) {
+    it(`${name}-mtls.yaml is ${name}.yaml plus the TLS transport socket on the inferplane_xds cluster, nothing else`, () => {
+      const plain = parse(fs.readFileSync(path.join(ENVOY_DIR, `${name}.yaml`), 'utf8')) as any;
+      const mtls = parse(fs.readFileSync(path.join(ENVOY_DIR, `${name}-mtls.yaml`), 'utf8')) as any;
+      const xds = mtls.static_resources.clusters[0];
+      expect(xds.transport_socket.typed_config.common_tls_context.alpn_protocols).to.deep.equal(['h2']);
+      delete xds.transport_socket;
+      xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address = plain.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address;
+      expect(mtls).to.deep.equal(plain);
+    });
+  }
 
   for (const file of files) {
     describe(file, () => {
@@ -56,8 +69,24 @@ describe('envoy/ bootstraps', () => {
         this.timeout(30_000);
         // The sidecar takes its node identity from the command line, as its header says.
         const node = doc.node ? [] : ['--service-node', 'validate-test', '--service-cluster', 'validate-test'];
-        const r = await promisify(execFile)(envoyBinary(), ['--mode', 'validate', '-c', path.join(ENVOY_DIR, file), ...node, '-l', 'error']).catch((e: { stdout: string; stderr: string }) => e);
-        expect(r.stdout + r.stderr).to.contain(`configuration '${path.join(ENVOY_DIR, file)}' OK`);
+        // Envoy reads the certificate files it names: the mTLS variants are checked with a test PKI in their place.
+        let config = path.join(ENVOY_DIR, file);
+        const text = fs.readFileSync(config, 'utf8');
+        const pki = text.includes('/etc/envoy/tls/') ? createTestPki() : undefined;
+        try {
+          if (pki) {
+            const leaf = pki.issue('tls', { sans: ['DNS:envoy'] });
+            fs.renameSync(leaf.cert, path.join(pki.dir, 'tls.crt'));
+            fs.renameSync(leaf.key, path.join(pki.dir, 'tls.key'));
+            fs.copyFileSync(pki.ca, path.join(pki.dir, 'ca.crt'));
+            config = path.join(pki.dir, file);
+            fs.writeFileSync(config, text.replaceAll('/etc/envoy/tls', pki.dir));
+          }
+          const r = await promisify(execFile)(envoyBinary(), ['--mode', 'validate', '-c', config, ...node, '-l', 'error']).catch((e: { stdout: string; stderr: string }) => e);
+          expect(r.stdout + r.stderr).to.contain(`configuration '${config}' OK`);
+        } finally {
+          pki?.remove();
+        }
       });
 
       it('binds admin to localhost only', () => {

@@ -53,11 +53,17 @@ export interface EnvoyOptions {
   readonly edit?: (bootstrap: any) => void;
   /** Worker threads (default 1). */
   readonly concurrency?: number;
+  /** For the mTLS bootstraps: the directory holding tls.crt, tls.key and ca.crt (instead of /etc/envoy/tls). */
+  readonly tlsDir?: string;
 }
 
-/** The bootstrap file as shipped, with inferplane at 127.0.0.1:`xdsPort` and the admin on an ephemeral port. */
-export function testBootstrap(file: string, xdsPort: number): any {
-  const doc = parse(fs.readFileSync(path.join(ROOT, 'envoy', file), 'utf8'));
+/**
+ * The bootstrap file as shipped, with inferplane at 127.0.0.1:`xdsPort`, the admin on an ephemeral port, and
+ * (mTLS variants) the certificate directory at `tlsDir`.
+ */
+export function testBootstrap(file: string, xdsPort: number, tlsDir?: string): any {
+  const text = fs.readFileSync(path.join(ROOT, 'envoy', file), 'utf8');
+  const doc = parse(tlsDir ? text.replaceAll('/etc/envoy/tls', tlsDir) : text);
   doc.admin.address.socket_address.port_value = 0;
   const xds = doc.static_resources.clusters.find((c: any) => c.name === 'inferplane_xds');
   xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: '127.0.0.1', port_value: xdsPort };
@@ -68,7 +74,7 @@ export function testBootstrap(file: string, xdsPort: number): any {
 export async function startEnvoy(o: EnvoyOptions): Promise<RunningEnvoy> {
   const bin = envoyBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-envoy-'));
-  const doc = testBootstrap(o.bootstrap, o.xdsPort);
+  const doc = testBootstrap(o.bootstrap, o.xdsPort, o.tlsDir);
   o.edit?.(doc);
   const config = path.join(dir, 'bootstrap.yaml');
   fs.writeFileSync(config, stringify(doc));
