@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ListenerSpec, Model } from './model/model.js';
 import type { Metrics } from './observability/metrics.js';
@@ -165,7 +166,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     targets: () => xds.nodes().flatMap((n) => (n.statsUrl ? [{ nodeId: n.nodeId, url: n.statsUrl }] : [])),
     stats, log: o.log, metrics,
   }));
-  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service) });
+  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
   const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
@@ -197,7 +198,7 @@ function endpointCounts(model: Model | undefined, service: string): ReplicaCount
 }
 
 /** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
-function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined }) {
+function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
   const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
   const policy = o.policy.kind === 'file'
@@ -223,7 +224,7 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     policy,
     store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
-    ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log }) }),
+    ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log, ...(d.relayChannel && { channel: d.relayChannel }) }) }),
     log: d.log,
     metrics: d.metrics,
     timers: realTimers,

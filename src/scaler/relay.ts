@@ -38,10 +38,10 @@ export interface StatsRelay {
  * Each Envoy streams its stats to one inferplane replica (the one its xDS connection landed on), so with
  * several replicas every one sees part of the fleet. Followers forward the sums of their own Envoys to the
  * leader over the leader's own MetricsService, as one reporter standing for that many Envoys; the leader adds
- * them to its own. Only direct reports are forwarded, so sums never travel twice; when an Envoy moves between
+ * them to its own (over mTLS when the port has it: `channel`). Only direct reports are forwarded, so sums never travel twice; when an Envoy moves between
  * replicas its old stream ends and the old replica forgets it, so it is not counted twice either.
  */
-export function createStatsRelay(o: { stats: FleetStats; identity: string; log: Logger; now?: () => number }): StatsRelay {
+export function createStatsRelay(o: { stats: FleetStats; identity: string; log: Logger; now?: () => number; channel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }): StatsRelay {
   const Client = metricsServiceClient();
   const now = o.now ?? Date.now;
   const node = `${RELAY_NODE_PREFIX}${o.identity}`;
@@ -63,7 +63,9 @@ export function createStatsRelay(o: { stats: FleetStats; identity: string; log: 
       if (!local) return;
       if (!call) {
         target = leader;
-        client = new Client(leader, grpc.credentials.createInsecure());
+        // Asked for on every new connection, so a rotated certificate is used from then on.
+        const channel = o.channel?.();
+        client = new Client(leader, channel?.credentials ?? grpc.credentials.createInsecure(), channel?.options ?? {});
         const opened = (client as unknown as { StreamMetrics(cb: (e: grpc.ServiceError | null) => void): grpc.ClientWritableStream<object> }).StreamMetrics((e) => {
           if (e) o.log.warn('stats relay to the scaler leader ended; reopening on the next round', { leader, error: e.details || e.message });
           if (call === opened) close();

@@ -70,6 +70,14 @@ export function readTlsFiles(files: TlsFiles, now = new Date()): Result<TlsMater
 export interface TlsSource {
   /** Credentials for the gRPC server: new connections use the latest good files; open ones are untouched. */
   readonly serverCredentials: grpc.ServerCredentials;
+  /**
+   * Credentials for connecting to another inferplane replica (the stats relay), from the current files: this
+   * replica's certificate as the client identity, the client CA as the trust root (system roots without one).
+   * Replicas dial each other by pod IP, which their certificates need not name, so the peer is accepted when
+   * its certificate chains to the CA and names one of this certificate's DNS names (it is another replica of the
+   * same service), not by the dialled address.
+   */
+  clientChannel(): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions };
   /** Re-reads the files now (the poll does this on its own). */
   reload(): void;
   close(): void;
@@ -125,7 +133,17 @@ export function createTlsSource(files: TlsFiles, o: { log: Logger; metrics: Metr
     for (const l of caListeners) l(current.caCertificate ? { caCertificate: current.caCertificate } : null);
   };
   const timer = setInterval(reload, o.pollMs ?? 1_000).unref();
+  const dnsNames = (c: { subjectaltname?: string | undefined }) => new Set((c.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('DNS:')));
   return {
+    clientChannel() {
+      const own = dnsNames({ subjectaltname: new X509Certificate(current.certificate).subjectAltName });
+      const credentials = grpc.credentials.createSsl(current.caCertificate, current.privateKey, current.certificate, {
+        checkServerIdentity: (_host, peer) => ([...dnsNames(peer)].some((n) => own.has(n)) ? undefined : new Error(`the peer's certificate names none of this replica's DNS names (${[...own].join(', ') || 'none'})`)),
+      });
+      // A name for SNI rather than the dialled IP (which TLS does not allow there).
+      const name = [...own][0]?.slice('DNS:'.length);
+      return { credentials, options: name ? { 'grpc.ssl_target_name_override': name } : {} };
+    },
     serverCredentials: grpc.experimental.createCertificateProviderServerCredentials(provider, files.clientCaFile ? provider : null, files.clientCaFile !== undefined),
     reload,
     close: () => clearInterval(timer),

@@ -109,6 +109,28 @@ describe('mTLS on the xDS port (certificates made with openssl)', function () {
     expect((await open.next((r) => r.resources.length === 2, 1)).resources.map((x) => x.name)).to.deep.equal(['a/http', 'b/http']);
   });
 
+  it('gives the stats relay credentials that another replica accepts, dialled by IP: peer named by a shared DNS name', async () => {
+    const channel = source.clientChannel();
+    const relay = new RecordingXdsClient(address, 'sotw', 'ads', channel.credentials, channel.options);
+    clients.push(relay);
+    relay.send({ node: { id: 'inferplane-relay:test' }, type_url: TypeUrl.Cluster });
+    expect((await relay.next()).resources.map((r) => r.name)).to.include('a/http');
+    // A server certificate of the same CA but for another service is refused by the relay.
+    const other = pki.issue('other-service', { sans: ['DNS:something-else', 'IP:127.0.0.1'] });
+    const otherSource = createTlsSource({ certFile: other.cert, keyFile: other.key, clientCaFile: pki.ca }, { log, metrics: createMetrics() });
+    const otherServer = createXdsServer({ cache: createSnapshotCache(), log, metrics: createMetrics(), credentials: otherSource.serverCredentials });
+    try {
+      const port = await otherServer.listen('127.0.0.1:0');
+      const refused = new RecordingXdsClient(`127.0.0.1:${port}`, 'sotw', 'ads', channel.credentials, channel.options);
+      clients.push(refused);
+      refused.send({ node: { id: 'inferplane-relay:test' }, type_url: TypeUrl.Cluster });
+      expect(grpc.status[(await refused.status).code]).to.equal('UNAVAILABLE');
+    } finally {
+      otherSource.close();
+      await otherServer.shutdown(200);
+    }
+  });
+
   it('refuses to start on an expired certificate or a key that does not match, naming the file', () => {
     const old = pki.issue('expired', { sans: ['IP:127.0.0.1'], days: -1 });
     const r = readTlsFiles({ certFile: old.cert, keyFile: old.key });
