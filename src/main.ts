@@ -14,6 +14,7 @@ import { DEFAULT_SIM, startSimServer } from './sim/server.js';
 import { DEFAULT_MAX_STATS_MESSAGE_BYTES } from './scaler/metrics-service.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
+import { parseIdentityRule, type IdentityRule } from './xds/identity.js';
 
 
 const USAGE = `usage: inferplane serve [options]
@@ -34,6 +35,9 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --tls-cert FILE --tls-key FILE  serve xDS and the MetricsService over TLS (files re-read when they change:
                                 a rotated certificate serves new connections, a bad one is logged and the old kept)
   --tls-client-ca FILE          with TLS: require client certificates from this CA (mTLS)
+  --node-identity RULE          with mTLS: a node's certificate must prove its node.id, by a SAN made from
+                                RULE: uri:TEMPLATE or dns:TEMPLATE with {id} and {cluster}, e.g.
+                                uri:spiffe://cluster.local/envoy/{id}; else PERMISSION_DENIED
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
   --max-names-per-stream N      most resource names one xDS stream may hold subscribed (default ${DEFAULT_LIMITS.maxNamesPerStream})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'tls-client-ca': { type: 'string' },
+        'node-identity': { type: 'string' },
         'shutdown-grace-ms': { type: 'string', default: '5000' },
         'scrape-interval-ms': { type: 'string', default: '1000' },
         'log-level': { type: 'string', default: 'info' },
@@ -231,8 +236,16 @@ async function main(): Promise<void> {
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) fail('--tls-cert and --tls-key go together');
   if (values['tls-client-ca'] !== undefined && values['tls-cert'] === undefined) fail('--tls-client-ca needs --tls-cert and --tls-key');
   const tls = values['tls-cert'] !== undefined ? { certFile: values['tls-cert'], keyFile: values['tls-key']!, ...(values['tls-client-ca'] !== undefined && { clientCaFile: values['tls-client-ca'] }) } : undefined;
+  let identity: IdentityRule | undefined;
+  if (values['node-identity'] !== undefined) {
+    if (values['tls-client-ca'] === undefined) fail('--node-identity needs mTLS: --tls-cert, --tls-key and --tls-client-ca');
+    const rule = parseIdentityRule(values['node-identity']);
+    if (!rule.ok) fail(`--node-identity: ${rule.error}`);
+    identity = rule.value;
+  }
   const running = await serve({
     ...(tls && { tls }),
+    ...(identity && { identity }),
     discovery,
     xdsAddress: values['xds-address'],
     adminHost,

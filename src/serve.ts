@@ -25,6 +25,7 @@ import { createSnapshotCache } from './xds/cache.js';
 import { createPublisher } from './xds/publisher.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
 import { createTlsSource, type TlsFiles } from './xds/tls.js';
+import type { IdentityRule } from './xds/identity.js';
 import type { StreamLimits } from './xds/stream.js';
 
 /** Where the model comes from. */
@@ -73,6 +74,8 @@ export interface ServeOptions {
   readonly maxMessageBytes: number;
   /** TLS on the xDS port (mTLS with a client CA); files re-read when they change. Plaintext when absent. */
   readonly tls?: TlsFiles;
+  /** With mTLS: nodes (xDS and stats) must prove their id with their client certificate. */
+  readonly identity?: IdentityRule;
   /** Largest Envoy stats message (MetricsService) accepted; larger ones are logged, counted and refused. */
   readonly maxStatsMessageBytes?: number;
   readonly log: Logger;
@@ -110,6 +113,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics });
   const stats = createFleetStats();
+  if (o.identity && !o.tls?.clientCaFile) throw new Error('node identity needs mTLS (a client CA)');
   const tls = o.tls && createTlsSource(o.tls, { log: o.log, metrics });
   if (!tls && !/^(127\.|localhost:|\[::1\]:)/.test(o.xdsAddress)) {
     o.log.warn('xDS and the MetricsService are served in plaintext on a non-loopback address: anyone who can reach it gets the fleet\'s configuration and can push stats; use --tls-cert, --tls-key and --tls-client-ca', { xds: o.xdsAddress });
@@ -117,7 +121,12 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const xds = createXdsServer({
     ...(tls && { credentials: tls.serverCredentials }),
     cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim(),
-    services: [createMetricsService({ stats, log: o.log, metrics, ...(o.maxStatsMessageBytes !== undefined && { maxMessageBytes: o.maxStatsMessageBytes }) })],
+    ...(o.identity && { identity: o.identity }),
+    services: [createMetricsService({
+      stats, log: o.log, metrics,
+      ...(o.maxStatsMessageBytes !== undefined && { maxMessageBytes: o.maxStatsMessageBytes }),
+      ...(o.identity && tls && { identity: { rule: o.identity, isReplica: (c) => tls.isReplica(c) } }),
+    })],
   });
   // Served services, from the clusters (`<service>/<port>`) of the default group.
   const servedServices = () => [...new Set([...(cache.get(DEFAULT_GROUP)?.types[TypeUrl.Cluster].resources.keys() ?? [])].map((c) => c.slice(0, c.lastIndexOf('/'))))].sort();

@@ -1,4 +1,6 @@
+import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { checkIdentity, type IdentityRule } from '../xds/identity.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { loadEnvoyProtos, messageType } from '../xds/protos.js';
@@ -26,7 +28,7 @@ export interface GrpcService {
 }
 
 interface StreamMetricsMessage {
-  identifier?: { node?: { id?: string } | null } | null;
+  identifier?: { node?: { id?: string; cluster?: string } | null } | null;
   envoy_metrics?: MetricFamilyMessage[];
   /** The flush time Envoy stamps on every metric of one flush (the first metric's `timestamp_ms`). */
   timestampMs?: number;
@@ -96,7 +98,14 @@ function decodeFamily(bytes: Buffer): MetricFamilyMessage {
  * Streams from other inferplane replicas (node id `inferplane-relay:<identity>`) carry the sums of their own
  * Envoys with the {@link RELAY_ENVOYS} and {@link RELAY_OLDEST_AGE_MS} gauges, and count as that many Envoys.
  */
-export function createMetricsService(o: { stats: FleetStats; log: Logger; metrics: Metrics; now?: () => number; maxMessageBytes?: number }): GrpcService {
+export function createMetricsService(o: {
+  stats: FleetStats; log: Logger; metrics: Metrics; now?: () => number; maxMessageBytes?: number;
+  /**
+   * Node identity (mTLS): an Envoy's stats count only under the id its certificate proves; a relay
+   * (`inferplane-relay:…`) must present a certificate `isReplica` accepts.
+   */
+  identity?: { rule: IdentityRule; isReplica: (certificate: PeerCertificate | undefined) => boolean };
+}): GrpcService {
   loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
   const now = o.now ?? Date.now;
   const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_STATS_MESSAGE_BYTES;
@@ -147,10 +156,10 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
         }
         callback(e, e ? undefined : {});
       };
-      const fail = (details: string, outcome: Refused['refused'] = 'invalid') => {
+      const fail = (details: string, outcome: Refused['refused'] | 'denied' = 'invalid') => {
         reports.inc({ outcome });
         o.log.warn('closing metrics stream', { node: nodeId, peer: call.getPeer(), details });
-        const code = outcome === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
+        const code = outcome === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : outcome === 'denied' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT;
         finish(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
         call.destroy();
       };
@@ -162,6 +171,16 @@ export function createMetricsService(o: { stats: FleetStats; log: Logger; metric
           const id = msg.identifier?.node?.id;
           if (!id) return fail('the first StreamMetricsMessage must carry identifier.node.id');
           if (id.length > MAX_NODE_FIELD) return fail(`identifier.node.id is ${id.length} characters; the limit is ${MAX_NODE_FIELD}`);
+          if (o.identity) {
+            const certificate = call.getAuthContext().sslPeerCertificate;
+            const denied = id.startsWith(RELAY_NODE_PREFIX)
+              ? (o.identity.isReplica(certificate) ? undefined : `relay "${id}" did not present an inferplane replica's certificate`)
+              : checkIdentity(o.identity.rule, certificate, { id, cluster: msg.identifier?.node?.cluster ?? '' });
+            if (denied) {
+              o.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service').inc({ service: 'metrics' });
+              return fail(denied, 'denied');
+            }
+          }
           nodeId = id;
           const streams = (open.get(id) ?? 0) + 1;
           open.set(id, streams);

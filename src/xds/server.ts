@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { SnapshotCache } from './cache.js';
 import { DeltaStream } from './delta.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request.js';
+import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
 import { DEFAULT_LIMITS, type MalformedRequest, type NackRecord, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
@@ -30,6 +31,8 @@ export interface XdsServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Transport security for every service on the port (see tls.ts); plaintext when absent. */
   readonly credentials?: grpc.ServerCredentials;
+  /** Nodes must prove their id with their client certificate (needs mTLS). */
+  readonly identity?: IdentityRule;
 }
 
 /** One connected stream as the status API reports it. */
@@ -112,6 +115,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     metrics,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     controlPlane: options.controlPlane ?? 'inferplane',
+    ...(options.identity && { identity: options.identity }),
     onOpen: (s) => {
       streams.add(s);
       opened.inc({ service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind], variant: s.variant });
@@ -150,6 +154,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       const transport = {
         write: (frame: Buffer) => call.write(frame),
         close: (code: grpc.status, details: string) => call.emit('error', { code, details }),
+        peerCertificate: call.getAuthContext().sslPeerCertificate,
       };
       const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
       calls.set(stream, call);

@@ -1,4 +1,6 @@
+import type { PeerCertificate } from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { checkIdentity, type IdentityRule } from './identity.js';
 import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
 import type { Status__Output } from '../generated/google/rpc/Status.js';
 import type { Logger } from '../observability/log.js';
@@ -37,6 +39,8 @@ export interface StreamDeps {
   readonly limits: StreamLimits;
   /** Sent as `control_plane.identifier` in every response. */
   readonly controlPlane: string;
+  /** When set, a node must prove its id with its client certificate (see identity.ts). */
+  readonly identity?: IdentityRule;
   /** `onOpen` is called once a stream has identified its node; `onClose` once when any stream ends. */
   readonly onOpen: (s: XdsStream) => void;
   readonly onClose: (s: XdsStream) => void;
@@ -49,6 +53,8 @@ export interface StreamDeps {
 export interface StreamTransport {
   write(frame: Buffer): boolean;
   close(code: GrpcStatus, details: string): void;
+  /** The client certificate the peer presented (mTLS), for node identity checks. */
+  readonly peerCertificate?: PeerCertificate | undefined;
 }
 
 /** A request refused before decoding; handed to the stream so it can close with a clear status. */
@@ -161,6 +167,13 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       }
       for (const field of ['id', 'cluster'] as const) {
         if (req.node[field].length > MAX_NODE_FIELD) return this.fail(GrpcStatus.INVALID_ARGUMENT, `node.${field} is ${req.node[field].length} characters; the limit is ${MAX_NODE_FIELD}`);
+      }
+      if (this.deps.identity) {
+        const denied = checkIdentity(this.deps.identity, this.transport.peerCertificate, req.node);
+        if (denied) {
+          this.deps.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service').inc({ service: 'xds' });
+          return this.fail(GrpcStatus.PERMISSION_DENIED, denied);
+        }
       }
       this.open(req.node);
     }

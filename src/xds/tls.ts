@@ -78,6 +78,8 @@ export interface TlsSource {
    * same service), not by the dialled address.
    */
   clientChannel(): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions };
+  /** Whether a peer's certificate is another replica's: it names one of this certificate's DNS names. */
+  isReplica(certificate: { subjectaltname?: string | undefined } | undefined): boolean;
   /** Re-reads the files now (the poll does this on its own). */
   reload(): void;
   close(): void;
@@ -134,11 +136,17 @@ export function createTlsSource(files: TlsFiles, o: { log: Logger; metrics: Metr
   };
   const timer = setInterval(reload, o.pollMs ?? 1_000).unref();
   const dnsNames = (c: { subjectaltname?: string | undefined }) => new Set((c.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('DNS:')));
+  const ownNames = () => dnsNames({ subjectaltname: new X509Certificate(current.certificate).subjectAltName });
+  const isReplica = (peer: { subjectaltname?: string | undefined } | undefined) => {
+    const own = ownNames();
+    return peer !== undefined && [...dnsNames(peer)].some((n) => own.has(n));
+  };
   return {
+    isReplica,
     clientChannel() {
-      const own = dnsNames({ subjectaltname: new X509Certificate(current.certificate).subjectAltName });
+      const own = ownNames();
       const credentials = grpc.credentials.createSsl(current.caCertificate, current.privateKey, current.certificate, {
-        checkServerIdentity: (_host, peer) => ([...dnsNames(peer)].some((n) => own.has(n)) ? undefined : new Error(`the peer's certificate names none of this replica's DNS names (${[...own].join(', ') || 'none'})`)),
+        checkServerIdentity: (_host, peer) => (isReplica(peer) ? undefined : new Error(`the peer's certificate names none of this replica's DNS names (${[...own].join(', ') || 'none'})`)),
       });
       // A name for SNI rather than the dialled IP (which TLS does not allow there).
       const name = [...own][0]?.slice('DNS:'.length);

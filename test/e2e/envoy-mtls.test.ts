@@ -10,7 +10,7 @@ import { eventually } from '../support/harness.js';
 import { freePort, inferplane, type Child } from '../support/processes.js';
 import { completion, fileService, startTestSim, writeEndpointsFile, type TestSim } from '../support/traffic.js';
 
-describe(`mTLS between real Envoy ${envoyVersion()} (envoy/front-proxy-mtls.yaml) and inferplane`, function () {
+describe(`mTLS and node identity between real Envoy ${envoyVersion()} (envoy/front-proxy-mtls.yaml) and inferplane`, function () {
   this.timeout(60_000);
   let pki: TestPki;
   let dir: string;
@@ -45,7 +45,8 @@ describe(`mTLS between real Envoy ${envoyVersion()} (envoy/front-proxy-mtls.yaml
     file = path.join(dir, 'endpoints.yaml');
     write(1);
     cp = inferplane(['serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', '127.0.0.1:0',
-      '--tls-cert', path.join(dir, 'serving.crt'), '--tls-key', path.join(dir, 'serving.key'), '--tls-client-ca', pki.ca]);
+      '--tls-cert', path.join(dir, 'serving.crt'), '--tls-key', path.join(dir, 'serving.key'), '--tls-client-ca', pki.ca,
+      '--node-identity', 'uri:spiffe://inferplane.test/envoy/{id}']);
     admin = `http://${(await cp.logLine('inferplane serving'))['admin']}`;
   });
 
@@ -72,6 +73,17 @@ describe(`mTLS between real Envoy ${envoyVersion()} (envoy/front-proxy-mtls.yaml
     await eventually(async () => (await plain.stat('cluster.inferplane_xds.upstream_cx_destroy')) + (await plain.stat('cluster.inferplane_xds.upstream_cx_protocol_error')) > 0, 'the plaintext Envoy is turned away', 15_000);
     expect(await plain.stat('control_plane.connected_state')).to.equal(0);
     expect(await nodes()).to.not.include('no-certificate');
+  });
+
+  it('refuses an Envoy whose certificate does not prove its node id, for xDS and for stats alike', async () => {
+    const impostor = await startEnvoy({ bootstrap: 'front-proxy-mtls.yaml', xdsPort, tlsDir: path.join(dir, 'envoy'), edit: (d) => (d.node.id = 'impostor') });
+    envoys.push(impostor);
+    const rejections = async () => (await (await fetch(`${admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('inferplane_identity_rejections_total'));
+    await eventually(async () => (await rejections()).length === 2, 'xDS and stats streams refused', 15_000);
+    expect(cp.err()).to.contain('node \\"impostor\\" claims an identity its certificate does not prove: URI:spiffe://inferplane.test/envoy/impostor is required');
+    expect(await impostor.stat('control_plane.connected_state')).to.equal(0);
+    expect(await nodes()).to.not.include('impostor');
+    expect(((await (await fetch(`${admin}/status/fleet`)).json()) as any).reporters.map((r: any) => r.nodeId)).to.not.include('impostor');
   });
 
   it('rotates its certificate without a restart: new connections get the new one, the connected Envoy keeps its stream', async () => {
