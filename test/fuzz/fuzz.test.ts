@@ -124,26 +124,22 @@ describe(`fuzzing the input paths (${RUNS} mutated inputs per target, seed ${SEE
       { node, type_url: TypeUrl.Endpoint, resource_names_subscribe: ['a/http', 'later'], resource_names_unsubscribe: ['b/http'] },
       { type_url: TypeUrl.Route, response_nonce: '1', error_detail: { code: 13, message: 'nope' } },
     ].map((m) => Buffer.from(Delta.encode(Delta.fromObject(m)).finish()));
-    const opened = { sotw: sotwSeeds[0]!, delta: deltaSeeds[0]! };
-    await fuzz('xds-sotw', sotwSeeds, (input) => {
-      const s = new SotwStream('ads', deps, transport);
-      // Both as a first request and after a valid one.
-      s.receive(decodeDiscoveryRequest(input) as any);
-      const t = new SotwStream('ads', deps, transport);
-      t.receive(decodeDiscoveryRequest(opened.sotw) as any);
-      t.receive(decodeDiscoveryRequest(input) as any);
-      s.ended();
-      setImmediate(() => t.ended());
-    });
-    await fuzz('xds-delta', deltaSeeds, (input) => {
-      const s = new DeltaStream('ads', deps, transport);
-      s.receive(decodeDeltaDiscoveryRequest(input) as any);
-      const t = new DeltaStream('ads', deps, transport);
-      t.receive(decodeDeltaDiscoveryRequest(opened.delta) as any);
-      t.receive(decodeDeltaDiscoveryRequest(input) as any);
-      s.ended();
-      setImmediate(() => t.ended());
-    });
+    const variants = [
+      { target: 'xds-sotw', seeds: sotwSeeds, stream: () => new SotwStream('ads', deps, transport), decode: decodeDiscoveryRequest },
+      { target: 'xds-delta', seeds: deltaSeeds, stream: () => new DeltaStream('ads', deps, transport), decode: decodeDeltaDiscoveryRequest },
+    ];
+    for (const v of variants) {
+      await fuzz(v.target, v.seeds, (input) => {
+        // Both as a first request and after a valid one.
+        const first = v.stream();
+        first.receive(v.decode(input) as any);
+        const later = v.stream();
+        later.receive(v.decode(v.seeds[0]!) as any);
+        later.receive(v.decode(input) as any);
+        first.ended();
+        setImmediate(() => later.ended());
+      });
+    }
   });
 
   it('MetricsService: stats messages through the decoder into the fleet stats', async () => {
