@@ -41,6 +41,9 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
   --max-names-per-stream N      most resource names one xDS stream may hold subscribed (default ${DEFAULT_LIMITS.maxNamesPerStream})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
+  --max-response-bytes N        largest xDS response sent (default ${DEFAULT_LIMITS.maxResponseBytes}, gRPC's default receive
+                                limit): bigger EDS/RDS and Delta answers are split, a configuration whose
+                                CDS or LDS, or one resource, would not fit is refused
   --max-stats-message-bytes N   largest Envoy stats message accepted (default ${DEFAULT_MAX_STATS_MESSAGE_BYTES}); larger
                                 ones are logged and counted (inferplane_stats_reports_total{outcome="too-large"})
   --shutdown-grace-ms N         on SIGTERM, how long streams get to close (default 5000)
@@ -104,9 +107,9 @@ function podNamespace(): string {
   }
 }
 
-function positive(value: string, flag: string): number {
+function positive(value: string, flag: string, min = 1): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) fail(`${flag} must be a positive whole number, got "${value}"`);
+  if (!Number.isInteger(n) || n < min) fail(`${flag} must be a whole number of at least ${min}, got "${value}"`);
   return n;
 }
 
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
         'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
         'max-names-per-stream': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerStream) },
         'max-message-bytes': { type: 'string', default: '1048576' },
+        'max-response-bytes': { type: 'string', default: String(DEFAULT_LIMITS.maxResponseBytes) },
         'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -250,7 +254,7 @@ async function main(): Promise<void> {
     xdsAddress: values['xds-address'],
     adminHost,
     adminPort,
-    limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request'), maxNamesPerStream: positive(values['max-names-per-stream'], '--max-names-per-stream') },
+    limits: { maxNamesPerRequest: positive(values['max-names-per-request'], '--max-names-per-request'), maxNamesPerStream: positive(values['max-names-per-stream'], '--max-names-per-stream'), maxResponseBytes: positive(values['max-response-bytes'], '--max-response-bytes', 65_536) },
     maxMessageBytes: positive(values['max-message-bytes'], '--max-message-bytes'),
     maxStatsMessageBytes: positive(values['max-stats-message-bytes'], '--max-stats-message-bytes'),
     log,

@@ -111,7 +111,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   if (sc && !sc.kubeConfig && (!sc.dryRun || sc.policy.kind === 'configmap' || sc.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
   const metrics = createMetrics();
   const cache = createSnapshotCache();
-  const publisher = createPublisher({ cache, log: o.log, metrics });
+  const publisher = createPublisher({ cache, log: o.log, metrics, maxResponseBytes: o.limits.maxResponseBytes });
   const stats = createFleetStats();
   if (o.identity && !o.tls?.clientCaFile) throw new Error('node identity needs mTLS (a client CA)');
   const tls = o.tls && createTlsSource(o.tls, { log: o.log, metrics });

@@ -1,8 +1,8 @@
 import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
-import { covers, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, inBudget, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import type { TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
-import { encodeDeltaResponse, withNonce } from './wire.js';
+import { encodeDeltaResponse } from './wire.js';
 
 interface DeltaTypeState extends TypeStateBase {
   /** Version the client holds per name; null once the client was told the name does not exist. */
@@ -27,7 +27,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
 
   protected newTypeState(): DeltaTypeState {
     return {
-      wildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, pendingNonce: undefined,
+      wildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, earlierNonces: [], pendingNonce: undefined,
       pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined,
     };
   }
@@ -114,12 +114,17 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
     }
     const updates = plan.updates.sort(byName);
     const removed = plan.removed.sort();
-    const key = `${updates.map((r) => `${r.name}\t${r.version}`).join('\n')}\n-${removed.join('\n')}`;
-    const shared = sharedFrame(snap, key, () =>
-      encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, controlPlane: this.deps.controlPlane, body: updates.map((r) => r.delta), removed }));
-    const nonce = this.nextNonce();
-    ts.lastNonce = nonce;
+    // Removals ride in the last response, after every update of the answer.
+    const entries: (EncodedResource | string)[] = [...updates, ...removed];
+    const parts = inBudget(entries, (e) => (typeof e === 'string' ? Buffer.byteLength(e) + 6 : e.delta.length), this.bodyBudget(typeUrl));
+    const shared = parts.map((part) => {
+      const body = part.filter((e): e is EncodedResource => typeof e !== 'string');
+      const gone = part.filter((e): e is string => typeof e === 'string');
+      const key = `${body.map((r) => `${r.name}\t${r.version}`).join('\n')}\n-${gone.join('\n')}`;
+      return sharedFrame(snap, key, () =>
+        encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, controlPlane: this.deps.controlPlane, body: body.map((r) => r.delta), removed: gone }));
+    });
     ts.sentVersion = snap.version;
-    return { frame: withNonce(shared, nonce), changed: plan.updates };
+    return { frames: this.stamp(ts, shared), changed: plan.updates };
   }
 }

@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
 import { translate } from '../translate/translate.js';
 import { DEFAULT_GROUP, type SnapshotCache } from './cache.js';
-import { buildSnapshot, patchEndpoints, type Snapshot } from './snapshot.js';
+import { buildSnapshot, MAX_RESPONSE_BYTES, patchEndpoints, type Snapshot } from './snapshot.js';
 import { loadAssignment } from '../translate/endpoint.js';
 import type { ResourceSpec } from '../translate/common.js';
 
@@ -24,7 +24,15 @@ export interface Publisher {
 }
 
 /** Creates a {@link Publisher} for `group` (default {@link DEFAULT_GROUP}). */
-export function createPublisher(options: { cache: SnapshotCache; log: Logger; metrics: Metrics; group?: string }): Publisher {
+export function createPublisher(options: {
+  cache: SnapshotCache;
+  log: Logger;
+  metrics: Metrics;
+  group?: string;
+  /** Largest response any client may be sent (default {@link MAX_RESPONSE_BYTES}): larger configurations are refused. */
+  maxResponseBytes?: number;
+}): Publisher {
+  const maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   const group = options.group ?? DEFAULT_GROUP;
   const { cache, log } = options;
   const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result');
@@ -43,7 +51,7 @@ export function createPublisher(options: { cache: SnapshotCache; log: Logger; me
       if (before.settings !== s.settings || before.routes !== s.routes) return undefined;
       for (const p of s.ports) specs.push(loadAssignment(s, p.name));
     }
-    const patched = patchEndpoints(previous, specs);
+    const patched = patchEndpoints(previous, specs, maxResponseBytes);
     return patched.ok ? patched : undefined;
   };
   return {
@@ -51,7 +59,7 @@ export function createPublisher(options: { cache: SnapshotCache; log: Logger; me
       const previous = cache.get(group);
       const fast = previous && endpointsOnly ? fastPath(previous, model, endpointsOnly) : undefined;
       if (fast) published.inc({ result: 'fast-path' });
-      const built: Result<Snapshot, string[]> = fast ?? buildSnapshot(translate(model), previous);
+      const built: Result<Snapshot, string[]> = fast ?? buildSnapshot(translate(model), previous, maxResponseBytes);
       if (!built.ok) {
         published.inc({ result: 'rejected' });
         for (const problem of built.error) log.error('snapshot rejected; keeping the last good one', { group, problem });

@@ -2,8 +2,17 @@ import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../result.js';
 import type { ResourceSpec } from '../translate/common.js';
 import { encodeStrict } from './protos.js';
-import { messageName, TypeUrl } from './resources.js';
+import { FULL_STATE_TYPES, messageName, TYPE_SHORT, TypeUrl } from './resources.js';
 import { deltaEntry, sotwEntry } from './wire.js';
+
+/**
+ * Largest DiscoveryResponse sent by default: gRPC's default receive limit (grpc-js, grpc-go, Envoy's Google gRPC
+ * client). A client given more drops the stream and reconnects into the same response, forever.
+ */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/** Room left for a response's own fields (version, type URL, nonce, control plane) when checking resources. */
+export const RESPONSE_HEADROOM = 16 * 1024;
 
 /** One resource, encoded once for its version and shared, read-only, by every stream that sends it. */
 export interface EncodedResource {
@@ -77,7 +86,7 @@ function encodeResource(spec: ResourceSpec, source: string): Result<EncodedResou
  * a listener and every listener's route table present, every route's cluster present. Resources whose
  * source is unchanged from `previous` reuse its encoding. Returns every problem found, or the snapshot.
  */
-export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapshot): Result<Snapshot, string[]> {
+export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapshot, maxResponseBytes = MAX_RESPONSE_BYTES): Result<Snapshot, string[]> {
   const problems: string[] = [];
   const byType = new Map<TypeUrl, Map<string, EncodedResource>>(Object.values(TypeUrl).map((t) => [t, new Map()]));
   for (const spec of specs) {
@@ -97,6 +106,7 @@ export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapsho
     else problems.push(r.error);
   }
   problems.push(...checkReferences(specs, byType));
+  for (const [typeUrl, resources] of byType) problems.push(...checkSizes(typeUrl, resources, maxResponseBytes));
   if (problems.length > 0) return err(problems);
   const types = {} as Record<TypeUrl, TypeSnapshot>;
   for (const [typeUrl, resources] of byType) types[typeUrl] = typeSnapshot(resources, previous?.types[typeUrl]);
@@ -129,7 +139,7 @@ function assemble(types: Record<TypeUrl, TypeSnapshot>): Snapshot {
  * replacing one that `previous` already has (so every reference stays consistent without re-checking the
  * rest). Every other type is reused as is. Fails, changing nothing, if a name is new or a spec is not EDS.
  */
-export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpec[]): Result<Snapshot, string[]> {
+export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpec[], maxResponseBytes = MAX_RESPONSE_BYTES): Result<Snapshot, string[]> {
   const eds = previous.types[TypeUrl.Endpoint];
   const resources = new Map(eds.resources);
   const problems: string[] = [];
@@ -145,8 +155,30 @@ export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpe
     if (r.ok) resources.set(spec.name, r.value);
     else problems.push(r.error);
   }
+  problems.push(...checkSizes(TypeUrl.Endpoint, resources, maxResponseBytes));
   if (problems.length > 0) return err(problems);
   return ok(assemble({ ...previous.types, [TypeUrl.Endpoint]: typeSnapshot(resources, eds) }));
+}
+
+/**
+ * Keeps every response within what clients accept. EDS and RDS responses, and every Delta response, may carry
+ * any subset of resources, so streams split them (see XdsStream); one resource must still fit in one. A SotW
+ * CDS or LDS response must carry every subscribed resource at once, so all of them together must fit.
+ */
+function checkSizes(typeUrl: TypeUrl, resources: ReadonlyMap<string, EncodedResource>, maxResponseBytes: number): string[] {
+  const budget = maxResponseBytes - RESPONSE_HEADROOM;
+  const limit = `${maxResponseBytes.toLocaleString('en-US')} bytes, the default gRPC receive limit of xDS clients`;
+  const problems: string[] = [];
+  let total = 0;
+  for (const r of resources.values()) {
+    const size = Math.max(r.sotw.length, r.delta.length);
+    total += r.sotw.length;
+    if (size > budget) problems.push(`${kind(typeUrl)} "${r.name}" encodes to ${size.toLocaleString('en-US')} bytes; one xDS response carries it whole and must stay under ${limit}`);
+  }
+  if (FULL_STATE_TYPES.has(typeUrl) && total > budget) {
+    problems.push(`the ${resources.size} ${kind(typeUrl)}s encode to ${total.toLocaleString('en-US')} bytes together; a state-of-the-world ${TYPE_SHORT[typeUrl].toUpperCase()} response carries every one of them and must stay under ${limit}`);
+  }
+  return problems;
 }
 
 /** Names a resource refers to, per referenced type. */

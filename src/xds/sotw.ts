@@ -1,9 +1,9 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
 import type { SotwRequest } from './request.js';
-import { covers, isFullState, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, inBudget, isFullState, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.js';
-import { encodeSotwResponse, withNonce } from './wire.js';
+import { encodeSotwResponse } from './wire.js';
 
 interface SotwTypeState extends TypeStateBase {
   /** Raw bytes of the names of the last request that changed the subscription (see SotwRequest.names_key). */
@@ -58,7 +58,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
 
   protected newTypeState(): SotwTypeState {
     return {
-      wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined,
+      wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, earlierNonces: [],
       pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, namesKey: undefined,
     };
   }
@@ -171,14 +171,16 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     const version = subscriptionVersion(ts, snap);
     const versionInfo = plan.held ? `${version}+held` : version;
     // Held resources are not in the snapshot, so their versions must be part of the key.
-    const key = wildcardOnly ? '*' : `${versionInfo}\n${send.map((r) => `${r.name}\t${r.version}`).join('\n')}`;
-    const shared = sharedFrame(snap, key, () =>
-      encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : send.map((r) => r.sotw) }));
-    const nonce = this.nextNonce();
-    ts.lastNonce = nonce;
+    // CDS and LDS fit in one response (the snapshot checks it); EDS and RDS may need several.
+    const parts = full ? [send] : inBudget(send, (r) => r.sotw.length, this.bodyBudget(typeUrl));
+    const shared = parts.map((part, i) => {
+      const key = wildcardOnly ? '*' : `${versionInfo}\n${i}\n${part.map((r) => `${r.name}\t${r.version}`).join('\n')}`;
+      return sharedFrame(snap, key, () =>
+        encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : part.map((r) => r.sotw) }));
+    });
     ts.sentVersion = versionInfo;
     if (full) ts.sent = plan.desired;
     else for (const r of send) ts.sent.set(r.name, r);
-    return { frame: withNonce(shared, nonce), changed: plan.changed };
+    return { frames: this.stamp(ts, shared), changed: plan.changed };
   }
 }

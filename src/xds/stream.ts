@@ -6,8 +6,9 @@ import type { Status__Output } from '../generated/google/rpc/Status.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.js';
+import { withNonce } from './wire.js';
 import { ADS_ORDER, FULL_STATE_TYPES, parseTypeUrl, TYPE_SHORT, TypeUrl } from './resources.js';
-import type { EncodedResource, Snapshot, TypeSnapshot } from './snapshot.js';
+import { MAX_RESPONSE_BYTES, type EncodedResource, type Snapshot, type TypeSnapshot } from './snapshot.js';
 
 /** Limits applied to every request. */
 export interface StreamLimits {
@@ -15,10 +16,12 @@ export interface StreamLimits {
   readonly maxNamesPerRequest: number;
   /** Most resource names one stream may hold subscribed, over all its types (Delta subscriptions add up). */
   readonly maxNamesPerStream: number;
+  /** Largest response written: bigger EDS and RDS (SotW) and Delta answers go out as several responses. */
+  readonly maxResponseBytes: number;
 }
 
 /** Default {@link StreamLimits}. */
-export const DEFAULT_LIMITS: StreamLimits = { maxNamesPerRequest: 10_000, maxNamesPerStream: 100_000 };
+export const DEFAULT_LIMITS: StreamLimits = { maxNamesPerRequest: 10_000, maxNamesPerStream: 100_000, maxResponseBytes: MAX_RESPONSE_BYTES };
 
 /** Longest node id or cluster accepted (Envoy's are pod and service names, far shorter). */
 export const MAX_NODE_FIELD = 1024;
@@ -91,6 +94,8 @@ export interface TypeStateBase {
   /** Answer the next evaluation even when nothing changed (a first request, newly named resources). */
   mustRespond: boolean;
   lastNonce: string | undefined;
+  /** Nonces of the other responses of the last answer, when it was split (see {@link inBudget}); oldest first. */
+  earlierNonces: readonly string[];
   /** Nonce of the last response not yet ACKed or NACKed, and the version it carried. */
   pendingNonce: string | undefined;
   pendingVersion: string | undefined;
@@ -243,7 +248,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
    * sync. `changed` lists resources whose version the client did not hold. With `holdRemovals`, resources the
    * client holds that left the snapshot are kept (SotW) or not yet removed (Delta).
    */
-  protected abstract respond(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot, holdRemovals: boolean): { frame: Buffer; changed: readonly EncodedResource[] } | undefined;
+  protected abstract respond(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot, holdRemovals: boolean): { frames: readonly Buffer[]; changed: readonly EncodedResource[] } | undefined;
   /** True when the type's client state matches the snapshot (nothing to send), without changing anything. */
   protected abstract inSync(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot): boolean;
 
@@ -252,12 +257,29 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   }
 
   /**
+   * Completes the shared frames of one answer with a nonce each and records them: the last nonce is the one
+   * an ACK must carry, the earlier ones can still be NACKed.
+   */
+  protected stamp(ts: TS, shared: readonly Buffer[]): Buffer[] {
+    const nonces = shared.map(() => this.nextNonce());
+    ts.earlierNonces = nonces.slice(0, -1);
+    ts.lastNonce = nonces[nonces.length - 1];
+    return shared.map((f, i) => withNonce(f, nonces[i]!));
+  }
+
+  /** Bytes of response body one response may carry, given the fields around it. */
+  protected bodyBudget(typeUrl: TypeUrl): number {
+    return this.deps.limits.maxResponseBytes - 256 - typeUrl.length - Buffer.byteLength(this.deps.controlPlane);
+  }
+
+  /**
    * Classifies a request by its nonce. 'stale': the nonce is not the latest sent for this type, so the request
    * answers an older response (SotW ignores it). 'nack' and 'ack' answer the latest response.
    */
   protected classify(typeUrl: TypeUrl, ts: TS, req: Req): 'initial' | 'stale' | 'ack' | 'nack' {
     if (req.response_nonce === '') return req.error_detail ? 'nack' : 'initial';
-    if (req.response_nonce !== ts.lastNonce) return 'stale';
+    // Part of a split answer may be rejected while the rest is accepted: the rejection still counts.
+    if (req.response_nonce !== ts.lastNonce && !(req.error_detail && ts.earlierNonces.includes(req.response_nonce))) return 'stale';
     if (req.error_detail) {
       const nack: NackRecord = {
         version: ts.pendingVersion ?? ts.sentVersion ?? '',
@@ -306,9 +328,12 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       if (!out) continue;
       ts.pendingNonce = ts.lastNonce;
       ts.pendingVersion = ts.sentVersion;
-      (this.responded[typeUrl] ??= this.deps.metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant').bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))();
+      (this.responded[typeUrl] ??= this.deps.metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant').bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))(out.frames.length);
       if (typeUrl === TypeUrl.Cluster) this.forceEndpoints(out.changed);
-      if (!this.transport.write(out.frame)) {
+      // A transport that is full still takes the write: the rest of a split answer follows it, then we wait.
+      let full = false;
+      for (const frame of out.frames) full = !this.transport.write(frame) || full;
+      if (full) {
         this.writable = false;
         return;
       }
@@ -423,6 +448,26 @@ export function snapshotDelta(from: TypeSnapshot, to: TypeSnapshot): SnapshotDel
   const delta = { changed, removed };
   deltas.set(to, { from, delta });
   return delta;
+}
+
+/**
+ * Splits `items`, in order, into runs whose sizes add up to at most `budget` each (an item larger than the
+ * budget alone in its run): the parts of an answer too big for one response. The xDS protocol lets EDS and
+ * RDS SotW responses, and every Delta response, carry any subset of the resources.
+ */
+export function inBudget<T>(items: readonly T[], size: (item: T) => number, budget: number): T[][] {
+  const runs: T[][] = [[]];
+  let used = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (used + n > budget && runs[runs.length - 1]!.length > 0) {
+      runs.push([]);
+      used = 0;
+    }
+    runs[runs.length - 1]!.push(item);
+    used += n;
+  }
+  return runs;
 }
 
 /** Whether a subscription covers a resource. */

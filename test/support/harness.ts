@@ -1,3 +1,4 @@
+import { credentials, type ChannelOptions } from '@grpc/grpc-js';
 import type { Model } from '../../src/model/model.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
@@ -15,7 +16,7 @@ export interface Harness {
   readonly metrics: Metrics;
   readonly log: ReturnType<typeof createMemoryLogger>;
   publish(m: Model): void;
-  client(variant: 'sotw' | 'delta', service?: 'ads' | 'cds' | 'eds' | 'lds' | 'rds'): RecordingXdsClient;
+  client(variant: 'sotw' | 'delta', service?: 'ads' | 'cds' | 'eds' | 'lds' | 'rds', options?: ChannelOptions): RecordingXdsClient;
   stop(): Promise<void>;
 }
 
@@ -24,7 +25,7 @@ export async function startHarness(initial?: Model, options: Partial<XdsServerOp
   const log = createMemoryLogger();
   const metrics = createMetrics();
   const cache = createSnapshotCache();
-  const publisher = createPublisher({ cache, log, metrics });
+  const publisher = createPublisher({ cache, log, metrics, ...(options.limits?.maxResponseBytes && { maxResponseBytes: options.limits.maxResponseBytes }) });
   const publish = (m: Model) => {
     const r = publisher.publish(m);
     if (!r.ok) throw new Error(r.error.join('\n'));
@@ -42,8 +43,8 @@ export async function startHarness(initial?: Model, options: Partial<XdsServerOp
     metrics,
     log,
     publish,
-    client(variant, service = 'ads') {
-      const c = new RecordingXdsClient(address, variant, service);
+    client(variant, service = 'ads', channelOptions = {}) {
+      const c = new RecordingXdsClient(address, variant, service, credentials.createInsecure(), channelOptions);
       clients.push(c);
       return c;
     },

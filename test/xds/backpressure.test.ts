@@ -6,7 +6,7 @@ import { createPublisher } from '../../src/xds/publisher.js';
 import { decodeToObject } from '../../src/xds/protos.js';
 import { TypeUrl } from '../../src/xds/resources.js';
 import { SotwStream } from '../../src/xds/sotw.js';
-import type { StreamDeps } from '../../src/xds/stream.js';
+import { DEFAULT_LIMITS, type StreamDeps } from '../../src/xds/stream.js';
 import { ep, model, svc } from '../support/builders.js';
 import { eventually } from '../support/harness.js';
 
@@ -20,7 +20,7 @@ describe('a slow client (stream core over an in-memory transport that reports ba
     publisher.publish(endpointsAt(1));
     const frames: Buffer[] = [];
     let full = true;
-    const deps: StreamDeps = { cache, log, metrics, limits: { maxNamesPerRequest: 100, maxNamesPerStream: 1000 }, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
+    const deps: StreamDeps = { cache, log, metrics, limits: { ...DEFAULT_LIMITS, maxNamesPerRequest: 100, maxNamesPerStream: 1000 }, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
     const stream = new SotwStream('ads', deps, { write: (f) => (frames.push(f), !full), close: () => {} });
     stream.receive({ node: { id: 'slow', cluster: '' } as any, type_url: TypeUrl.Endpoint, resource_names: ['a/http'], response_nonce: '', version_info: '', error_detail: null } as any);
     await eventually(() => frames.length === 1, 'first response');
