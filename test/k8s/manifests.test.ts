@@ -1,3 +1,4 @@
+import type { PeerCertificate } from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -7,11 +8,12 @@ import { accessCalls } from '../../src/sources/kubernetes/access.js';
 import { readAnnotations } from '../../src/sources/kubernetes/annotations.js';
 import { describeProblems, POLICY_KEY, readPolicy } from '../../src/scaler/policy.js';
 import { checkManifest } from '../support/k8s-schema.js';
+import { checkIdentity, parseIdentityRule } from '../../src/xds/identity.js';
 
 const K8S = path.join(import.meta.dirname, '../../k8s');
 const yamlFiles = (fs.readdirSync(K8S, { recursive: true }) as string[]).filter((f) => f.endsWith('.yaml')).sort();
 const docsOf = (file: string) => parseAllDocuments(fs.readFileSync(path.join(K8S, file), 'utf8')).map((d) => d.toJS() as any);
-const manifests = yamlFiles.filter((f) => !f.endsWith('kustomization.yaml') && !f.endsWith('envoy-sidecar.yaml')).flatMap((f) => docsOf(f).map((doc) => ({ file: f, doc })));
+const manifests = yamlFiles.filter((f) => !f.endsWith('kustomization.yaml') && !/envoy-sidecar(-mtls)?\.yaml$/.test(f)).flatMap((f) => docsOf(f).map((doc) => ({ file: f, doc })));
 const find = (kind: string, name: string) => manifests.find((m) => m.doc.kind === kind && m.doc.metadata.name === name)!.doc;
 
 describe('k8s/ manifests', () => {
@@ -119,5 +121,80 @@ describe('k8s/ manifests', () => {
     expect(fs.readFileSync(path.join(K8S, 'overlays/example/envoy-sidecar.yaml'), 'utf8')).to.equal(fs.readFileSync(path.join(K8S, '../envoy/sidecar.yaml'), 'utf8'));
     const envoy = find('Deployment', 'client').spec.template.spec.containers.find((c: any) => c.name === 'envoy');
     expect(envoy.args).to.include('/etc/envoy/sidecar.yaml');
+  });
+});
+
+describe('k8s/overlays/mtls: mTLS and node identity with cert-manager', () => {
+  const doc = (file: string, kind: string, name: string) => docsOf(`overlays/mtls/${file}`).find((d) => d.kind === kind && d.metadata.name === name);
+  const inferplaneTls = () => doc('inferplane-tls.yaml', 'Deployment', 'inferplane').spec.template.spec;
+  const flag = (args: string[], name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+  it('keeps every flag of the base Deployment and adds the TLS ones, pointing into the mounted Secret', () => {
+    const pod = inferplaneTls();
+    const c = pod.containers[0];
+    const base = find('Deployment', 'inferplane').spec.template.spec.containers[0].args as string[];
+    expect(c.args.filter((a: string) => !base.includes(a))).to.have.members([
+      '--tls-cert=/etc/inferplane/tls/tls.crt', '--tls-key=/etc/inferplane/tls/tls.key', '--tls-client-ca=/etc/inferplane/tls/ca.crt', '--node-identity=uri:spiffe://cluster.local/envoy/{cluster}/{id}',
+    ]);
+    expect(base.filter((a) => !c.args.includes(a))).to.deep.equal([]);
+    const mount = c.volumeMounts.find((m: any) => m.mountPath === '/etc/inferplane/tls');
+    const volume = pod.volumes.find((v: any) => v.name === mount.name);
+    expect(volume.secret.secretName).to.equal(doc('pki.yaml', 'Certificate', 'inferplane-xds').spec.secretName);
+  });
+
+  it("issues inferplane's certificate from the CA, for the name the mTLS bootstraps check, as server and relay client", () => {
+    const cert = doc('pki.yaml', 'Certificate', 'inferplane-xds').spec;
+    expect(cert.usages).to.include('server auth').and.include('client auth');
+    for (const bootstrap of ['sidecar-mtls.yaml', 'front-proxy-mtls.yaml']) {
+      const b = parseAllDocuments(fs.readFileSync(path.join(K8S, '../envoy', bootstrap), 'utf8'))[0]!.toJS();
+      const tls = b.static_resources.clusters.find((c: any) => c.name === 'inferplane_xds').transport_socket.typed_config;
+      expect(cert.dnsNames, bootstrap).to.include(tls.sni);
+      for (const m of tls.common_tls_context.validation_context.match_typed_subject_alt_names) expect(cert.dnsNames, bootstrap).to.include(m.matcher.exact);
+    }
+    const issuer = doc('pki.yaml', 'ClusterIssuer', cert.issuerRef.name);
+    const ca = doc('pki.yaml', 'Certificate', 'inferplane-ca');
+    expect(issuer.spec.ca.secretName).to.equal(ca.spec.secretName);
+    expect(ca.spec.isCA).to.equal(true);
+    // A ClusterIssuer reads its CA Secret from cert-manager's own namespace.
+    expect(ca.metadata.namespace).to.equal('cert-manager');
+    expect(doc('pki.yaml', 'ClusterIssuer', ca.spec.issuerRef.name).spec.selfSigned).to.deep.equal({});
+  });
+
+  it("gives each client Envoy its own certificate, which proves its node id and no other under inferplane's --node-identity rule", () => {
+    const pod = doc('client-tls.yaml', 'Deployment', 'client').spec.template.spec;
+    const envoy = pod.containers.find((c: any) => c.name === 'envoy');
+    const volume = pod.volumes.find((v: any) => v.name === envoy.volumeMounts[0].name);
+    expect(envoy.volumeMounts[0].mountPath).to.equal('/etc/envoy/tls'); // where envoy/sidecar-mtls.yaml reads tls.crt, tls.key, ca.crt
+    expect(volume.csi.driver).to.equal('csi.cert-manager.io');
+    const attrs = volume.csi.volumeAttributes;
+    expect(doc('pki.yaml', attrs['csi.cert-manager.io/issuer-kind'], attrs['csi.cert-manager.io/issuer-name'])).to.not.equal(undefined);
+    expect(attrs['csi.cert-manager.io/key-usages']).to.contain('client auth');
+    const rule = parseIdentityRule(flag(inferplaneTls().containers[0].args, 'node-identity')!);
+    if (!rule.ok) throw new Error(rule.error);
+    const args: string[] = envoy.args;
+    expect(args[args.indexOf('--service-node') + 1]).to.equal('$(POD_NAME)');
+    const cluster = args[args.indexOf('--service-cluster') + 1]!;
+    // What csi-driver writes for pod client-7d9f: its ${POD_NAME} substituted into the URI SAN.
+    const certificate = { subjectaltname: `URI:${attrs['csi.cert-manager.io/uri-sans'].replace('${POD_NAME}', 'client-7d9f')}` } as PeerCertificate;
+    expect(checkIdentity(rule.value, certificate, { id: 'client-7d9f', cluster })).to.equal(undefined);
+    expect(checkIdentity(rule.value, certificate, { id: 'client-other', cluster })).to.contain('does not prove');
+  });
+
+  it('give the mTLS sidecar the bootstrap in envoy/ (the overlay copy is identical)', () => {
+    expect(fs.readFileSync(path.join(K8S, 'overlays/mtls/envoy-sidecar-mtls.yaml'), 'utf8')).to.equal(fs.readFileSync(path.join(K8S, '../envoy/sidecar-mtls.yaml'), 'utf8'));
+    const envoy = doc('client-tls.yaml', 'Deployment', 'client').spec.template.spec.containers.find((c: any) => c.name === 'envoy');
+    expect(envoy.args).to.include('/etc/envoy/sidecar-mtls.yaml');
+  });
+
+  it('the schema check knows cert-manager fields and their values', () => {
+    const cert = structuredClone(doc('pki.yaml', 'Certificate', 'inferplane-xds'));
+    cert.spec.usages = ['server auth', 'server-auth'];
+    expect(checkManifest(cert)).to.match(/^Certificate\.spec\.usages\[1\]: expected one of/);
+    cert.spec.usages = ['server auth'];
+    cert.spec.duration = '90d';
+    expect(checkManifest(cert)).to.contain('Certificate.spec.duration: expected a duration');
+    cert.spec.duration = '2160h';
+    cert.spec.dnsName = ['x'];
+    expect(checkManifest(cert)).to.equal('Certificate.spec.dnsName: no such field');
   });
 });

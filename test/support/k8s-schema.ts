@@ -18,9 +18,49 @@ const KINDS: Record<string, string> = {
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'V1ClusterRoleBinding',
   'rbac.authorization.k8s.io/v1/Role': 'V1Role',
   'rbac.authorization.k8s.io/v1/RoleBinding': 'V1RoleBinding',
+  'cert-manager.io/v1/Certificate': 'CertManagerCertificate',
+  'cert-manager.io/v1/ClusterIssuer': 'CertManagerClusterIssuer',
+};
+
+const attrs = (fields: Record<string, string>): Attribute[] => Object.entries(fields).map(([name, type]) => ({ name, baseName: name, type }));
+
+/**
+ * cert-manager's CRDs (cert-manager.io/v1), which client-node has no models for: the fields of its API reference
+ * (https://cert-manager.io/docs/reference/api-docs/) the manifests may use, typed as there. Issuer kinds the
+ * manifests do not use (acme, vault, venafi) are accepted unchecked.
+ */
+const CRDS: Record<string, Attribute[]> = {
+  CertManagerCertificate: attrs({ apiVersion: 'string', kind: 'string', metadata: 'V1ObjectMeta', spec: 'CertManagerCertificateSpec' }),
+  CertManagerCertificateSpec: attrs({
+    secretName: 'string', secretTemplate: 'CertManagerSecretTemplate', commonName: 'string', literalSubject: 'string', subject: 'CertManagerX509Subject',
+    duration: 'Duration', renewBefore: 'Duration', renewBeforePercentage: 'number', dnsNames: 'Array<string>', ipAddresses: 'Array<string>',
+    uris: 'Array<string>', emailAddresses: 'Array<string>', isCA: 'boolean', usages: 'Array<KeyUsage>', privateKey: 'CertManagerPrivateKey',
+    issuerRef: 'CertManagerIssuerRef', revisionHistoryLimit: 'number', encodeUsagesInRequest: 'boolean',
+  }),
+  CertManagerSecretTemplate: attrs({ annotations: '{ [key: string]: string; }', labels: '{ [key: string]: string; }' }),
+  CertManagerX509Subject: attrs(Object.fromEntries(['organizations', 'countries', 'organizationalUnits', 'localities', 'provinces', 'streetAddresses', 'postalCodes'].map((k) => [k, 'Array<string>']).concat([['serialNumber', 'string']]))),
+  CertManagerPrivateKey: attrs({ rotationPolicy: 'PrivateKeyRotationPolicy', encoding: 'PrivateKeyEncoding', algorithm: 'PrivateKeyAlgorithm', size: 'number' }),
+  CertManagerIssuerRef: attrs({ name: 'string', kind: 'string', group: 'string' }),
+  CertManagerClusterIssuer: attrs({ apiVersion: 'string', kind: 'string', metadata: 'V1ObjectMeta', spec: 'CertManagerIssuerSpec' }),
+  CertManagerIssuerSpec: attrs({ selfSigned: 'CertManagerSelfSignedIssuer', ca: 'CertManagerCaIssuer', acme: 'object', vault: 'object', venafi: 'object' }),
+  CertManagerSelfSignedIssuer: attrs({ crlDistributionPoints: 'Array<string>' }),
+  CertManagerCaIssuer: attrs({ secretName: 'string', crlDistributionPoints: 'Array<string>', ocspServers: 'Array<string>', issuingCertificateURL: 'Array<string>' }),
+};
+
+/** String types whose values the API restricts to a list. */
+const ENUMS: Record<string, readonly string[]> = {
+  KeyUsage: [
+    'signing', 'digital signature', 'content commitment', 'key encipherment', 'key agreement', 'data encipherment', 'cert sign', 'crl sign',
+    'encipher only', 'decipher only', 'any', 'server auth', 'client auth', 'code signing', 'email protection', 's/mime', 'ipsec end system',
+    'ipsec tunnel', 'ipsec user', 'timestamping', 'ocsp signing', 'microsoft sgc', 'netscape sgc',
+  ],
+  PrivateKeyRotationPolicy: ['Never', 'Always'],
+  PrivateKeyEncoding: ['PKCS1', 'PKCS8'],
+  PrivateKeyAlgorithm: ['RSA', 'ECDSA', 'Ed25519'],
 };
 
 function modelClass(name: string): { attributeTypeMap: Attribute[] } | undefined {
+  if (CRDS[name]) return { attributeTypeMap: CRDS[name] };
   const c = (k8s as unknown as Record<string, { attributeTypeMap?: Attribute[] }>)[name];
   return c?.attributeTypeMap ? (c as { attributeTypeMap: Attribute[] }) : undefined;
 }
@@ -58,7 +98,12 @@ function checkType(type: string, value: unknown, where: string): string | undefi
     case 'any':
     case 'object':
       return undefined;
+    case 'Duration':
+      // Go's time.ParseDuration, as cert-manager reads it.
+      return typeof value === 'string' && /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(value) ? undefined : `${where}: expected a duration like 2160h or 90m`;
   }
+  const allowed = ENUMS[type];
+  if (allowed) return typeof value === 'string' && allowed.includes(value) ? undefined : `${where}: expected one of ${allowed.join(', ')}`;
   const cls = modelClass(type);
   if (!cls) return `${where}: no schema for type ${type}`;
   return checkObject(cls.attributeTypeMap, value, where);
