@@ -11,7 +11,7 @@ import { startApiServer, type ApiServerStandIn } from '../support/apiserver.js';
 import * as grpc from '@grpc/grpc-js';
 import { envoyStream, fakeFleet, report } from '../support/envoy-stats.js';
 import { eventually } from '../support/harness.js';
-import { callOf, kubeConfigFor } from '../support/kube.js';
+import { callOf, testScalerSettings } from '../support/kube.js';
 
 // Short windows so the whole life of a surge fits in seconds; the shapes are those of the defaults.
 const POLICY = `
@@ -54,14 +54,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
       discovery: { kind: 'file', path: path.join(dir, 'endpoints.yaml') },
       xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20,
       log: createMemoryLogger(), instance,
-      scaler: {
-        policy: { kind: 'configmap', namespace: 'inferplane-system', name: 'scaling-policy' },
-        dryRun: o.dryRun ?? false,
-        kubeConfig: kubeConfigFor(api.url),
-        lease: { namespace: 'inferplane-system', name: 'inferplane-scaler', durationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 100 },
-        intervalMs: 100,
-        advertiseHost: '127.0.0.1',
-      },
+      scaler: testScalerSettings(api.url, { dryRun: o.dryRun ?? false }),
     });
     replicas.push(r);
     return r;

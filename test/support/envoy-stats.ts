@@ -4,8 +4,8 @@ import { metricsServiceClient } from '../../src/scaler/relay.js';
 const MetricsClient = metricsServiceClient();
 
 /** One Envoy's stats stream, as the envoy.stat_sinks.metrics_service sink sends it (real gRPC, real protobuf). */
-export function envoyStream(address: string) {
-  const client = new MetricsClient(address, grpc.credentials.createInsecure());
+export function envoyStream(address: string, channel: { credentials: grpc.ChannelCredentials; options?: grpc.ChannelOptions } = { credentials: grpc.credentials.createInsecure() }) {
+  const client = new MetricsClient(address, channel.credentials, channel.options ?? {});
   let resolve!: (e: grpc.ServiceError | null) => void;
   const status = new Promise<grpc.ServiceError | null>((r) => (resolve = r));
   const call = (client as any).StreamMetrics((e: grpc.ServiceError | null) => resolve(e));
@@ -38,9 +38,12 @@ export function fakeFleet(o: { size: number; cluster: string; everyMs: number; p
   };
   const timer = setInterval(send, o.everyMs);
   return {
-    /** Opens one stream per Envoy to `address`. */
-    connect(address: string) {
-      for (let i = 0; i < o.size; i++) streams.push({ node: `${o.prefix ?? 'envoy'}-${i}`, s: envoyStream(address) });
+    /** Opens one stream per Envoy to `address`; `channel` gives an Envoy its credentials (plaintext without). */
+    connect(address: string, channel?: (node: string) => Parameters<typeof envoyStream>[1]) {
+      for (let i = 0; i < o.size; i++) {
+        const node = `${o.prefix ?? 'envoy'}-${i}`;
+        streams.push({ node, s: envoyStream(address, channel?.(node)) });
+      }
     },
     /** Sets the fleet's total in-flight requests; sent at once and on every flush. */
     setLoad(total: number) {

@@ -1,4 +1,5 @@
 import { KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+import type { ScalerSettings } from '../../src/serve.js';
 
 /** A KubeConfig pointing at a stand-in API server. */
 export function kubeConfigFor(url: string): KubeConfig {
@@ -58,5 +59,21 @@ export function slice(ns: string, svc: string, name: string, endpoints: Endpoint
       ...(e.zone && { zone: e.zone }),
       conditions: { ...(e.ready !== undefined && { ready: e.ready }), ...(e.serving !== undefined && { serving: e.serving }), ...(e.terminating !== undefined && { terminating: e.terminating }) },
     })),
+  };
+}
+
+/**
+ * Scaler settings for a replica under test: the policy ConfigMap inferplane-system/scaling-policy, the Lease
+ * inferplane-system/inferplane-scaler with second-scale timings, decisions every 100 ms, and 127.0.0.1 as the
+ * address other replicas relay to.
+ */
+export function testScalerSettings(apiUrl: string, o: { dryRun?: boolean } = {}): ScalerSettings {
+  return {
+    policy: { kind: 'configmap', namespace: 'inferplane-system', name: 'scaling-policy' },
+    dryRun: o.dryRun ?? false,
+    kubeConfig: kubeConfigFor(apiUrl),
+    lease: { namespace: 'inferplane-system', name: 'inferplane-scaler', durationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 100 },
+    intervalMs: 100,
+    advertiseHost: '127.0.0.1',
   };
 }
