@@ -37,12 +37,15 @@ export function forkTs(file: string): ChildProcess {
   return fork(path.join(import.meta.dirname, file), { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-/** Starts `workers` stream workers and opens `streams` streams across them, each subscribing EDS to `edsNames`. */
-export async function openStreams(address: string, streams: number, workers: number, edsNames: string[]): Promise<ChildProcess[]> {
-  const children = Array.from({ length: workers }, () => forkTs('fanout-worker.ts'));
-  const per = Math.ceil(streams / workers);
+/**
+ * Starts `workers` stream workers (or reuses `children`) and opens `streams` streams across them, each
+ * subscribing EDS to `edsNames`; with `nack`, every stream rejects every response.
+ */
+export async function openStreams(address: string, streams: number, workers: number, edsNames: string[], o: { nack?: boolean; children?: ChildProcess[] } = {}): Promise<ChildProcess[]> {
+  const children = o.children ?? Array.from({ length: workers }, () => forkTs('fanout-worker.ts'));
+  const per = Math.ceil(streams / children.length);
   await Promise.all(children.map((w, i) => {
-    w.send({ cmd: 'open', address, count: Math.max(0, Math.min(per, streams - i * per)), base: i * per, edsNames });
+    w.send({ cmd: 'open', address, count: Math.max(0, Math.min(per, streams - i * per)), base: i * per, edsNames, nack: o.nack ?? false });
     return waitFor(w, 'opened');
   }));
   return children;

@@ -1,15 +1,17 @@
 /**
- * One worker process of the fan-out and churn benchmarks: opens `count` ADS SotW streams, each on its own
- * connection, subscribes like an Envoy (CDS wildcard, EDS by name), ACKs every response, and reports when each
- * stream receives the EDS version the coordinator waits for, or every EDS version received while recording
- * (wall-clock ms, comparable across processes).
+ * One worker process of the fan-out, churn and soak benchmarks: opens `count` ADS SotW streams, each on its own
+ * connection, subscribes like an Envoy (CDS wildcard, EDS by name), ACKs every response (or, with `nack`,
+ * rejects every one, as a fleet that cannot take the config would), and reports when each stream receives the
+ * EDS version the coordinator waits for, or every EDS version received while recording (wall-clock ms,
+ * comparable across processes). `drop` closes every stream and its connection and keeps the process.
  */
 import * as grpc from '@grpc/grpc-js';
 import { messageType } from '../src/xds/protos.js';
 import { TypeUrl } from '../src/xds/resources.js';
 
 type Msg =
-  | { cmd: 'open'; address: string; count: number; base: number; edsNames: string[] }
+  | { cmd: 'open'; address: string; count: number; base: number; edsNames: string[]; nack?: boolean }
+  | { cmd: 'drop' }
   | { cmd: 'await'; version: string }
   | { cmd: 'record' }
   | { cmd: 'report' }
@@ -78,7 +80,7 @@ const streams: S[] = [];
 const clients: grpc.Client[] = [];
 let waiting: { version: string; times: number[]; left: number } | undefined;
 
-function open(address: string, index: number, edsNames: string[]): Promise<void> {
+function open(address: string, index: number, edsNames: string[], nack: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     // A channel option unique per client gives each stream its own connection, as each Envoy has.
     const client = new AdsClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'inferplane.bench.id': index });
@@ -88,7 +90,9 @@ function open(address: string, index: number, edsNames: string[]): Promise<void>
     streams.push(s);
     let ready = false;
     call.on('data', (r: Envelope) => {
-      call.write({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: r.type_url === TypeUrl.Endpoint ? edsNames : [] });
+      const names = r.type_url === TypeUrl.Endpoint ? edsNames : [];
+      if (nack) call.write({ type_url: r.type_url, version_info: '', response_nonce: r.nonce, resource_names: names, error_detail: { code: 3, message: 'rejected by the soak benchmark' } });
+      else call.write({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names });
       if (r.type_url !== TypeUrl.Endpoint) return;
       s.edsVersion = r.version_info;
       if (recording) s.log.push([r.version_info, now()]);
@@ -110,7 +114,7 @@ function open(address: string, index: number, edsNames: string[]): Promise<void>
 process.on('message', async (m: Msg) => {
   if (m.cmd === 'open') {
     for (let i = 0; i < m.count; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, m.count - i) }, (_, j) => open(m.address, m.base + i + j, m.edsNames)));
+      await Promise.all(Array.from({ length: Math.min(50, m.count - i) }, (_, j) => open(m.address, m.base + i + j, m.edsNames, m.nack ?? false)));
     }
     process.send!({ cmd: 'opened' });
   } else if (m.cmd === 'await') {
@@ -120,6 +124,12 @@ process.on('message', async (m: Msg) => {
   } else if (m.cmd === 'record') {
     recording = true;
     process.send!({ cmd: 'recording' });
+  } else if (m.cmd === 'drop') {
+    for (const c of clients) c.close();
+    clients.length = 0;
+    streams.length = 0;
+    waiting = undefined;
+    process.send!({ cmd: 'dropped' });
   } else if (m.cmd === 'report') {
     recording = false;
     process.send!({ cmd: 'report', logs: streams.map((s) => s.log) });

@@ -28,10 +28,14 @@ export interface FleetStatus {
 /** The running admin server. */
 export type AdminServer = ListeningServer;
 
+/** Subscribed names listed per stream and type by `/status/nodes` without `?node=`. */
+export const STATUS_NAMES = 100;
+
 /**
  * Serves, over plain HTTP: `/healthz` (the process is up), `/readyz` (200 only once the first complete
  * snapshot is set, 503 before), `/status/nodes` (every connected stream: node id, cluster, stream kind,
- * per-type subscribed names, sent and ACKed versions, pending nonce, last NACK, connected since),
+ * per-type subscribed names (their count, and up to {@link STATUS_NAMES} of them; all with `?node=ID`, which
+ * lists only that node's streams), sent and ACKed versions, pending nonce, last NACK, connected since),
  * `/status/snapshots` (per group: versions and resource names), `/status/fleet` (in-flight requests per service
  * summed over the Envoys reporting stats), `/status/scaler` (role, policy in force or rejected, per-service
  * replicas and the last decisions with their inputs, newest first; `?service=ns/name&limit=N`) and `/metrics`
@@ -50,8 +54,11 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
         return json(res, 200, { status: 'ok' });
       case '/readyz':
         return o.ready() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready', reason: 'no complete snapshot yet' });
-      case '/status/nodes':
-        return json(res, 200, { nodes: o.xds.nodes() });
+      case '/status/nodes': {
+        // One node in full; the fleet with a sample of each stream's names, so the answer stays small.
+        const node = url.searchParams.get('node');
+        return json(res, 200, { nodes: node === null ? o.xds.nodes({ maxNames: STATUS_NAMES }) : o.xds.nodes({ nodeId: node }) });
+      }
       case '/status/snapshots':
         return json(res, 200, {
           groups: Object.fromEntries(o.cache.groups().map((g) => {

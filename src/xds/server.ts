@@ -10,7 +10,7 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request.j
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
-import { DEFAULT_LIMITS, type MalformedRequest, type NackRecord, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
+import { DEFAULT_LIMITS, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
 
 /** Options of {@link createXdsServer}. */
 export interface XdsServerOptions {
@@ -48,15 +48,18 @@ export interface NodeStatus {
   readonly service: string;
   readonly variant: 'sotw' | 'delta';
   readonly connectedSince: string;
-  readonly types: Record<string, { subscribed: string[]; sentVersion?: string; ackedVersion?: string; pendingNonce?: string; lastNack?: NackRecord }>;
+  readonly types: Record<string, TypeStatus>;
 }
 
 /** The running xDS server. */
 export interface XdsServer {
   /** Binds and starts serving; resolves to the bound port (useful with port 0). */
   listen(address: string): Promise<number>;
-  /** Every connected stream's status, sorted by node id then stream. */
-  nodes(): NodeStatus[];
+  /**
+   * Every connected stream's status (only node `nodeId`'s when given), sorted by node id then stream; each type
+   * lists at most `maxNames` of its subscribed names (default all) and always their count.
+   */
+  nodes(o?: { nodeId?: string; maxNames?: number }): NodeStatus[];
   /** Number of open streams. */
   streamCount(): number;
   /**
@@ -222,8 +225,9 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
           resolve(port);
         });
       }),
-    nodes: () =>
+    nodes: ({ nodeId, maxNames } = {}) =>
       [...streams]
+        .filter((s) => nodeId === undefined || s.node!.id === nodeId)
         .map((s): NodeStatus => ({
           stream: s.id,
           nodeId: s.node!.id,
@@ -234,7 +238,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
           service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind],
           variant: s.variant,
           connectedSince: s.connectedSince.toISOString(),
-          types: s.typeStatus(),
+          types: s.typeStatus(maxNames),
         }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
     streamCount: () => calls.size,

@@ -77,6 +77,18 @@ export interface NackRecord {
   readonly at: string;
 }
 
+/** One type of one stream, as the status API shows it. */
+export interface TypeStatus {
+  /** Subscribed names (`*` for a wildcard subscription), sorted; only some of them when the listing was capped. */
+  readonly subscribed: string[];
+  /** How many names are subscribed, `*` included. */
+  readonly subscribedCount: number;
+  readonly sentVersion?: string;
+  readonly ackedVersion?: string;
+  readonly pendingNonce?: string;
+  readonly lastNack?: NackRecord;
+}
+
 /** Fields common to SotW and Delta requests, after decoding. */
 export interface CommonRequest {
   readonly node: Node__Output | null;
@@ -222,14 +234,23 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     this.ended();
   }
 
-  /** Per-type state for the status API. */
-  typeStatus(): Record<string, { subscribed: string[]; sentVersion?: string; ackedVersion?: string; pendingNonce?: string; lastNack?: NackRecord }> {
-    const out: Record<string, ReturnType<XdsStream['typeStatus']>[string]> = {};
+  /**
+   * Per-type state for the status API, with at most `maxNames` subscribed names per type (a stream may hold
+   * 100,000; an unbounded listing of thousands of streams would block the process while it is serialised).
+   */
+  typeStatus(maxNames = Infinity): Record<string, TypeStatus> {
+    const out: Record<string, TypeStatus> = {};
     for (const t of ADS_ORDER) {
       const ts = this.types.get(t);
       if (!ts) continue;
+      const names: string[] = ts.wildcard ? ['*'] : [];
+      for (const n of ts.names) {
+        if (names.length >= maxNames) break;
+        names.push(n);
+      }
       out[TYPE_SHORT[t]] = {
-        subscribed: [...(ts.wildcard ? ['*'] : []), ...[...ts.names].sort()],
+        subscribed: names.sort(),
+        subscribedCount: ts.names.size + (ts.wildcard ? 1 : 0),
         ...(ts.sentVersion !== undefined && { sentVersion: ts.sentVersion }),
         ...(ts.ackedVersion !== undefined && { ackedVersion: ts.ackedVersion }),
         ...(ts.pendingNonce !== undefined && { pendingNonce: ts.pendingNonce }),

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { startAdminServer, type AdminServer } from '../../src/observability/admin.js';
 import { TypeUrl } from '../../src/xds/resources.js';
 import { ep, model, svc } from '../support/builders.js';
-import { startHarness, type Harness } from '../support/harness.js';
+import { eventually, startHarness, type Harness } from '../support/harness.js';
 
 describe('admin server', () => {
   let h: Harness;
@@ -44,7 +44,7 @@ describe('admin server', () => {
     expect(nodes).to.have.length(1);
     const n = nodes[0];
     expect(n).to.include({ nodeId: 'envoy-7', cluster: 'edge', userAgent: 'envoy', service: 'ads', variant: 'sotw', group: 'default' });
-    expect(n.types.cds).to.deep.equal({ subscribed: ['*'], sentVersion: r.versionInfo, ackedVersion: r.versionInfo });
+    expect(n.types.cds).to.deep.equal({ subscribed: ['*'], subscribedCount: 1, sentVersion: r.versionInfo, ackedVersion: r.versionInfo });
     expect(n.types.lds.lastNack).to.include({ message: 'no', code: 3 });
     expect(Date.parse(n.connectedSince)).to.be.a('number').and.not.NaN;
     const metrics = (await get('/metrics')).text;
@@ -52,6 +52,25 @@ describe('admin server', () => {
     expect(metrics).to.contain('inferplane_xds_streams 1');
     const snaps = JSON.parse((await get('/status/snapshots')).text);
     expect(snaps.groups.default.types.cds.resources).to.deep.equal([{ name: 'a/http', version: h.cache.get('default')!.types[TypeUrl.Cluster].resources.get('a/http')!.version }]);
+  });
+
+  it('lists at most 100 subscribed names per stream and type, and every name for one node with ?node=', async () => {
+    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    const names = Array.from({ length: 5_000 }, (_, i) => `n${i}`);
+    const big = h.client('delta');
+    big.send({ node: { id: 'many-names', cluster: 'edge' }, type_url: TypeUrl.Endpoint, resource_names_subscribe: names });
+    const small = h.client('sotw');
+    small.send({ node: { id: 'few-names', cluster: 'edge' }, type_url: TypeUrl.Endpoint, resource_names: ['a/http'] });
+    await eventually(() => h.server.nodes().length === 2 && h.server.nodes().every((n) => n.types['eds']?.sentVersion !== undefined), 'both streams answered');
+    const all = JSON.parse((await get('/status/nodes')).text).nodes;
+    const eds = (id: string, list: any[]) => list.find((n: any) => n.nodeId === id).types.eds;
+    expect(eds('many-names', all).subscribedCount).to.equal(5_000);
+    expect(eds('many-names', all).subscribed).to.have.length(100);
+    expect(eds('few-names', all)).to.include({ subscribedCount: 1 });
+    expect(eds('few-names', all).subscribed).to.deep.equal(['a/http']);
+    const one = JSON.parse((await get('/status/nodes?node=many-names')).text).nodes;
+    expect(one.map((n: any) => n.nodeId)).to.deep.equal(['many-names']);
+    expect(eds('many-names', one).subscribed).to.have.members(names);
   });
 
   it('answers unknown paths and methods with a clear error', async () => {
