@@ -37,18 +37,34 @@ export function forkTs(file: string): ChildProcess {
   return fork(path.join(import.meta.dirname, file), { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
+/** How streams are opened: see bench/fanout-worker.ts. */
+export interface OpenOptions {
+  /** Every stream rejects every response. */
+  nack?: boolean;
+  /** Delta ADS instead of SotW. */
+  delta?: boolean;
+  /** All at once, instead of 50 at a time per worker. */
+  storm?: boolean;
+  /** Workers to reuse, instead of starting new ones. */
+  children?: ChildProcess[];
+}
+
 /**
- * Starts `workers` stream workers (or reuses `children`) and opens `streams` streams across them, each
- * subscribing EDS to `edsNames`; with `nack`, every stream rejects every response.
+ * Starts `workers` stream workers (or reuses `o.children`) and opens `streams` streams across them, each
+ * subscribing EDS to `edsNames`. Returns the workers and how many streams failed before their first response,
+ * with a sample of why. Throws when any was lost and `o.storm` is not set (only a storm may lose some).
  */
-export async function openStreams(address: string, streams: number, workers: number, edsNames: string[], o: { nack?: boolean; children?: ChildProcess[] } = {}): Promise<ChildProcess[]> {
+export async function openStreams(address: string, streams: number, workers: number, edsNames: string[], o: OpenOptions = {}): Promise<ChildProcess[] & { lost: number; sample: string[] }> {
   const children = o.children ?? Array.from({ length: workers }, () => forkTs('fanout-worker.ts'));
   const per = Math.ceil(streams / children.length);
-  await Promise.all(children.map((w, i) => {
-    w.send({ cmd: 'open', address, count: Math.max(0, Math.min(per, streams - i * per)), base: i * per, edsNames, nack: o.nack ?? false });
-    return waitFor(w, 'opened');
+  const opened = await Promise.all(children.map((w, i) => {
+    w.send({ cmd: 'open', address, count: Math.max(0, Math.min(per, streams - i * per)), base: i * per, edsNames, nack: o.nack ?? false, delta: o.delta ?? false, storm: o.storm ?? false });
+    return waitFor<{ lost: number; sample: string[] }>(w, 'opened');
   }));
-  return children;
+  const lost = opened.reduce((n, r) => n + r.lost, 0);
+  const sample = [...new Set(opened.flatMap((r) => r.sample))];
+  if (lost > 0 && !o.storm) throw new Error(`${lost} streams failed to open: ${sample.join('; ')}`);
+  return Object.assign([...children], { lost, sample });
 }
 
 /** CPU-profiles this process (the server) until stop(), writing a .cpuprofile for Chrome DevTools. */

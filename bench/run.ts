@@ -1,11 +1,15 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
- * fanout|churn|ingest|latency|p2c` runs one (p2c needs the Envoy that `npm test` installs). Compare ratios within one run: the machine is small and shared.
+ * fanout|churn|ingest|latency|p2c|soak` runs one (p2c needs the Envoy that `npm test` installs; soak, 11 minutes
+ * at its default size, runs only when named). `--only fanout --vs go-control-plane` runs the fan-out against
+ * the Go peer in bench/peers/ instead (needs Go; `--variants sotw,delta`, `--reps`, `--storm`, `--after-seconds`). Compare ratios within one run: the machine is small and shared.
  */
 import { parseArgs } from 'node:util';
 import { churn } from './churn.js';
 import { p2c } from './p2c.js';
+import { soak } from './soak.js';
+import { versusPeer } from './vs-peer.js';
 import { decisionLatency, ingest } from './scaler.js';
 import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } from './common.js';
 import { createLogger } from '../src/observability/log.js';
@@ -26,6 +30,11 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     profile: { type: 'string' },
     only: { type: 'string' },
+    vs: { type: 'string' },
+    variants: { type: 'string', default: 'sotw,delta' },
+    reps: { type: 'string', default: '2' },
+    storm: { type: 'boolean', default: false },
+    'after-seconds': { type: 'string', default: '30' },
     'churn-services': { type: 'string', default: '1000' },
     'churn-endpoints': { type: 'string', default: '20' },
     'churn-streams': { type: 'string', default: '1000' },
@@ -40,6 +49,11 @@ const { values } = parseArgs({
     'p2c-rounds': { type: 'string', default: '3' },
     'p2c-seconds': { type: 'string', default: '10' },
     'p2c-concurrency': { type: 'string', default: '64' },
+    'soak-streams': { type: 'string', default: '10000' },
+    'soak-seconds': { type: 'string', default: '600' },
+    'soak-hold': { type: 'string', default: '10' },
+    'nack-streams': { type: 'string', default: '1000' },
+    'nack-changes': { type: 'string', default: '10' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -47,12 +61,18 @@ const WORKERS = Number(values.workers);
 const SERVICES = Number(values.services);
 const ENDPOINTS = Number(values.endpoints);
 const ROUNDS = Number(values.rounds);
+/** The endpoints file of round `round`: each round adds one endpoint to the first service. */
+function rawFleet(round: number): { services: object[] } {
+  return {
+    services: Array.from({ length: SERVICES }, (_, s) => ({
+      name: `model-${s}`,
+      endpoints: Array.from({ length: ENDPOINTS + (s === 0 ? round : 0) }, (_, e) => ({ address: `10.${s}.${e >> 8}.${e & 255}`, port: 8000, zone: `zone-${e % 3}` })),
+    })),
+  };
+}
+
 function fleet(round: number): Model {
-  const services = Array.from({ length: SERVICES }, (_, s) => ({
-    name: `model-${s}`,
-    endpoints: Array.from({ length: ENDPOINTS + (s === 0 ? round : 0) }, (_, e) => ({ address: `10.${s}.${e >> 8}.${e & 255}`, port: 8000, zone: `zone-${e % 3}` })),
-  }));
-  const m = readModel({ services });
+  const m = readModel(rawFleet(round));
   if (!m.ok) throw new Error(JSON.stringify(m.error));
   return m.value;
 }
@@ -109,7 +129,13 @@ async function fanout(): Promise<void> {
 }
 
 console.log(`inferplane benchmarks on ${machine()}`);
-if (!values.only || values.only === 'fanout') await fanout();
+if (values.vs !== undefined && values.vs !== 'go-control-plane') throw new Error(`--vs ${values.vs}: the only peer is go-control-plane`);
+if ((!values.only || values.only === 'fanout') && values.vs) {
+  await versusPeer({
+    streams: STREAMS, workers: WORKERS, rounds: ROUNDS, reps: Number(values.reps), storm: values.storm ?? false, afterSeconds: Number(values['after-seconds']),
+    variants: values.variants.split(',') as ('sotw' | 'delta')[], fleet, rawFleet, edsNames: Array.from({ length: SERVICES }, (_, s) => `model-${s}/http`),
+  });
+} else if (!values.only || values.only === 'fanout') await fanout();
 if (!values.only || values.only === 'churn') {
   await churn({
     services: Number(values['churn-services']),
@@ -129,5 +155,11 @@ if (!values.only || values.only === 'ingest') {
 if (!values.only || values.only === 'latency') await decisionLatency({ steps: Number(values['latency-steps']), envoys: Number(values['latency-envoys']) });
 if (!values.only || values.only === 'p2c') {
   await p2c({ rounds: Number(values['p2c-rounds']), seconds: Number(values['p2c-seconds']), concurrency: Number(values['p2c-concurrency']), maxTokens: 50, upstreams: 4, slowFactor: 3 });
+}
+if (values.only === 'soak') {
+  await soak({
+    streams: Number(values['soak-streams']), workers: WORKERS, seconds: Number(values['soak-seconds']), holdSeconds: Number(values['soak-hold']),
+    nackStreams: Number(values['nack-streams']), nackChanges: Number(values['nack-changes']),
+  });
 }
 process.exit(0);

@@ -25,6 +25,7 @@ import { createSnapshotCache } from './xds/cache.js';
 import { createPublisher } from './xds/publisher.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
 import { createTlsSource, type TlsFiles } from './xds/tls.js';
+import { startMemoryRelease } from './observability/memory.js';
 import type { IdentityRule } from './xds/identity.js';
 import type { StreamLimits } from './xds/stream.js';
 
@@ -176,6 +177,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     stats, log: o.log, metrics,
   }));
   const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
+  const memory = startMemoryRelease({ load: () => xds.streamCount(), log: o.log, metrics });
   const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
@@ -185,6 +187,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     ...(scaler && { scaler: scaler.scaler }),
     ready,
     async stop(graceMs = 5_000) {
+      memory.stop();
       await stopScraping();
       await scaler?.stopActing();
       await stopSource();

@@ -1,5 +1,5 @@
 import type { Http2Server } from 'node:http2';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
 import type { GrpcService } from '../scaler/metrics-service.js';
@@ -11,6 +11,17 @@ import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
 import { DEFAULT_LIMITS, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
+
+/** Listen backlog asked for: as many pending connections as the kernel allows (net.core.somaxconn caps it). */
+export const LISTEN_BACKLOG = 65_535;
+
+/** Splits `host:port` (`[v6]:port` for IPv6); throws, saying what is wrong, on anything else. */
+export function parseListenAddress(address: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65_535) throw new Error(`"${address}" is not HOST:PORT (e.g. 0.0.0.0:18000, [::]:18000)`);
+  return { host: m[1] ?? m[2]!, port };
+}
 
 /** Options of {@link createXdsServer}. */
 export interface XdsServerOptions {
@@ -212,19 +223,27 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     }
   };
 
+  const listeners: net.Server[] = [];
   return {
-    listen: (address) =>
-      new Promise((resolve, reject) => {
-        server.bindAsync(address, options.credentials ?? grpc.ServerCredentials.createInsecure(), (e, port) => {
-          if (e) return reject(e);
-          try {
-            guardHandshakes();
-          } catch (err) {
-            return reject(err);
-          }
-          resolve(port);
+    async listen(address) {
+      const { host, port } = parseListenAddress(address);
+      // Our own listener, its connections handed to grpc-js: grpc-js listens with Node's default backlog (511),
+      // and a fleet reconnecting at once (every Envoy after a restart) overflows it; the connections the kernel
+      // then drops are streams lost. The kernel caps the backlog at net.core.somaxconn.
+      const injector = server.createConnectionInjector(options.credentials ?? grpc.ServerCredentials.createInsecure());
+      guardHandshakes();
+      const listener = net.createServer((socket) => injector.injectConnection(socket));
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
+          listener.off('error', reject);
+          resolve();
         });
-      }),
+      });
+      listener.on('error', (e) => log.error('xDS listener failed', { address, error: e.message }));
+      listeners.push(listener);
+      return (listener.address() as net.AddressInfo).port;
+    },
     nodes: ({ nodeId, maxNames } = {}) =>
       [...streams]
         .filter((s) => nodeId === undefined || s.node!.id === nodeId)
@@ -245,6 +264,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     shutdown: (graceMs = 5_000) =>
       new Promise<void>((resolve) => {
         shuttingDown = true;
+        for (const l of listeners) l.close();
         let done = false;
         const finish = () => {
           if (done) return;
