@@ -4,7 +4,8 @@
  * (on the image's allocator when this machine has it), fed by its endpoints file; and bench/peers/go-control-plane
  * (SnapshotCache, ADS, one snapshot for every node), fed over HTTP with inferplane's own encoded resources, so
  * both serve the same bytes. The same worker processes open N ADS streams, one connection each, SotW or Delta;
- * each round makes one endpoint change and times, per stream, the first EDS response after the trigger. Per
+ * each round makes one endpoint change and times, per stream, the first EDS response after the change was
+ * published (inferplane: its log's publish time, after the file watch's quiet time; the peer: the trigger). Per
  * server: delivery p50/p99/max, RSS per idle stream, server CPU per change, RSS 30 s after the streams leave;
  * then inferplane/peer ratios of the medians.
  */
@@ -47,6 +48,8 @@ interface Server {
   readonly child: ChildProcess;
   readonly xds: string;
   change(round: number): Promise<void>;
+  /** When the last change was published (wall-clock ms): after its trigger delay, for inferplane. */
+  publishedAt(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -92,7 +95,17 @@ async function startInferplane(o: VsOptions): Promise<Server> {
   write(0);
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js'), 'serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`,
-    '--admin-address', `127.0.0.1:${adminPort}`, '--debounce-ms', '1', '--max-delay-ms', '1', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...imageAllocator() } });
+    '--admin-address', `127.0.0.1:${adminPort}`, '--debounce-ms', '1', '--max-delay-ms', '1'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageAllocator() } });
+  // The log says when each snapshot was published: delivery is also timed from there, without the file watch's
+  // quiet time (50 ms, so an editor's several writes are read once) and the read and translation.
+  let publishedAt: number | undefined;
+  let buffered = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const l of lines) if (l.includes('"msg":"snapshot published"')) publishedAt = Date.parse((JSON.parse(l) as { time: string }).time);
+  });
   for (const deadline = Date.now() + 20_000; ; await sleep(100)) {
     if ((await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined))?.status === 200) break;
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('inferplane did not become ready');
@@ -102,6 +115,7 @@ async function startInferplane(o: VsOptions): Promise<Server> {
     child,
     xds: `127.0.0.1:${xdsPort}`,
     change: async (round) => write(round),
+    publishedAt: () => publishedAt,
     stop: async () => {
       await stopChild(child);
       fs.rmSync(dir, { recursive: true, force: true });
@@ -129,13 +143,17 @@ async function startPeer(bin: string, o: VsOptions): Promise<Server> {
     if (res.status !== 204) throw new Error(`the peer refused the snapshot: ${res.status} ${await res.text()}`);
   };
   await change(0);
-  return { name: 'go-control-plane', child, xds: where.xds, change, stop: () => stopChild(child) };
+  // SetSnapshot runs inside the trigger's request: the peer publishes when it is asked to.
+  return { name: 'go-control-plane', child, xds: where.xds, change, publishedAt: () => undefined, stop: () => stopChild(child) };
 }
 
 interface RunResult {
+  /** From publish (inferplane) or trigger (peer) to delivery. */
   p50: number;
   p99: number;
   max: number;
+  /** inferplane only: trigger (the file written) to publish. */
+  triggerDelay: number;
   rssPerStreamKiB: number;
   cpuPerChange: number;
   rssBeforeMiB: number;
@@ -154,7 +172,7 @@ async function measure(server: Server, variant: 'sotw' | 'delta', o: VsOptions, 
   const openSeconds = (now() - t0) / 1000;
   await sleep(2000);
   const rssWith = rssOf(pid);
-  const rows: { p50: number; p99: number; max: number; cpu: number }[] = [];
+  const rows: { p50: number; p99: number; max: number; cpu: number; delay: number }[] = [];
   for (let r = 0; r < o.rounds; r++) {
     await Promise.all(workers.map((w) => {
       const p = waitFor(w, 'armed');
@@ -169,8 +187,9 @@ async function measure(server: Server, variant: 'sotw' | 'delta', o: VsOptions, 
     if (!times) throw new Error(`${server.name}: not every stream got round ${r}'s change within 120 s`);
     // Let the ACKs of the round reach the server before reading its CPU.
     await sleep(300);
-    const lat = times.map((t) => t - start).sort((a, b) => a - b);
-    rows.push({ p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1]!, cpu: cpuOf(pid) - cpu0 });
+    const from = Math.max(start, server.publishedAt() ?? start);
+    const lat = times.map((t) => t - from).sort((a, b) => a - b);
+    rows.push({ p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1]!, cpu: cpuOf(pid) - cpu0, delay: from - start });
     await sleep(300);
   }
   await Promise.all(workers.map((w) => {
@@ -181,7 +200,7 @@ async function measure(server: Server, variant: 'sotw' | 'delta', o: VsOptions, 
   await sleep(o.afterSeconds * 1000);
   const n = o.streams - opened.lost;
   return {
-    p50: median(rows.map((r) => r.p50)), p99: median(rows.map((r) => r.p99)), max: median(rows.map((r) => r.max)), cpuPerChange: median(rows.map((r) => r.cpu)),
+    p50: median(rows.map((r) => r.p50)), p99: median(rows.map((r) => r.p99)), max: median(rows.map((r) => r.max)), cpuPerChange: median(rows.map((r) => r.cpu)), triggerDelay: median(rows.map((r) => r.delay)),
     rssPerStreamKiB: (rssWith - rssBefore) / n / 1024, rssBeforeMiB: mib(rssBefore), rssWithMiB: mib(rssWith), rssAfterMiB: mib(rssOf(pid)), openSeconds, lost: opened.lost,
   };
 }
@@ -204,7 +223,7 @@ export async function versusPeer(o: VsOptions): Promise<void> {
           const r = await measure(server, variant, o, workers, round);
           round += o.rounds;
           results[server.name]!.push(r);
-          console.log(`  ${variant} ${server.name.padEnd(16)} opened in ${fmt(r.openSeconds)} s${r.lost ? `, LOST ${r.lost}` : ''}; delivery p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms; CPU ${fmt(r.cpuPerChange, 3)} s per change; RSS ${fmt(r.rssBeforeMiB)} → ${fmt(r.rssWithMiB)} MiB (${fmt(r.rssPerStreamKiB)} KiB per stream) → ${fmt(r.rssAfterMiB)} MiB ${o.afterSeconds} s after they left`);
+          console.log(`  ${variant} ${server.name.padEnd(16)} opened in ${fmt(r.openSeconds)} s${r.lost ? `, LOST ${r.lost}` : ''};${r.triggerDelay ? ` published ${fmt(r.triggerDelay)} ms after the trigger, then` : ''} delivery p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms; CPU ${fmt(r.cpuPerChange, 3)} s per change; RSS ${fmt(r.rssBeforeMiB)} → ${fmt(r.rssWithMiB)} MiB (${fmt(r.rssPerStreamKiB)} KiB per stream) → ${fmt(r.rssAfterMiB)} MiB ${o.afterSeconds} s after they left`);
         } finally {
           await server.stop();
         }
