@@ -2,8 +2,8 @@
  * inferplane against go-control-plane, side by side on one harness (`--only fanout --vs go-control-plane`).
  * Both run as their own processes, alternately (A B A B …) within one run: the production build of inferplane
  * (on the image's allocator when this machine has it), fed by its endpoints file; and bench/peers/go-control-plane
- * (SnapshotCache, ADS, one snapshot for every node), fed over HTTP with inferplane's own encoded resources, so
- * both serve the same bytes. The same worker processes open N ADS streams, one connection each, SotW or Delta;
+ * (SnapshotCache, ADS, one snapshot for every node), fed over HTTP with inferplane's own encoded resources and
+ * per-type versions, so both serve the same bytes and neither resends a type that did not change. The same worker processes open N ADS streams, one connection each, SotW or Delta;
  * each round makes one endpoint change and times, per stream, the first EDS response after the change was
  * published (inferplane: its log's publish time, after the file watch's quiet time; the peer: the trigger). Per
  * server: delivery p50/p99/max, RSS per idle stream, server CPU per change, RSS 30 s after the streams leave;
@@ -139,7 +139,8 @@ async function startPeer(bin: string, o: VsOptions): Promise<Server> {
     const snap = buildSnapshot(translate(o.fleet(round)));
     if (!snap.ok) throw new Error(snap.error.join('\n'));
     const resources = Object.values(snap.value.types).flatMap((t) => [...t.resources.values()].map((r) => ({ typeUrl: r.typeUrl, bytes: Buffer.from(r.bytes).toString('base64') })));
-    const res = await fetch(`http://${where.trigger}/snapshot`, { method: 'POST', body: JSON.stringify({ version: snap.value.version, resources }) });
+    const versions = Object.fromEntries(Object.entries(snap.value.types).map(([typeUrl, t]) => [typeUrl, t.version]));
+    const res = await fetch(`http://${where.trigger}/snapshot`, { method: 'POST', body: JSON.stringify({ versions, resources }) });
     if (res.status !== 204) throw new Error(`the peer refused the snapshot: ${res.status} ${await res.text()}`);
   };
   await change(0);

@@ -51,9 +51,11 @@ type encoded struct {
 	Bytes   string `json:"bytes"`
 }
 
+// snapshotRequest carries a version per type, as inferplane's content hashes: a type whose version stays the
+// same is not sent again (one version for the whole snapshot would resend every type on every change).
 type snapshotRequest struct {
-	Version   string    `json:"version"`
-	Resources []encoded `json:"resources"`
+	Versions  map[string]string `json:"versions"`
+	Resources []encoded         `json:"resources"`
 }
 
 func buildSnapshot(body []byte) (*cache.Snapshot, error) {
@@ -77,7 +79,15 @@ func buildSnapshot(body []byte) (*cache.Snapshot, error) {
 		}
 		byType[r.TypeURL] = append(byType[r.TypeURL], m.(types.Resource))
 	}
-	return cache.NewSnapshot(req.Version, byType)
+	snap := &cache.Snapshot{}
+	for typeURL, version := range req.Versions {
+		index := cache.GetResponseType(typeURL)
+		if index == types.UnknownType {
+			return nil, fmt.Errorf("unknown resource type %s", typeURL)
+		}
+		snap.Resources[index] = cache.NewResources(version, byType[typeURL])
+	}
+	return snap, nil
 }
 
 func main() {
