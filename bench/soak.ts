@@ -148,8 +148,10 @@ export async function soak(o: SoakOptions): Promise<void> {
   const at5 = (await sleep(5000), rssOf(pid));
   await sleep(25_000);
   const at30 = rssOf(pid);
+  await sleep(60_000);
+  const at90 = rssOf(pid);
   console.log(`  after ${waves.length} waves (${fmt((now() - started) / 1000, 0)} s): ${left} streams left in /status/nodes; median connect ${fmt(median(waves.map((w) => w.open)))} s; every wave delivered: ${waves.every((w) => w.delivered)}`);
-  console.log(`  RSS: baseline ${mib(baseline)}, peak with streams ${mib(Math.max(...waves.map((w) => w.rss)))}, +5 s after the last left ${mib(at5)}, +30 s ${mib(at30)} (${fmt((at30 / baseline - 1) * 100)}% over baseline)`);
+  console.log(`  RSS: baseline ${mib(baseline)}, peak with streams ${mib(Math.max(...waves.map((w) => w.rss)))}, +5 s after the last left ${mib(at5)}, +30 s ${mib(at30)} (${fmt((at30 / baseline - 1) * 100)}% over baseline), +90 s ${mib(at90)} (${fmt((at90 / baseline - 1) * 100)}%)`);
 
   // NACK storm: the same changes, with every stream ACKing, then with every stream rejecting everything.
   for (const nack of [false, true]) {
