@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -88,3 +88,9 @@ export async function startProfile(): Promise<{ stop(file: string): Promise<void
   };
 }
 
+
+/** Compiles the production build into dist/ (what the image runs), for benchmarks that start it as a process. */
+export function buildProduction(): void {
+  const root = path.join(import.meta.dirname, '..');
+  execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}

@@ -6,11 +6,11 @@
  * first wave. Then a NACK storm: N streams that reject every response, against N that ACK, over the same
  * changes: server CPU and responses sent per change (a resend loop shows as more than one per stream).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fmt, median, now, openStreams, waitFor } from './common.js';
+import { buildProduction, fmt, median, now, openStreams, waitFor } from './common.js';
 
 /** Sizes of a soak run. */
 export interface SoakOptions {
@@ -61,7 +61,7 @@ export function imageAllocator(): Record<string, string> {
 
 /** The production build, as deployed: compiled to dist/ first (no tsx, no compile cache in the server's memory). */
 async function startServer(file: string): Promise<{ child: ChildProcess; xds: string; admin: string }> {
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildProduction();
   const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js'), 'serve', '--endpoints', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--debounce-ms', '50', '--max-delay-ms', '200'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageAllocator() } });
   let buffered = '';
   return new Promise((resolve, reject) => {

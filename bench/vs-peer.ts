@@ -11,13 +11,13 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Model } from '../src/model/model.js';
 import { translate } from '../src/translate/translate.js';
 import { buildSnapshot } from '../src/xds/snapshot.js';
-import { fmt, median, now, openStreams, pct, waitFor } from './common.js';
+import { buildProduction, fmt, median, now, openStreams, pct, waitFor } from './common.js';
+import { freePort } from '../test/support/processes.js';
 import { cpuOf, imageAllocator, rssOf } from './soak.js';
 
 /** Sizes of a comparison run. */
@@ -51,14 +51,6 @@ interface Server {
   /** When the last change was published (wall-clock ms): after its trigger delay, for inferplane. */
   publishedAt(): number | undefined;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const stopChild = (child: ChildProcess) => new Promise<void>((resolve) => {
@@ -210,7 +202,7 @@ async function measure(server: Server, variant: 'sotw' | 'delta', o: VsOptions, 
 export async function versusPeer(o: VsOptions): Promise<void> {
   const bin = buildPeer();
   if (!bin) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildProduction();
   const allocator = imageAllocator()['LD_PRELOAD'] ? 'jemalloc as in the image' : 'glibc malloc (libjemalloc2 not installed here)';
   console.log(`\nfan-out against go-control-plane ${peerVersion()}: ${o.streams} ADS streams, one connection each, ${o.storm ? 'all opened at once' : 'opened 50 at a time per worker'}, ${o.workers} worker processes; ${o.rounds} changes per run; servers alternating, ${o.reps} runs each; inferplane on ${allocator}`);
   const workers = await openStreams('127.0.0.1:1', 0, o.workers, o.edsNames);
