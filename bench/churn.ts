@@ -59,18 +59,22 @@ export async function churn(o: ChurnOptions): Promise<void> {
   const source = createKubernetesSource({
     kubeConfig: kc, namespaces: ['ml'], listener: DEFAULT_LISTENER, log, events: createEventRecorder(kc, log, 'bench'),
     onModel: (m: Model, endpointsOnly) => {
-      const r = publisher.publish(m, endpointsOnly);
-      if (!r.ok) throw new Error(r.error.join('\n'));
-      const index = published.length;
-      published.push({ version: r.value.types[TypeUrl.Endpoint].version, at: now() });
+      // Events first seen in this model; they count as delivered with the build that covers it.
+      const seen: { id: number; at: number }[] = [];
       const byName = new Map(m.services.map((s) => [s.name, s]));
       for (const [id, ev] of pending) {
         const ep = byName.get(`ml/model-${ev.s}`)?.endpoints.find((x) => x.address === address(ev.s, ev.e));
         if (ep && !ep.ready) {
-          included[id] = { at: ev.at, index };
+          seen.push({ id, at: ev.at });
           pending.delete(id);
         }
       }
+      void publisher.publish(m, endpointsOnly).then((r) => {
+        if (!r.ok) throw new Error(r.error.join('\n'));
+        const index = published.length;
+        published.push({ version: r.value.types[TypeUrl.Endpoint].version, at: now() });
+        for (const { id, at } of seen) included[id] = { at, index };
+      });
     },
   });
   source.start();

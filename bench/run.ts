@@ -1,14 +1,15 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
- * fanout|churn|ingest|latency|p2c|soak` runs one (p2c needs the Envoy that `npm test` installs; soak, 11 minutes
- * at its default size, runs only when named). `--only fanout --vs go-control-plane` runs the fan-out against
+ * fanout|churn|ingest|latency|p2c|soak|large` runs one (p2c needs the Envoy that `npm test` installs; soak, 11
+ * minutes at its default size, and large, 5,000 services in the production build, run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
  * the Go peer in bench/peers/ instead (needs Go; `--variants sotw,delta`, `--reps`, `--storm`, `--after-seconds`). Compare ratios within one run: the machine is small and shared.
  */
 import { parseArgs } from 'node:util';
 import { churn } from './churn.js';
 import { p2c } from './p2c.js';
 import { soak } from './soak.js';
+import { large } from './large.js';
 import { versusPeer } from './vs-peer.js';
 import { decisionLatency, ingest } from './scaler.js';
 import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } from './common.js';
@@ -35,6 +36,10 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '2' },
     storm: { type: 'boolean', default: false },
     'after-seconds': { type: 'string', default: '30' },
+    'large-services': { type: 'string', default: '5000' },
+    'large-endpoints': { type: 'string', default: '35' },
+    'large-streams': { type: 'string', default: '10' },
+    'large-rewrites': { type: 'string', default: '3' },
     'churn-services': { type: 'string', default: '1000' },
     'churn-endpoints': { type: 'string', default: '20' },
     'churn-streams': { type: 'string', default: '1000' },
@@ -82,7 +87,7 @@ async function fanout(): Promise<void> {
   const metrics = createMetrics();
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log, metrics });
-  publisher.publish(fleet(0));
+  await publisher.publish(fleet(0));
   const server = createXdsServer({ cache, log, metrics });
   const port = await server.listen('127.0.0.1:0');
   const edsNames = Array.from({ length: SERVICES }, (_, s) => `model-${s}/http`);
@@ -103,10 +108,10 @@ async function fanout(): Promise<void> {
   const rows: { p50: number; p99: number; max: number; cpu: number }[] = [];
   const profiler = values.profile ? await startProfile() : undefined;
   for (let round = 1; round <= ROUNDS; round++) {
-    const target = (() => {
+    const target = await (async () => {
       const cpu0 = process.cpuUsage();
       const t0 = now();
-      const snap = publisher.publish(fleet(round));
+      const snap = await publisher.publish(fleet(round));
       if (!snap.ok) throw new Error(snap.error.join('\n'));
       return { t0, cpu0, version: snap.value.types[TypeUrl.Endpoint].version };
     })();
@@ -155,6 +160,9 @@ if (!values.only || values.only === 'ingest') {
 if (!values.only || values.only === 'latency') await decisionLatency({ steps: Number(values['latency-steps']), envoys: Number(values['latency-envoys']) });
 if (!values.only || values.only === 'p2c') {
   await p2c({ rounds: Number(values['p2c-rounds']), seconds: Number(values['p2c-seconds']), concurrency: Number(values['p2c-concurrency']), maxTokens: 50, upstreams: 4, slowFactor: 3 });
+}
+if (values.only === 'large') {
+  await large({ services: Number(values['large-services']), endpoints: Number(values['large-endpoints']), streams: Number(values['large-streams']), rewrites: Number(values['large-rewrites']) });
 }
 if (values.only === 'soak') {
   await soak({

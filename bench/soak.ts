@@ -6,11 +6,10 @@
  * first wave. Then a NACK storm: N streams that reject every response, against N that ACK, over the same
  * changes: server CPU and responses sent per change (a resend loop shows as more than one per stream).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildProduction, fmt, median, now, openStreams, waitFor } from './common.js';
+import { cpuOf, fmt, imageAllocator, median, now, openStreams, rssOf, startServer, waitFor } from './common.js';
 
 /** Sizes of a soak run. */
 export interface SoakOptions {
@@ -25,7 +24,6 @@ export interface SoakOptions {
 
 const SERVICES = 20;
 const ENDPOINTS = 20;
-const ROOT = path.join(import.meta.dirname, '..');
 
 function endpointsFile(round: number): string {
   const services = Array.from({ length: SERVICES }, (_, s) => ({
@@ -33,51 +31,6 @@ function endpointsFile(round: number): string {
     endpoints: Array.from({ length: ENDPOINTS + (s === round % SERVICES ? 1 + (round % 3) : 0) }, (_, e) => ({ address: `10.${s}.${e >> 8}.${e & 255}`, port: 8000 })),
   }));
   return JSON.stringify({ services });
-}
-
-/** Resident memory of a process (Linux: /proc). */
-export function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/** User + system CPU seconds of a process so far (Linux: /proc, clock ticks of 10 ms). */
-export function cpuOf(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/**
- * The allocator settings of the image (Dockerfile: jemalloc, returning freed pages within a second), when this
- * machine has Debian's libjemalloc2; else glibc's malloc, which keeps what closed connections freed.
- */
-export function imageAllocator(): Record<string, string> {
-  const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-  const env = Object.fromEntries([...dockerfile.matchAll(/^ENV (LD_PRELOAD|MALLOC_CONF)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-  const lib = env['LD_PRELOAD'];
-  const found = lib !== undefined && ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'].some((d) => fs.existsSync(path.join(d, lib)));
-  return found ? env : {};
-}
-
-/** The production build, as deployed: compiled to dist/ first (no tsx, no compile cache in the server's memory). */
-async function startServer(file: string): Promise<{ child: ChildProcess; xds: string; admin: string }> {
-  buildProduction();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js'), 'serve', '--endpoints', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--debounce-ms', '50', '--max-delay-ms', '200'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageAllocator() } });
-  let buffered = '';
-  return new Promise((resolve, reject) => {
-    // The log (JSON lines on stderr) says where it listens.
-    child.stderr!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      for (const line of buffered.split('\n').slice(0, -1)) {
-        if (line.includes('memory released')) console.log(`  server: ${line}`);
-        if (!line.includes('inferplane serving')) continue;
-        const fields = JSON.parse(line) as { xds: string; admin: string };
-        resolve({ child, xds: fields.xds, admin: `http://${fields.admin}` });
-      }
-      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
-    });
-    child.on('exit', (code) => reject(new Error(`inferplane exited with ${code}`)));
-  });
 }
 
 const get = async (url: string): Promise<any> => (await fetch(url)).json();

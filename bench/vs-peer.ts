@@ -18,7 +18,7 @@ import { translate } from '../src/translate/translate.js';
 import { buildSnapshot } from '../src/xds/snapshot.js';
 import { buildProduction, fmt, median, now, openStreams, pct, waitFor } from './common.js';
 import { freePort } from '../test/support/processes.js';
-import { cpuOf, imageAllocator, rssOf } from './soak.js';
+import { cpuOf, imageAllocator, rssOf } from './common.js';
 
 /** Sizes of a comparison run. */
 export interface VsOptions {

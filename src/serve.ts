@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ListenerSpec, Model } from './model/model.js';
+import { envoyRoot } from './xds/protos.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ReplicaCounts } from './scaler/decide.js';
 import { createLeaderElector } from './scaler/lease.js';
@@ -113,6 +114,10 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const metrics = createMetrics();
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics, maxResponseBytes: o.limits.maxResponseBytes });
+  // Envoy's protos load on first use (~0.2 s): at startup, not in the middle of serving the first large build.
+  envoyRoot();
+  const publish = (m: Model, endpointsOnly?: ReadonlySet<string>): Promise<unknown> =>
+    publisher.publish(m, endpointsOnly).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
   const stats = createFleetStats();
   if (o.identity && !o.tls?.clientCaFile) throw new Error('node identity needs mTLS (a client CA)');
   const tls = o.tls && createTlsSource(o.tls, { log: o.log, metrics });
@@ -151,7 +156,14 @@ export async function serve(o: ServeOptions): Promise<Running> {
   let stopSource: () => Promise<void>;
   const d = o.discovery;
   if (d.kind === 'file') {
-    const watch = watchEndpointsFile(d.path, { log: o.log, onModel: (m) => void publisher.publish(m) });
+    let first: Promise<unknown> | undefined;
+    const watch = watchEndpointsFile(d.path, { log: o.log, onModel: (m) => {
+      const p = publish(m);
+      first ??= p;
+    } });
+    // The file is the whole truth and is at hand: serve once it is published (or refused), not before.
+    await watch.initial;
+    await first;
     sourceReady = () => true;
     stopSource = async () => watch.close();
   } else {
@@ -162,7 +174,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
       listener: d.listener,
       log: o.log,
       events: createEventRecorder(d.kubeConfig, o.log, o.instance ?? 'inferplane'),
-      onModel: (m, endpointsOnly) => void publisher.publish(m, endpointsOnly),
+      onModel: (m, endpointsOnly) => void publish(m, endpointsOnly),
       ...(d.holdOffMs !== undefined && { holdOffMs: d.holdOffMs }),
       ...(d.maxDelayMs !== undefined && { maxDelayMs: d.maxDelayMs }),
     });

@@ -21,6 +21,11 @@ function connectionManager(statPrefix: string, routeConfigName: string): Any {
  * never cut while bytes flow.
  */
 export function listeners(spec: ListenerSpec, services: readonly Service[]): ResourceSpec[] {
+  return [envoyListener(spec), ...apiListeners(services)];
+}
+
+/** The Envoy-facing listener alone (see {@link listeners}). */
+export function envoyListener(spec: ListenerSpec): ResourceSpec {
   const envoy: Listener = {
     name: spec.name,
     address: { socket_address: { address: spec.address, port_value: spec.port } },
@@ -28,10 +33,14 @@ export function listeners(spec: ListenerSpec, services: readonly Service[]): Res
       filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: connectionManager(spec.name, spec.name) }],
     }],
   };
-  const api = services.map((s): ResourceSpec => {
+  return { typeUrl: TypeUrl.Listener, name: spec.name, value: envoy, wildcard: true };
+}
+
+/** The proxyless API listeners alone, one per service (see {@link listeners}). */
+export function apiListeners(services: readonly Service[]): ResourceSpec[] {
+  return services.map((s): ResourceSpec => {
     const name = proxylessName(s.name);
     const value: Listener = { name, api_listener: { api_listener: connectionManager(name, name) } };
     return { typeUrl: TypeUrl.Listener, name, value, wildcard: false };
   });
-  return [{ typeUrl: TypeUrl.Listener, name: spec.name, value: envoy, wildcard: true }, ...api];
 }

@@ -3,6 +3,7 @@ import type { RouteConfiguration } from '../generated/envoy/config/route/v3/Rout
 import { clusterName, proxylessName, type ListenerSpec, type RouteSpec, type Service, type TrafficSettings } from '../model/model.js';
 import { TypeUrl } from '../xds/resources.js';
 import { duration, typed, type ResourceSpec } from './common.js';
+import { runSteps, type Steps } from '../steps.js';
 
 /**
  * The Envoy listener's route table, plus one route table per service for its proxyless API listener.
@@ -10,17 +11,38 @@ import { duration, typed, type ResourceSpec } from './common.js';
  * (Envoy takes the first match), ties by service name, so the order is a function of content alone.
  */
 export function routes(spec: ListenerSpec, services: readonly Service[]): ResourceSpec[] {
+  return [envoyRoutes(spec, services), ...apiRoutes(services)];
+}
+
+/** The Envoy listener's route table alone (see {@link routes}). */
+export function envoyRoutes(spec: ListenerSpec, services: readonly Service[]): ResourceSpec {
+  return runSteps(envoyRoutesSteps(spec, services));
+}
+
+/** Routes built between two yields of {@link envoyRoutesSteps}. */
+const ROUTES_PER_STEP = 100;
+
+/** {@link envoyRoutes} as steps (see src/steps.ts): one table may route thousands of services. */
+export function* envoyRoutesSteps(spec: ListenerSpec, services: readonly Service[]): Steps<ResourceSpec> {
   const entries = services.flatMap((s) => s.routes.map((r) => ({ s, r })));
   entries.sort((a, b) =>
     Number(b.r.headers.length > 0) - Number(a.r.headers.length > 0) ||
     b.r.prefix.length - a.r.prefix.length ||
     (a.s.name < b.s.name ? -1 : a.s.name > b.s.name ? 1 : 0) ||
     (a.r.prefix < b.r.prefix ? -1 : a.r.prefix > b.r.prefix ? 1 : 0));
-  const envoy: RouteConfiguration = {
-    name: spec.name,
-    virtual_hosts: [{ name: spec.name, domains: ['*'], routes: entries.map(({ s, r }) => envoyRoute(s, r)) }],
-  };
-  const api = services.map((s): ResourceSpec => {
+  yield;
+  const built: Route[] = [];
+  for (const { s, r } of entries) {
+    built.push(envoyRoute(s, r));
+    if (built.length % ROUTES_PER_STEP === 0) yield;
+  }
+  const envoy: RouteConfiguration = { name: spec.name, virtual_hosts: [{ name: spec.name, domains: ['*'], routes: built }] };
+  return { typeUrl: TypeUrl.Route, name: spec.name, value: envoy, wildcard: true };
+}
+
+/** The route tables of the proxyless API listeners alone, one per service (see {@link routes}). */
+export function apiRoutes(services: readonly Service[]): ResourceSpec[] {
+  return services.map((s): ResourceSpec => {
     const route: Route = {
       match: { prefix: '' },
       route: {
@@ -32,7 +54,6 @@ export function routes(spec: ListenerSpec, services: readonly Service[]): Resour
     const value: RouteConfiguration = { name, virtual_hosts: [{ name, domains: ['*'], routes: [route] }] };
     return { typeUrl: TypeUrl.Route, name, value, wildcard: true };
   });
-  return [{ typeUrl: TypeUrl.Route, name: spec.name, value: envoy, wildcard: true }, ...api];
 }
 
 function envoyRoute(s: Service, r: RouteSpec): Route {

@@ -2,9 +2,10 @@ import type { Model } from '../model/model.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
-import { translate } from '../translate/translate.js';
+import { translateSteps } from '../translate/translate.js';
+import { runStepsAsync, type SliceOptions, type Steps } from '../steps.js';
 import { DEFAULT_GROUP, type SnapshotCache } from './cache.js';
-import { buildSnapshot, MAX_RESPONSE_BYTES, patchEndpoints, type Snapshot } from './snapshot.js';
+import { buildSnapshotSteps, MAX_RESPONSE_BYTES, patchEndpointsSteps, type Snapshot } from './snapshot.js';
 import { loadAssignment } from '../translate/endpoint.js';
 import type { ResourceSpec } from '../translate/common.js';
 
@@ -15,8 +16,13 @@ export interface Publisher {
    * the previous snapshot keeps serving and the problems are returned and logged. With `endpointsOnly`, the
    * caller promises that only the endpoints of those services changed: their ClusterLoadAssignments are
    * rebuilt and nothing else is translated (CDS, LDS and RDS keep their objects and versions).
+   *
+   * The work runs in slices that give the event loop back (see src/steps.ts), one model at a time. Models
+   * that arrive while one is being built wait, and only the newest of them is built next (their
+   * `endpointsOnly` sets merged); each caller's promise resolves with the outcome of the build that covered
+   * its model. A small model is published before the call returns.
    */
-  publish(model: Model, endpointsOnly?: ReadonlySet<string>): Result<Snapshot, string[]>;
+  publish(model: Model, endpointsOnly?: ReadonlySet<string>): Promise<Result<Snapshot, string[]>>;
   /** True once a first complete snapshot has been published. */
   ready(): boolean;
   /** The model of the snapshot being served; undefined before the first. */
@@ -31,6 +37,8 @@ export function createPublisher(options: {
   group?: string;
   /** Largest response any client may be sent (default {@link MAX_RESPONSE_BYTES}): larger configurations are refused. */
   maxResponseBytes?: number;
+  /** How long a build may hold the event loop at a time (see src/steps.ts). */
+  slice?: SliceOptions;
 }): Publisher {
   const maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   const group = options.group ?? DEFAULT_GROUP;
@@ -38,7 +46,7 @@ export function createPublisher(options: {
   const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result');
   let lastModel: Model | undefined;
   // Only when the services and their ports are those of the last published model; otherwise the full path.
-  const fastPath = (previous: Snapshot, model: Model, changed: ReadonlySet<string>): Result<Snapshot, string[]> | undefined => {
+  function* fastPath(previous: Snapshot, model: Model, changed: ReadonlySet<string>): Steps<Result<Snapshot, string[]> | undefined> {
     if (!lastModel || lastModel.services.length !== model.services.length || lastModel.listener !== model.listener) return undefined;
     const specs: ResourceSpec[] = [];
     for (const [i, s] of model.services.entries()) {
@@ -50,28 +58,58 @@ export function createPublisher(options: {
       }
       if (before.settings !== s.settings || before.routes !== s.routes) return undefined;
       for (const p of s.ports) specs.push(loadAssignment(s, p.name));
+      yield;
     }
-    const patched = patchEndpoints(previous, specs, maxResponseBytes);
+    const patched = yield* patchEndpointsSteps(previous, specs, maxResponseBytes);
     return patched.ok ? patched : undefined;
+  }
+  function* publishSteps(model: Model, endpointsOnly: ReadonlySet<string> | undefined): Steps<Result<Snapshot, string[]>> {
+    const previous = cache.get(group);
+    const fast = previous && endpointsOnly ? yield* fastPath(previous, model, endpointsOnly) : undefined;
+    if (fast) published.inc({ result: 'fast-path' });
+    const built: Result<Snapshot, string[]> = fast ?? (yield* buildSnapshotSteps(yield* translateSteps(model), previous, maxResponseBytes));
+    if (!built.ok) {
+      published.inc({ result: 'rejected' });
+      for (const problem of built.error) log.error('snapshot rejected; keeping the last good one', { group, problem });
+      return err(built.error);
+    }
+    cache.set(group, built.value);
+    published.inc({ result: 'published' });
+    lastModel = model;
+    if (previous?.version !== built.value.version) {
+      log.info('snapshot published', { group, version: built.value.version, services: model.services.length, endpoints: model.services.reduce((n, s) => n + s.endpoints.length, 0) });
+    }
+    return ok(built.value);
+  }
+  type Waiter = { resolve: (r: Result<Snapshot, string[]>) => void; reject: (e: unknown) => void };
+  let next: { model: Model; endpointsOnly: Set<string> | undefined; waiters: Waiter[] } | undefined;
+  let building = false;
+  const drain = async (): Promise<void> => {
+    building = true;
+    while (next) {
+      const job = next;
+      next = undefined;
+      try {
+        const r = await runStepsAsync(publishSteps(job.model, job.endpointsOnly), options.slice);
+        for (const w of job.waiters) w.resolve(r);
+      } catch (e) {
+        for (const w of job.waiters) w.reject(e);
+      }
+    }
+    building = false;
   };
   return {
     publish(model, endpointsOnly) {
-      const previous = cache.get(group);
-      const fast = previous && endpointsOnly ? fastPath(previous, model, endpointsOnly) : undefined;
-      if (fast) published.inc({ result: 'fast-path' });
-      const built: Result<Snapshot, string[]> = fast ?? buildSnapshot(translate(model), previous, maxResponseBytes);
-      if (!built.ok) {
-        published.inc({ result: 'rejected' });
-        for (const problem of built.error) log.error('snapshot rejected; keeping the last good one', { group, problem });
-        return err(built.error);
-      }
-      cache.set(group, built.value);
-      published.inc({ result: 'published' });
-      lastModel = model;
-      if (previous?.version !== built.value.version) {
-        log.info('snapshot published', { group, version: built.value.version, services: model.services.length, endpoints: model.services.reduce((n, s) => n + s.endpoints.length, 0) });
-      }
-      return ok(built.value);
+      return new Promise((resolve, reject) => {
+        if (next) {
+          // A full build covers any change; two endpoint-only changes together cover both sets.
+          const merged = next.endpointsOnly && endpointsOnly ? new Set([...next.endpointsOnly, ...endpointsOnly]) : undefined;
+          next = { model, endpointsOnly: merged, waiters: [...next.waiters, { resolve, reject }] };
+        } else {
+          next = { model, endpointsOnly: endpointsOnly && new Set(endpointsOnly), waiters: [{ resolve, reject }] };
+        }
+        if (!building) void drain();
+      });
     },
     ready: () => cache.get(group) !== undefined,
     model: () => lastModel,

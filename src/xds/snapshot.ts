@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../result.js';
 import type { ResourceSpec } from '../translate/common.js';
-import { encodeStrict } from './protos.js';
+import { encodeStrictSteps } from './protos.js';
 import { FULL_STATE_TYPES, messageName, TYPE_SHORT, TypeUrl } from './resources.js';
 import { deltaEntry, sotwEntry } from './wire.js';
+import { runSteps, type Steps } from '../steps.js';
 
 /**
  * Largest DiscoveryResponse sent by default: gRPC's default receive limit (grpc-js, grpc-go, Envoy's Google gRPC
@@ -63,8 +64,8 @@ function hash(parts: readonly (string | Uint8Array)[]): string {
   return h.digest('hex').slice(0, 16);
 }
 
-function encodeResource(spec: ResourceSpec, source: string): Result<EncodedResource> {
-  const encoded = encodeStrict(messageName(spec.typeUrl), spec.value);
+function* encodeResource(spec: ResourceSpec, source: string): Steps<Result<EncodedResource>> {
+  const encoded = yield* encodeStrictSteps(messageName(spec.typeUrl), spec.value);
   if (!encoded.ok) return err(`${spec.name}: ${encoded.error}`);
   const bytes = encoded.value;
   const version = hash([spec.typeUrl, bytes]);
@@ -87,6 +88,11 @@ function encodeResource(spec: ResourceSpec, source: string): Result<EncodedResou
  * source is unchanged from `previous` reuse its encoding. Returns every problem found, or the snapshot.
  */
 export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapshot, maxResponseBytes = MAX_RESPONSE_BYTES): Result<Snapshot, string[]> {
+  return runSteps(buildSnapshotSteps(specs, previous, maxResponseBytes));
+}
+
+/** {@link buildSnapshot} as steps (see src/steps.ts), one resource at a time. */
+export function* buildSnapshotSteps(specs: readonly ResourceSpec[], previous?: Snapshot, maxResponseBytes = MAX_RESPONSE_BYTES): Steps<Result<Snapshot, string[]>> {
   const problems: string[] = [];
   const byType = new Map<TypeUrl, Map<string, EncodedResource>>(Object.values(TypeUrl).map((t) => [t, new Map()]));
   for (const spec of specs) {
@@ -99,17 +105,22 @@ export function buildSnapshot(specs: readonly ResourceSpec[], previous?: Snapsho
     const old = previous?.types[spec.typeUrl].resources.get(spec.name);
     if (old && old.source === source) {
       map.set(spec.name, old);
-      continue;
+    } else {
+      const r = yield* encodeResource(spec, source);
+      if (r.ok) map.set(spec.name, r.value);
+      else problems.push(r.error);
     }
-    const r = encodeResource(spec, source);
-    if (r.ok) map.set(spec.name, r.value);
-    else problems.push(r.error);
+    yield;
   }
   problems.push(...checkReferences(specs, byType));
+  yield;
   for (const [typeUrl, resources] of byType) problems.push(...checkSizes(typeUrl, resources, maxResponseBytes));
   if (problems.length > 0) return err(problems);
   const types = {} as Record<TypeUrl, TypeSnapshot>;
-  for (const [typeUrl, resources] of byType) types[typeUrl] = typeSnapshot(resources, previous?.types[typeUrl]);
+  for (const [typeUrl, resources] of byType) {
+    types[typeUrl] = typeSnapshot(resources, previous?.types[typeUrl]);
+    yield;
+  }
   return ok(assemble(types));
 }
 
@@ -140,6 +151,11 @@ function assemble(types: Record<TypeUrl, TypeSnapshot>): Snapshot {
  * rest). Every other type is reused as is. Fails, changing nothing, if a name is new or a spec is not EDS.
  */
 export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpec[], maxResponseBytes = MAX_RESPONSE_BYTES): Result<Snapshot, string[]> {
+  return runSteps(patchEndpointsSteps(previous, upserts, maxResponseBytes));
+}
+
+/** {@link patchEndpoints} as steps (see src/steps.ts), one assignment at a time. */
+export function* patchEndpointsSteps(previous: Snapshot, upserts: readonly ResourceSpec[], maxResponseBytes = MAX_RESPONSE_BYTES): Steps<Result<Snapshot, string[]>> {
   const eds = previous.types[TypeUrl.Endpoint];
   const resources = new Map(eds.resources);
   const problems: string[] = [];
@@ -151,9 +167,10 @@ export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpe
     }
     const source = JSON.stringify([spec.wildcard, spec.value]);
     if (old.source === source) continue;
-    const r = encodeResource(spec, source);
+    const r = yield* encodeResource(spec, source);
     if (r.ok) resources.set(spec.name, r.value);
     else problems.push(r.error);
+    yield;
   }
   problems.push(...checkSizes(TypeUrl.Endpoint, resources, maxResponseBytes));
   if (problems.length > 0) return err(problems);

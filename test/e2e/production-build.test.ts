@@ -6,6 +6,8 @@ import { expect } from 'chai';
 import { TypeUrl } from '../../src/xds/resources.js';
 import { inferplane, ROOT, type Child } from '../support/processes.js';
 import { RecordingXdsClient } from '../support/xds-client.js';
+import { eventually } from '../support/harness.js';
+import { OFF_THREAD_BYTES } from '../../src/sources/file/endpoints-file.js';
 
 interface Stage {
   /** Stands for the stage's WORKDIR. */
@@ -118,6 +120,26 @@ describe('the production package, built the way the Dockerfile builds it (npm ci
       client.send({ node: { id: 'production-build-test' }, type_url: TypeUrl.Cluster });
       const r = await client.next((x) => x.typeUrl === TypeUrl.Cluster);
       expect(r.resources.map((c) => c.name)).to.deep.equal(['llama-70b/http', 'llama-8b/http']);
+    } finally {
+      client.close();
+    }
+    expect(await serve.stop()).to.equal(0);
+  });
+
+  it('serves a large endpoints file from dist/, parsed on its worker thread: ready once it is published, with every cluster', async () => {
+    const file = path.join(work, 'large-endpoints.yaml');
+    const services = 400;
+    fs.writeFileSync(file, `services:\n${Array.from({ length: services }, (_, s) => `  - name: m${String(s).padStart(3, '0')}\n    endpoints:\n${Array.from({ length: 6 }, (_, e) => `      - { address: 10.1.${s & 255}.${e + 1}, port: 8000, zone: zone-${e % 3} }`).join('\n')}`).join('\n')}\n`);
+    expect(fs.statSync(file).size).to.be.greaterThan(OFF_THREAD_BYTES);
+    const serve = inferplane(['serve', '--endpoints', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { packageDir: pkg.dir, env: { ...process.env, ...pkg.env } });
+    children.push(serve);
+    const line = await serve.logLine('inferplane serving');
+    await eventually(async () => (await fetch(`http://${line['admin']}/readyz`)).status === 200, 'ready once the large file is published', 30_000);
+    const client = new RecordingXdsClient(line['xds'].replace('0.0.0.0', '127.0.0.1'), 'sotw');
+    try {
+      client.send({ node: { id: 'production-build-large' }, type_url: TypeUrl.Cluster });
+      const r = await client.next((x) => x.typeUrl === TypeUrl.Cluster);
+      expect(r.resources).to.have.length(services);
     } finally {
       client.close();
     }

@@ -107,7 +107,7 @@ describe(`fuzzing the input paths (${RUNS} mutated inputs per target, seed ${SEE
     const cache = createSnapshotCache();
     const log = createMemoryLogger();
     const metrics = createMetrics();
-    createPublisher({ cache, log, metrics }).publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    await createPublisher({ cache, log, metrics }).publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
     const deps: StreamDeps = { cache, log, metrics, limits: DEFAULT_LIMITS, controlPlane: 'fuzz', onOpen: () => {}, onClose: () => {} };
     const transport = { write: () => true, close: () => {} };
     const Sotw = messageType('envoy.service.discovery.v3.DiscoveryRequest');

@@ -23,12 +23,12 @@ describe('admin server', () => {
   it('is ready only once the first complete snapshot is set', async () => {
     expect((await get('/healthz')).status).to.equal(200);
     expect((await get('/readyz')).status).to.equal(503);
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     expect((await get('/readyz')).status).to.equal(200);
   });
 
   it('shows each connected node: id, cluster, stream kind, ACKed version, pending nonce, last NACK', async () => {
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     const c = h.client('sotw');
     c.send({ node: { id: 'envoy-7', cluster: 'edge', user_agent_name: 'envoy' }, type_url: TypeUrl.Cluster });
     const r = await c.next();
@@ -55,7 +55,7 @@ describe('admin server', () => {
   });
 
   it('lists at most 100 subscribed names per stream and type, and every name for one node with ?node=', async () => {
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     const names = Array.from({ length: 5_000 }, (_, i) => `n${i}`);
     const big = h.client('delta');
     big.send({ node: { id: 'many-names', cluster: 'edge' }, type_url: TypeUrl.Endpoint, resource_names_subscribe: names });

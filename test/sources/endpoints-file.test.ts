@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type { Model } from '../../src/model/model.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
-import { loadEndpointsFile, parseEndpointsFile, watchEndpointsFile } from '../../src/sources/file/endpoints-file.js';
+import { loadEndpointsFile, OFF_THREAD_BYTES, parseEndpointsFile, parseEndpointsFileOffThread, watchEndpointsFile } from '../../src/sources/file/endpoints-file.js';
 import { eventually } from '../support/harness.js';
 
 describe('parseEndpointsFile', () => {
@@ -77,6 +77,38 @@ describe('watchEndpointsFile', () => {
       w.reload(); // same text again: nothing new
       expect(models).to.have.length(4);
       expect(models[3]).to.deep.equal(models[1]);
+    } finally {
+      w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('parses a large file on a worker thread into the same model, and refuses a bad one with the same errors', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-watch-'));
+    const file = path.join(dir, 'e.yaml');
+    const big = (services: number, port: number | string) => `services:\n${Array.from({ length: services }, (_, s) =>
+      `  - name: s${s}\n    endpoints:\n${Array.from({ length: 8 }, (_, e) => `      - { address: 10.${s >> 8}.${s & 255}.${e}, port: ${s === services - 1 && e === 7 ? port : 8000}, zone: zone-${e % 3} }`).join('\n')}`).join('\n')}\n`;
+    const good = big(400, 8000);
+    const bad = big(400, 70000);
+    expect(good.length).to.be.greaterThan(OFF_THREAD_BYTES);
+    expect(await parseEndpointsFileOffThread(good, file)).to.deep.equal(parseEndpointsFile(good, file));
+    const refused = await parseEndpointsFileOffThread(bad, file);
+    expect(refused).to.deep.equal(parseEndpointsFile(bad, file));
+    expect(!refused.ok && refused.error[0]).to.match(/e\.yaml:\d+:\d+: services\[399\]\.endpoints\[7\]\.port: 70000 is out of range/);
+
+    fs.writeFileSync(file, good);
+    const models: Model[] = [];
+    const log = createMemoryLogger();
+    const w = watchEndpointsFile(file, { log, onModel: (m) => models.push(m), debounceMs: 5, pollMs: 50 });
+    try {
+      expect(models).to.have.length(0); // off the event loop: not yet
+      await eventually(() => models.length === 1, 'large file parsed');
+      expect(models[0]!.services).to.have.length(400);
+      fs.writeFileSync(file, bad);
+      await eventually(() => log.lines.some((l) => String(l.fields['problem']).includes('70000 is out of range')), 'bad large file refused');
+      fs.writeFileSync(file, big(401, 8000));
+      await eventually(() => models.length === 2, 'next good file taken');
+      expect(models[1]!.services).to.have.length(401);
     } finally {
       w.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -15,7 +15,8 @@ export interface Harness {
   readonly publisher: Publisher;
   readonly metrics: Metrics;
   readonly log: ReturnType<typeof createMemoryLogger>;
-  publish(m: Model): void;
+  /** Publishes `m` and waits for it; throws the problems if it is refused. */
+  publish(m: Model): Promise<void>;
   client(variant: 'sotw' | 'delta', service?: 'ads' | 'cds' | 'eds' | 'lds' | 'rds', options?: ChannelOptions): RecordingXdsClient;
   stop(): Promise<void>;
 }
@@ -26,11 +27,11 @@ export async function startHarness(initial?: Model, options: Partial<XdsServerOp
   const metrics = createMetrics();
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log, metrics, ...(options.limits?.maxResponseBytes && { maxResponseBytes: options.limits.maxResponseBytes }) });
-  const publish = (m: Model) => {
-    const r = publisher.publish(m);
+  const publish = async (m: Model) => {
+    const r = await publisher.publish(m);
     if (!r.ok) throw new Error(r.error.join('\n'));
   };
-  if (initial) publish(initial);
+  if (initial) await publish(initial);
   const server = createXdsServer({ cache, log, metrics, ...options });
   const port = await server.listen('127.0.0.1:0');
   const address = `127.0.0.1:${port}`;

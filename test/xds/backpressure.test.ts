@@ -17,14 +17,14 @@ describe('a slow client (stream core over an in-memory transport that reports ba
     const metrics = createMetrics();
     const publisher = createPublisher({ cache, log, metrics });
     const endpointsAt = (n: number) => model([svc('a', Array.from({ length: n }, (_, i) => ep(`10.0.${i >> 8}.${i & 255}`, 80)))]);
-    publisher.publish(endpointsAt(1));
+    await publisher.publish(endpointsAt(1));
     const frames: Buffer[] = [];
     let full = true;
     const deps: StreamDeps = { cache, log, metrics, limits: { ...DEFAULT_LIMITS, maxNamesPerRequest: 100, maxNamesPerStream: 1000 }, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
     const stream = new SotwStream('ads', deps, { write: (f) => (frames.push(f), !full), close: () => {} });
     stream.receive({ node: { id: 'slow', cluster: '' } as any, type_url: TypeUrl.Endpoint, resource_names: ['a/http'], response_nonce: '', version_info: '', error_detail: null } as any);
     await eventually(() => frames.length === 1, 'first response');
-    for (let n = 2; n <= 200; n++) publisher.publish(endpointsAt(n));
+    for (let n = 2; n <= 200; n++) void publisher.publish(endpointsAt(n));
     await new Promise((r) => setImmediate(r));
     expect(frames).to.have.length(1); // the transport is full: nothing more is queued
     full = false;

@@ -30,12 +30,12 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
     const c = h.client('delta');
     c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names_subscribe: ['a/http', 'b/http'] });
     ack(c, await c.next());
-    h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
     const r = await c.next((x) => x.resources.length > 0, 1);
     expect(names(r)).to.deep.equal(['a/http']);
     expect(r.removed).to.deep.equal([]);
     ack(c, r);
-    h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)])]));
     const gone = await c.next((x) => x.removed.length > 0, 2);
     expect(gone.removed).to.deep.equal(['b/http']);
     expect(gone.resources).to.deep.equal([]);
@@ -45,13 +45,13 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
     const c = h.client('delta');
     c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names_subscribe: ['a/http'] });
     const r1 = await c.next();
-    h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
     await c.next((x) => x.nonce !== r1.nonce);
     c.send({ type_url: TypeUrl.Endpoint, response_nonce: r1.nonce, resource_names_subscribe: ['b/http'], resource_names_unsubscribe: ['a/http'] });
     const r3 = await c.next((x) => names(x).includes('b/http'), 2);
     expect(names(r3)).to.deep.equal(['b/http']);
     // a/http is no longer subscribed: a change to it is not sent.
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
     expect(await sentBeforeProbe(c, c.responses.length)).to.deep.equal([]);
     expect(h.server.nodes()[0]!.types['eds']!.subscribed).to.deep.equal(['b/http']);
   });
@@ -61,7 +61,7 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
     c1.send({ node: NODE, type_url: TypeUrl.Cluster });
     const held = Object.fromEntries((await c1.next()).resources.map((r) => [r.name, r.version!]));
     c1.close();
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)], { settings: { connectTimeout: '3s' } }), svc('c', [])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)], { settings: { connectTimeout: '3s' } }), svc('c', [])]));
     const c2 = h.client('delta');
     c2.send({ node: NODE, type_url: TypeUrl.Cluster, initial_resource_versions: held });
     const r = await c2.next();
@@ -80,9 +80,9 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
     const r = await c.next();
     expect(r.removed).to.deep.equal(['later/http']);
     ack(c, r);
-    h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.9', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.9', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
     expect(await sentBeforeProbe(c, 1)).to.deep.equal([]);
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('later', [ep('10.0.0.7', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('later', [ep('10.0.0.7', 80)])]));
     expect(names(await c.next((x) => x.resources.length > 0, 1))).to.deep.equal(['later/http']);
   });
 
@@ -102,7 +102,7 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
     await c.next((r) => r.typeUrl === TypeUrl.Route);
     for (const t of [TypeUrl.Cluster, TypeUrl.Route]) ack(c, c.responses.find((r) => r.typeUrl === t)!);
     const from = c.responses.length;
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     const rds = await c.next((r) => r.typeUrl === TypeUrl.Route, from);
     expect(c.responses.slice(from).some((r) => r.removed.includes('b/http'))).to.equal(false);
     ack(c, rds);

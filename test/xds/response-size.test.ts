@@ -60,7 +60,7 @@ describe('responses too big for one gRPC message (issue 13)', () => {
     for (const r of parts) c.send({ type_url: TypeUrl.Endpoint, response_nonce: r.nonce });
     const from = c.responses.length;
     // Every remaining assignment changes (new port) and five services go.
-    h.publish(model(Array.from({ length: 15 }, (_, s) => svc(`s${s}`, Array.from({ length: 400 }, (_, e) => ep(`10.${s}.${e >> 8}.${e & 255}`, 9000))))));
+    await h.publish(model(Array.from({ length: 15 }, (_, s) => svc(`s${s}`, Array.from({ length: 400 }, (_, e) => ep(`10.${s}.${e >> 8}.${e & 255}`, 9000))))));
     const changed = await assignments(c, edsNames(15), from);
     await eventually(() => c.responses.slice(from).some((r) => r.removed.length > 0), 'the removals');
     const all = c.responses.slice(from);
@@ -73,14 +73,14 @@ describe('responses too big for one gRPC message (issue 13)', () => {
   it('refuses, keeping the last good snapshot, a configuration with one assignment or all of CDS over the limit', async () => {
     h = await startHarness(fleet(2, 10), { limits: { maxResponseBytes: LIMIT } });
     const before = h.cache.get('default')!.version;
-    const oneTooBig = h.publisher.publish(fleet(1, 3000, 'big'));
+    const oneTooBig = await h.publisher.publish(fleet(1, 3000, 'big'));
     expect(oneTooBig.ok).to.equal(false);
     expect(!oneTooBig.ok && oneTooBig.error.join('\n')).to.match(/ClusterLoadAssignment "big0\/http" encodes to [\d,]+ bytes; one xDS response carries it whole and must stay under 65,536 bytes/);
-    const cdsTooBig = h.publisher.publish(fleet(600, 1));
+    const cdsTooBig = await h.publisher.publish(fleet(600, 1));
     expect(!cdsTooBig.ok && cdsTooBig.error.join('\n')).to.match(/the 600 Clusters encode to [\d,]+ bytes together; a state-of-the-world CDS response carries every one of them/);
     expect(h.cache.get('default')!.version).to.equal(before);
     // The endpoint fast path checks too.
-    const fast = h.publisher.publish(fleet(2, 3000), new Set(['s0', 's1']));
+    const fast = await h.publisher.publish(fleet(2, 3000), new Set(['s0', 's1']));
     expect(fast.ok).to.equal(false);
     expect(h.cache.get('default')!.version).to.equal(before);
   });

@@ -31,9 +31,9 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     c.send({ node: NODE, type_url: TypeUrl.Cluster });
     const first = await c.next();
     ack(c, first);
-    h.publish(base()); // identical content: same versions, nothing to send
+    await h.publish(base()); // identical content: same versions, nothing to send
     expect(await sentBeforeProbe(c, 1)).to.deep.equal([]);
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));
     const pushed = await c.next((r) => r.typeUrl === TypeUrl.Cluster, 1);
     expect(names(pushed)).to.deep.equal(['a/http', 'b/http', 'c/http']);
     expect(pushed.nonce).to.not.equal(first.nonce);
@@ -51,7 +51,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     expect(h.metrics.counter('inferplane_xds_nacks_total', '').get({ type: 'cds' })).to.equal(1);
     // New config still goes out.
     const from = c.responses.length;
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));
     expect(names(await c.next((x) => x.typeUrl === TypeUrl.Cluster, from))).to.deep.equal(['a/http', 'b/http', 'c/http']);
   });
 
@@ -69,7 +69,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     const c = h.client('sotw');
     c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names: ['a/http'] });
     const r1 = await c.next();
-    h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.3', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.3', 80)]), svc('b', [ep('10.0.0.2', 80)])]));
     const r2 = await c.next((r) => r.nonce !== r1.nonce);
     // A late ACK of r1 that also asks for b/http: stale, so ignored (no answer with b/http).
     c.send({ type_url: TypeUrl.Endpoint, version_info: r1.versionInfo, response_nonce: r1.nonce, resource_names: ['a/http', 'b/http'] });
@@ -98,7 +98,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     const empty = await c.next();
     expect(empty.resources).to.deep.equal([]);
     ack(c, empty, ['later/http']);
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('later', [ep('10.0.0.7', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('later', [ep('10.0.0.7', 80)])]));
     const r = await c.next((x) => x.resources.length > 0);
     expect(names(r)).to.deep.equal(['later/http']);
     expect(r.resources[0]!.value['endpoints'][0].lb_endpoints[0].endpoint.address.socket_address.address).to.equal('10.0.0.7');
@@ -113,7 +113,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     const eds = await c.next((r) => r.typeUrl === TypeUrl.Endpoint);
     ack(c, eds, ['a/http', 'b/http']);
     const from = c.responses.length;
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)], { settings: { connectTimeout: '5s' } }), svc('b', [ep('10.0.0.2', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)], { settings: { connectTimeout: '5s' } }), svc('b', [ep('10.0.0.2', 80)])]));
     const cds2 = await c.next((r) => r.typeUrl === TypeUrl.Cluster, from);
     const eds2 = await c.next((r) => r.typeUrl === TypeUrl.Endpoint, from);
     expect(c.responses.indexOf(eds2)).to.be.greaterThan(c.responses.indexOf(cds2));
@@ -133,7 +133,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
       ack(c, last, t === TypeUrl.Endpoint ? ['a/http', 'b/http', 'c/http'] : t === TypeUrl.Route ? ['ingress'] : []);
     }
     const from = c.responses.length;
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [ep('10.0.0.3', 80)])], { port: 10001 }));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [ep('10.0.0.3', 80)])], { port: 10001 }));
     await c.next((r) => r.typeUrl === TypeUrl.Route, from);
     expect(c.responses.slice(from).map((r) => r.typeUrl)).to.deep.equal([TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route]);
   });
@@ -146,7 +146,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     await c.next((r) => r.typeUrl === TypeUrl.Route);
     for (const t of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.Route]) ack(c, c.responses.filter((r) => r.typeUrl === t).pop()!, t === TypeUrl.Route ? ['ingress'] : []);
     const from = c.responses.length;
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     const rds = await c.next((r) => r.typeUrl === TypeUrl.Route, from);
     const routesTo = (r: SeenResponse) => r.resources[0]!.value['virtual_hosts'][0].routes.map((x: any) => x.route.cluster);
     expect(routesTo(rds)).to.deep.equal(['a/http']);
@@ -179,7 +179,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     const er = await e.next();
     ack(e, er, ['a/http']);
     // A third service: a new API listener and cluster, and a changed assignment of b; none of them reach c or e.
-    h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80), ep('10.0.0.3', 80)]), svc('c', [ep('10.0.0.4', 80)])]));
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80), ep('10.0.0.3', 80)]), svc('c', [ep('10.0.0.4', 80)])]));
     expect(await sentBeforeProbe(c, 1, TypeUrl.Cluster)).to.deep.equal([]);
     expect(await sentBeforeProbe(e, 1, TypeUrl.Cluster)).to.deep.equal([]);
     const lds = h.cache.get('default')!.types[TypeUrl.Listener];

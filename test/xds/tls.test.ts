@@ -58,7 +58,7 @@ describe('mTLS on the xDS port (certificates made with openssl)', function () {
     const metrics = createMetrics();
     const cache = createSnapshotCache();
     publisher = createPublisher({ cache, log, metrics });
-    publisher.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
+    await publisher.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     source = createTlsSource(files(), { log, metrics, pollMs: 60_000 });
     server = createXdsServer({ cache, log, metrics, credentials: source.serverCredentials });
     address = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
@@ -105,7 +105,7 @@ describe('mTLS on the xDS port (certificates made with openssl)', function () {
     expect(problems[1]).to.equal(`${pki.dir}/serving.key: the key does not match the certificate ${pki.dir}/serving.crt`);
     expect(await presented(client)).to.equal(serial(next));
     // The stream opened before all this still gets updates.
-    publisher.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [])]));
+    await publisher.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [])]));
     expect((await open.next((r) => r.resources.length === 2, 1)).resources.map((x) => x.name)).to.deep.equal(['a/http', 'b/http']);
   });
 

@@ -1,10 +1,14 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
-import type { Model } from '../../model/model.js';
+import type { ListenerSpec, Model, Service } from '../../model/model.js';
+import { runStepsAsync, type Steps } from '../../steps.js';
 import { formatPath, readModel, type Path } from '../../model/validate.js';
 import { watchTextFile, type FileWatch, type WatchFileOptions } from '../../config/watch-file.js';
-import { err, type Result } from '../../result.js';
+import { err, ok, type Result } from '../../result.js';
 import { yamlToJs } from '../../config/yaml.js';
 
 /** Files larger than this are refused rather than parsed. */
@@ -60,29 +64,126 @@ export function loadEndpointsFile(file: string): Result<Model, string[]> {
   return parseEndpointsFile(text, file);
 }
 
+/**
+ * Texts at least this long are parsed on a worker thread: YAML parses at about a microsecond per byte, and the
+ * event loop that serves every Envoy must not stop for longer than ~100 ms at a time.
+ */
+export const OFF_THREAD_BYTES = 64 * 1024;
+
+/**
+ * {@link parseEndpointsFile} on a worker thread, for large files. Resolves with the same result; the model
+ * arrives in slices taken in between other work. A worker that fails (out of memory, a bug) resolves to an
+ * error naming the file, never to a partial model.
+ */
+export function parseEndpointsFileOffThread(text: string, file: string): Promise<Result<Model, string[]>> {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(workerSource(), { eval: true, workerData: { text, file, port: port2 }, transferList: [port2] });
+  return new Promise<Result<Model, string[]>>((resolve) => {
+    let settled = false;
+    const settle = (r: Result<Model, string[]>) => {
+      if (settled) return;
+      settled = true;
+      port1.close();
+      resolve(r);
+    };
+    worker.once('message', (m: { ok: true; listener: ListenerSpec; slices: number } | { ok: false; error: string[] }) => {
+      if (!m.ok) return settle(err(m.error));
+      runStepsAsync(receiveServices(port1, m.slices)).then(
+        (services) => settle(services ? ok({ listener: m.listener, services }) : err([`${file}: the parser's worker thread sent an incomplete model`])),
+        (e: unknown) => settle(err([`${file}: ${e instanceof Error ? e.message : String(e)}`])),
+      );
+    });
+    worker.once('error', (e) => settle(err([`${file}: parsing failed on its worker thread: ${e.message}`])));
+    worker.once('exit', (code) => {
+      if (code !== 0) settle(err([`${file}: the parser's worker thread exited with code ${code}`]));
+    });
+  });
+}
+
+/**
+ * The worker's code: an import of parse-worker. Node 20 does not carry a development run's loader hooks
+ * (tsx, for the .ts sources) into workers, so from source the worker registers them itself first.
+ */
+function workerSource(): string {
+  const fromSource = path.extname(import.meta.url) === '.ts';
+  const entry = JSON.stringify(new URL(`./parse-worker${fromSource ? '.ts' : '.js'}`, import.meta.url).href);
+  if (!fromSource) return `import(${entry});`;
+  // The ESM build of tsx's API, as its package exports name it (its CommonJS build cannot register hooks here).
+  const require = createRequire(import.meta.url);
+  const manifest = require.resolve('tsx/package.json');
+  const api = pathToFileURL(path.join(path.dirname(manifest), (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default)).href;
+  return `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${entry}); });`;
+}
+
+/** Takes `slices` messages of services off `port`, one per step; undefined if one is missing. */
+function* receiveServices(port: MessagePort, slices: number): Steps<Service[] | undefined> {
+  const services: Service[] = [];
+  for (let i = 0; i < slices; i++) {
+    const m = receiveMessageOnPort(port);
+    if (!m) return undefined;
+    for (const s of m.message as Service[]) services.push(s);
+    yield;
+  }
+  return services;
+}
+
 /** Options of {@link watchEndpointsFile}. */
 export interface WatchOptions extends Omit<WatchFileOptions, 'what' | 'onText' | 'maxBytes'> {
   /** Called with each new valid model (not for rewrites that leave the text unchanged). */
   readonly onModel: (model: Model) => void;
 }
 
+/** A running watch of an endpoints file. */
+export interface EndpointsFileWatch extends FileWatch {
+  /** Settles once the text read at the start has been handed to `onModel` or refused (or could not be read). */
+  readonly initial: Promise<void>;
+}
+
 /**
  * Watches an endpoints file: reads it now and on every change, and hands each valid model to `onModel`. An
- * invalid file is logged, problem by problem, and the last good model keeps serving.
+ * invalid file is logged, problem by problem, and the last good model keeps serving. Large files are parsed
+ * off the event loop (see {@link OFF_THREAD_BYTES}), one at a time; texts that arrive meanwhile wait, and
+ * only the newest of them is parsed next.
  */
-export function watchEndpointsFile(file: string, options: WatchOptions): FileWatch {
-  return watchTextFile(file, {
+export function watchEndpointsFile(file: string, options: WatchOptions): EndpointsFileWatch {
+  const abs = path.resolve(file);
+  const apply = (parsed: Result<Model, string[]>) => {
+    if (!parsed.ok) {
+      for (const problem of parsed.error) options.log.error('invalid endpoints file; keeping the last good configuration', { file: abs, problem });
+      return;
+    }
+    if (parsed.value.services.length === 0) options.log.warn('the endpoints file lists no services (services: []): every cluster and listener route is withdrawn', { file: abs });
+    options.onModel(parsed.value);
+  };
+  let parsing: Promise<void> | undefined;
+  let waiting: string | undefined;
+  let closed = false;
+  const parse = (text: string): void => {
+    if (text.length < OFF_THREAD_BYTES) return apply(parseEndpointsFile(text, file));
+    parsing = parseEndpointsFileOffThread(text, file).then((parsed) => {
+      parsing = undefined;
+      if (closed) return;
+      apply(parsed);
+      const next = waiting;
+      waiting = undefined;
+      if (next !== undefined) parse(next);
+    });
+  };
+  const watch = watchTextFile(file, {
     ...options,
     what: 'endpoints file',
     maxBytes: MAX_FILE_BYTES,
     onText(text) {
-      const parsed = parseEndpointsFile(text, file);
-      if (!parsed.ok) {
-        for (const problem of parsed.error) options.log.error('invalid endpoints file; keeping the last good configuration', { file: path.resolve(file), problem });
-        return;
-      }
-      if (parsed.value.services.length === 0) options.log.warn('the endpoints file lists no services (services: []): every cluster and listener route is withdrawn', { file: path.resolve(file) });
-      options.onModel(parsed.value);
+      if (parsing) waiting = text;
+      else parse(text);
     },
   });
+  return {
+    initial: parsing ?? Promise.resolve(),
+    reload: watch.reload,
+    close() {
+      closed = true;
+      watch.close();
+    },
+  };
 }
