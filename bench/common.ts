@@ -126,7 +126,6 @@ export function imageAllocator(): Record<string, string> {
  * Starts the production build, as deployed, serving `file`; resolves once it logs that it serves (which, with an
  * endpoints file, is after its first publish). The production build, as deployed: compiled to dist/ first (no tsx, no compile cache in the server's memory). */
 export async function startServer(file: string): Promise<{ child: ChildProcess; xds: string; admin: string }> {
-  buildProduction();
   const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js'), 'serve', '--endpoints', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--debounce-ms', '50', '--max-delay-ms', '200'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageAllocator() } });
   let buffered = '';
   return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fmt, machine, median, now, openStreams, pct, rssOf, startServer } from './common.js';
+import { buildProduction, fmt, machine, median, now, openStreams, pct, rssOf, startServer } from './common.js';
 
 /** Options of {@link large}. */
 export interface LargeOptions {
@@ -60,14 +60,16 @@ function probe(url: string): { stop(): Promise<number[]> } {
 export async function large(o: LargeOptions): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-large-'));
   const file = path.join(dir, 'endpoints.yaml');
-  const write = (round: number) => {
-    fs.writeFileSync(`${file}.tmp`, endpointsYaml(o, round));
-    fs.renameSync(`${file}.tmp`, file);
+  // Written without blocking this process, whose probe must not measure its own stalls.
+  const write = async (text: string) => {
+    await fs.promises.writeFile(`${file}.tmp`, text);
+    await fs.promises.rename(`${file}.tmp`, file);
   };
-  write(0);
+  await write(endpointsYaml(o, 0));
   const bytes = fs.statSync(file).size;
   console.log(`\nlarge configuration: ${o.services.toLocaleString('en-US')} services × ${o.endpoints} endpoints = ${(o.services * o.endpoints).toLocaleString('en-US')}, a ${mib(bytes)} YAML endpoints file; production build (dist/)`);
   console.log(`  machine: ${machine()}`);
+  buildProduction();
   const t0 = now();
   const server = await startServer(file);
   const firstPublish = (now() - t0) / 1000;
@@ -76,13 +78,14 @@ export async function large(o: LargeOptions): Promise<void> {
   try {
     const names = Array.from({ length: o.services }, (_, s) => `model-${s}/http`);
     const workers = await openStreams(server.xds.replace('0.0.0.0', '127.0.0.1'), o.streams, Math.min(o.streams, 2), names);
-    console.log(`  first publish ${fmt(firstPublish)} s after start (process start, parse on a worker thread, translate, encode); RSS ${mib(rssOf(pid))} with ${o.streams} ADS streams holding every assignment`);
+    console.log(`  first publish ${fmt(firstPublish)} s after start (parse on a worker thread, translate, encode); RSS ${mib(rssOf(pid))} with ${o.streams} ADS streams holding every assignment`);
     const rows: { seconds: number; max: number; p99: number; count: number; rss: number }[] = [];
     for (let round = 1; round <= o.rewrites; round++) {
       const before = await edsVersion();
+      const text = endpointsYaml(o, round);
       const p = probe(`${server.admin}/healthz`);
       const t = now();
-      write(round);
+      await write(text);
       while ((await edsVersion()) === before) await new Promise((r) => setTimeout(r, 20));
       const seconds = (now() - t) / 1000;
       await new Promise((r) => setTimeout(r, 2000)); // the fan-out to the streams, after the publish

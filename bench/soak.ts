@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuOf, fmt, imageAllocator, median, now, openStreams, rssOf, startServer, waitFor } from './common.js';
+import { buildProduction, cpuOf, fmt, imageAllocator, median, now, openStreams, rssOf, startServer, waitFor } from './common.js';
 
 /** Sizes of a soak run. */
 export interface SoakOptions {
@@ -52,6 +52,7 @@ export async function soak(o: SoakOptions): Promise<void> {
     fs.renameSync(`${file}.tmp`, file);
   };
   write();
+  buildProduction();
   const server = await startServer(file);
   const pid = server.child.pid!;
   const edsNames = Array.from({ length: SERVICES }, (_, s) => `model-${s}/http`);

@@ -28,7 +28,7 @@ export interface FleetStatus {
 /** The running admin server. */
 export type AdminServer = ListeningServer;
 
-/** Subscribed names listed per stream and type by `/status/nodes` without `?node=`. */
+/** Names listed per stream and type by `/status/nodes` without `?node=`, and per type by `/status/snapshots` without `?type=`. */
 export const STATUS_NAMES = 100;
 
 /**
@@ -36,7 +36,8 @@ export const STATUS_NAMES = 100;
  * snapshot is set, 503 before), `/status/nodes` (every connected stream: node id, cluster, stream kind,
  * per-type subscribed names (their count, and up to {@link STATUS_NAMES} of them; all with `?node=ID`, which
  * lists only that node's streams), sent and ACKed versions, pending nonce, last NACK, connected since),
- * `/status/snapshots` (per group: versions and resource names), `/status/fleet` (in-flight requests per service
+ * `/status/snapshots` (per group: versions, and per type the resource count and up to {@link STATUS_NAMES}
+ * resources with their versions; all of one type with `?type=cds|eds|lds|rds`), `/status/fleet` (in-flight requests per service
  * summed over the Envoys reporting stats), `/status/scaler` (role, policy in force or rejected, per-service
  * replicas and the last decisions with their inputs, newest first; `?service=ns/name&limit=N`) and `/metrics`
  * (Prometheus text).
@@ -59,21 +60,28 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
         const node = url.searchParams.get('node');
         return json(res, 200, { nodes: node === null ? o.xds.nodes({ maxNames: STATUS_NAMES }) : o.xds.nodes({ nodeId: node }) });
       }
-      case '/status/snapshots':
+      case '/status/snapshots': {
+        // Thousands of services make megabytes of names: a sample of each type unless one type is asked for.
+        const only = url.searchParams.get('type');
+        const shorts = Object.values(TYPE_SHORT) as string[];
+        if (only !== null && !shorts.includes(only)) return json(res, 400, { error: `type=${only.slice(0, 20)}: not one of ${shorts.join(', ')}` });
         return json(res, 200, {
           groups: Object.fromEntries(o.cache.groups().map((g) => {
             const s = o.cache.get(g)!;
+            const types = Object.entries(s.types).filter(([t]) => only === null || TYPE_SHORT[t as keyof typeof TYPE_SHORT] === only);
             return [g, {
               version: s.version,
-              types: Object.fromEntries(Object.entries(s.types).map(([t, ts]) => [TYPE_SHORT[t as keyof typeof TYPE_SHORT], {
+              types: Object.fromEntries(types.map(([t, ts]) => [TYPE_SHORT[t as keyof typeof TYPE_SHORT], {
                 version: ts.version,
                 // What a SotW client subscribed to everything (an Envoy) holds and ACKs once in sync.
                 wildcardVersion: ts.wildcardVersion,
-                resources: [...ts.resources.values()].map((r) => ({ name: r.name, version: r.version })),
+                resourceCount: ts.resources.size,
+                resources: [...ts.resources.values()].slice(0, only === null ? STATUS_NAMES : undefined).map((r) => ({ name: r.name, version: r.version })),
               }])),
             }];
           })),
         });
+      }
       case '/status/fleet':
         return json(res, 200, o.fleet());
       case '/status/scaler': {

@@ -146,6 +146,41 @@ export function sharedFrame(snap: TypeSnapshot, key: string, build: () => Buffer
 }
 
 /**
+ * Longest run of stream flushes before the event loop takes other I/O (requests, ACKs, health checks): a change
+ * reaching thousands of streams, or a few streams each taking megabytes, never holds the loop much longer.
+ */
+const FLUSH_SLICE_MS = 20;
+
+const flushes: (() => void)[] = [];
+let flushHead = 0;
+let flushing = false;
+
+/** Queues a stream's flush; flushes run first come, first served, a slice of time per turn of the event loop. */
+function enqueueFlush(flush: () => void): void {
+  flushes.push(flush);
+  if (flushing) return;
+  flushing = true;
+  setImmediate(drainFlushes);
+}
+
+function drainFlushes(): void {
+  const start = performance.now();
+  while (flushHead < flushes.length) {
+    const flush = flushes[flushHead]!;
+    flushes[flushHead++] = undefined as never;
+    flush();
+    if (performance.now() - start >= FLUSH_SLICE_MS) break;
+  }
+  if (flushHead < flushes.length) {
+    // Queued from inside the check phase, this runs after the next poll for I/O.
+    setImmediate(drainFlushes);
+    return;
+  }
+  flushes.length = flushHead = 0;
+  flushing = false;
+}
+
+/**
  * What SotW and Delta streams share: node and type checks, NACK bookkeeping, per-stream flush scheduling with
  * ADS make-before-break ordering, cluster removal held back until routes no longer need the cluster, EDS
  * resent after clusters change, and backpressure (a slow peer gets the latest state, not a queue of every
@@ -327,7 +362,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   protected schedule(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
-    setImmediate(() => {
+    enqueueFlush(() => {
       this.scheduled = false;
       this.flush();
     });

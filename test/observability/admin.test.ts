@@ -54,6 +54,20 @@ describe('admin server', () => {
     expect(snaps.groups.default.types.cds.resources).to.deep.equal([{ name: 'a/http', version: h.cache.get('default')!.types[TypeUrl.Cluster].resources.get('a/http')!.version }]);
   });
 
+  it('lists at most 100 resources per type in /status/snapshots, and every one of a type with ?type=', async () => {
+    await h.publish(model(Array.from({ length: 150 }, (_, i) => svc(`s${String(i).padStart(3, '0')}`, [ep('10.0.0.1', 80)]))));
+    const sample = JSON.parse((await get('/status/snapshots')).text).groups.default.types;
+    expect(sample.cds.resourceCount).to.equal(150);
+    expect(sample.cds.resources).to.have.length(100);
+    expect(sample.lds.resourceCount).to.equal(151); // the Envoy listener and one API listener per service
+    const eds = JSON.parse((await get('/status/snapshots?type=eds')).text).groups.default.types;
+    expect(Object.keys(eds)).to.deep.equal(['eds']);
+    expect(eds.eds.resources.map((r: any) => r.name)).to.have.length(150).and.include('s149/http');
+    const bad = await get('/status/snapshots?type=clusters');
+    expect(bad.status).to.equal(400);
+    expect(JSON.parse(bad.text).error).to.equal('type=clusters: not one of cds, eds, lds, rds');
+  });
+
   it('lists at most 100 subscribed names per stream and type, and every name for one node with ?node=', async () => {
     await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     const names = Array.from({ length: 5_000 }, (_, i) => `n${i}`);
