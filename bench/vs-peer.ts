@@ -6,7 +6,8 @@
  * per-type versions, so both serve the same bytes and neither resends a type that did not change. The same worker processes open N ADS streams, one connection each, SotW or Delta;
  * each round makes one endpoint change and times, per stream, the first EDS response after the change was
  * published (inferplane: its log's publish time, after the file watch's quiet time; the peer: the trigger). Per
- * server: delivery p50/p99/max, RSS per idle stream, server CPU per change, RSS 30 s after the streams leave;
+ * server: delivery p50/p99/max, RSS per idle stream (before any change, and again once the changes are
+ * delivered and ACKed), server CPU per change, RSS 30 s after the streams leave;
  * then inferplane/peer ratios of the medians.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -148,6 +149,8 @@ interface RunResult {
   /** inferplane only: trigger (the file written) to publish. */
   triggerDelay: number;
   rssPerStreamKiB: number;
+  /** The same, with the streams idle again after every change was delivered and ACKed. */
+  rssSettledPerStreamKiB: number;
   cpuPerChange: number;
   rssBeforeMiB: number;
   rssWithMiB: number;
@@ -185,6 +188,9 @@ async function measure(server: Server, variant: 'sotw' | 'delta', o: VsOptions, 
     rows.push({ p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1]!, cpu: cpuOf(pid) - cpu0, delay: from - start });
     await sleep(300);
   }
+  // A fleet's streams spend their lives between changes: idle again, after what the changes left behind.
+  await sleep(2000);
+  const rssSettled = rssOf(pid);
   await Promise.all(workers.map((w) => {
     const p = waitFor(w, 'dropped');
     w.send({ cmd: 'drop' });
@@ -194,7 +200,7 @@ async function measure(server: Server, variant: 'sotw' | 'delta', o: VsOptions, 
   const n = o.streams - opened.lost;
   return {
     p50: median(rows.map((r) => r.p50)), p99: median(rows.map((r) => r.p99)), max: median(rows.map((r) => r.max)), cpuPerChange: median(rows.map((r) => r.cpu)), triggerDelay: median(rows.map((r) => r.delay)),
-    rssPerStreamKiB: (rssWith - rssBefore) / n / 1024, rssBeforeMiB: mib(rssBefore), rssWithMiB: mib(rssWith), rssAfterMiB: mib(rssOf(pid)), openSeconds, lost: opened.lost,
+    rssPerStreamKiB: (rssWith - rssBefore) / n / 1024, rssSettledPerStreamKiB: (rssSettled - rssBefore) / n / 1024, rssBeforeMiB: mib(rssBefore), rssWithMiB: mib(rssWith), rssAfterMiB: mib(rssOf(pid)), openSeconds, lost: opened.lost,
   };
 }
 
@@ -216,7 +222,7 @@ export async function versusPeer(o: VsOptions): Promise<void> {
           const r = await measure(server, variant, o, workers, round);
           round += o.rounds;
           results[server.name]!.push(r);
-          console.log(`  ${variant} ${server.name.padEnd(16)} opened in ${fmt(r.openSeconds)} s${r.lost ? `, LOST ${r.lost}` : ''};${r.triggerDelay ? ` published ${fmt(r.triggerDelay)} ms after the trigger, then` : ''} delivery p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms; CPU ${fmt(r.cpuPerChange, 3)} s per change; RSS ${fmt(r.rssBeforeMiB)} → ${fmt(r.rssWithMiB)} MiB (${fmt(r.rssPerStreamKiB)} KiB per stream) → ${fmt(r.rssAfterMiB)} MiB ${o.afterSeconds} s after they left`);
+          console.log(`  ${variant} ${server.name.padEnd(16)} opened in ${fmt(r.openSeconds)} s${r.lost ? `, LOST ${r.lost}` : ''};${r.triggerDelay ? ` published ${fmt(r.triggerDelay)} ms after the trigger, then` : ''} delivery p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms; CPU ${fmt(r.cpuPerChange, 3)} s per change; RSS ${fmt(r.rssBeforeMiB)} → ${fmt(r.rssWithMiB)} MiB (${fmt(r.rssPerStreamKiB)} KiB per stream; ${fmt(r.rssSettledPerStreamKiB)} KiB idle after the changes) → ${fmt(r.rssAfterMiB)} MiB ${o.afterSeconds} s after they left`);
         } finally {
           await server.stop();
         }
@@ -225,7 +231,7 @@ export async function versusPeer(o: VsOptions): Promise<void> {
     const med = (name: string, k: keyof RunResult) => median(results[name]!.map((r) => r[k]));
     const ratio = (k: keyof RunResult) => fmt(med('inferplane', k) / med('go-control-plane', k), 2);
     const backToBaseline = (name: string) => fmt((med(name, 'rssAfterMiB') / med(name, 'rssBeforeMiB') - 1) * 100, 0);
-    console.log(`  ${variant} inferplane/peer, medians: delivery p50 ×${ratio('p50')}, p99 ×${ratio('p99')}, max ×${ratio('max')}; RSS per idle stream ×${ratio('rssPerStreamKiB')}; CPU per change ×${ratio('cpuPerChange')}; RSS ${o.afterSeconds} s after the streams left: inferplane ${backToBaseline('inferplane')}% over its idle baseline, peer ${backToBaseline('go-control-plane')}%; streams lost: inferplane ${results['inferplane']!.reduce((n, r) => n + r.lost, 0)}, peer ${results['go-control-plane']!.reduce((n, r) => n + r.lost, 0)}`);
+    console.log(`  ${variant} inferplane/peer, medians: delivery p50 ×${ratio('p50')}, p99 ×${ratio('p99')}, max ×${ratio('max')}; RSS per idle stream ×${ratio('rssPerStreamKiB')} before any change, ×${ratio('rssSettledPerStreamKiB')} after the changes; CPU per change ×${ratio('cpuPerChange')}; RSS ${o.afterSeconds} s after the streams left: inferplane ${backToBaseline('inferplane')}% over its idle baseline, peer ${backToBaseline('go-control-plane')}%; streams lost: inferplane ${results['inferplane']!.reduce((n, r) => n + r.lost, 0)}, peer ${results['go-control-plane']!.reduce((n, r) => n + r.lost, 0)}`);
   }
   for (const w of workers) w.send({ cmd: 'close' });
 }

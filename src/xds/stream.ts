@@ -487,7 +487,11 @@ export interface SnapshotDelta {
   readonly removed: readonly string[];
 }
 
-const deltas = new WeakMap<TypeSnapshot, { from: TypeSnapshot; delta: SnapshotDelta }>();
+/**
+ * Per new type snapshot, its difference from the one before. `from` is held weakly: a strong reference would
+ * chain every snapshot to its predecessor, keeping every past configuration alive for as long as the current one.
+ */
+const deltas = new WeakMap<TypeSnapshot, { from: WeakRef<TypeSnapshot>; delta: SnapshotDelta }>();
 
 /**
  * The difference between two type snapshots. Streams that were in sync with `from` answer a change by looking
@@ -496,13 +500,13 @@ const deltas = new WeakMap<TypeSnapshot, { from: TypeSnapshot; delta: SnapshotDe
  */
 export function snapshotDelta(from: TypeSnapshot, to: TypeSnapshot): SnapshotDelta {
   const memo = deltas.get(to);
-  if (memo?.from === from) return memo.delta;
+  if (memo?.from.deref() === from) return memo.delta;
   const changed: EncodedResource[] = [];
   for (const [name, r] of to.resources) if (from.resources.get(name) !== r) changed.push(r);
   const removed: string[] = [];
   for (const name of from.resources.keys()) if (!to.resources.has(name)) removed.push(name);
   const delta = { changed, removed };
-  deltas.set(to, { from, delta });
+  deltas.set(to, { from: new WeakRef(from), delta });
   return delta;
 }
 
