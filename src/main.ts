@@ -17,8 +17,7 @@ import { DEFAULT_LIMITS } from './xds/stream.js';
 import { parseIdentityRule, type IdentityRule } from './xds/identity.js';
 
 
-const USAGE = `usage: inferplane serve [options]
-       inferplane sim-vllm [options]
+const SERVE_USAGE = `usage: inferplane serve [options]
 
 Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints file or from Kubernetes.
 
@@ -62,8 +61,11 @@ Scaler (sizes each policy service's Deployment from the fleet's in-flight reques
   --scaler-interval-ms N        decision period (default 1000)
   --advertise-host HOST         where other replicas reach this one's xDS port, published on the Lease so
                                 followers forward their Envoys' stats to the leader (default: $POD_IP)
+`;
 
-inferplane sim-vllm: a vLLM simulator for tests and demos (OpenAI-compatible /v1/completions,
+const SIM_USAGE = `usage: inferplane sim-vllm [options]
+
+A vLLM simulator for tests and demos (OpenAI-compatible /v1/completions,
 /v1/chat/completions with SSE streaming, /v1/models, /health, /metrics with vLLM's names). No model runs:
 latency follows a continuous-batching model (src/sim/engine.ts); defaults ≈ a 7-8B model on one H100.
 
@@ -79,9 +81,21 @@ latency follows a continuous-batching model (src/sim/engine.ts); defaults ≈ a 
   --max-body-bytes N            largest request body (default ${DEFAULT_SIM.maxBodyBytes})
 `;
 
+const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}`;
+
+/** The usage printed with an error: the command's own once it is known. */
+let usage = USAGE;
+
 function fail(message: string): never {
-  process.stderr.write(`inferplane: ${message}\n\n${USAGE}`);
+  process.stderr.write(`inferplane: ${message}\n\n${usage}`);
   process.exit(2);
+}
+
+/** A TCP port number; 0 asks the system for a free one. */
+function portNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) fail(`${flag} must be a port number from 0 to 65535, got "${value}"`);
+  return n;
 }
 
 function hostPort(value: string, flag: string): [string, number] {
@@ -107,102 +121,163 @@ function podNamespace(): string {
   }
 }
 
+/** Where client-node's loadFromDefault finds a cluster: $KUBECONFIG, ~/.kube/config, or a pod's service account. */
+function clusterConfigFound(): boolean {
+  if (process.env['KUBECONFIG']) return true;
+  if (fs.existsSync(path.join(os.homedir(), '.kube', 'config'))) return true;
+  return process.env['KUBERNETES_SERVICE_HOST'] !== undefined && fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+}
+
 function positive(value: string, flag: string, min = 1): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) fail(`${flag} must be a whole number of at least ${min}, got "${value}"`);
   return n;
 }
 
-async function main(): Promise<void> {
-  let parsed;
+const SERVE_OPTIONS = {
+  discovery: { type: 'string', default: 'file' },
+  endpoints: { type: 'string', default: path.join(PACKAGE_ROOT, 'examples/endpoints.yaml') },
+  kubeconfig: { type: 'string' },
+  namespaces: { type: 'string', default: '' },
+  'service-selector': { type: 'string', default: DEFAULT_SERVICE_SELECTOR },
+  'listener-port': { type: 'string', default: String(DEFAULT_LISTENER.port) },
+  'debounce-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.holdOffMs) },
+  'max-delay-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.maxDelayMs) },
+  'xds-address': { type: 'string', default: `0.0.0.0:${DEFAULT_XDS_PORT}` },
+  'admin-address': { type: 'string', default: `0.0.0.0:${DEFAULT_ADMIN_PORT}` },
+  'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
+  'max-names-per-stream': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerStream) },
+  'max-message-bytes': { type: 'string', default: '1048576' },
+  'max-response-bytes': { type: 'string', default: String(DEFAULT_LIMITS.maxResponseBytes) },
+  'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-client-ca': { type: 'string' },
+  'node-identity': { type: 'string' },
+  'shutdown-grace-ms': { type: 'string', default: '5000' },
+  'scrape-interval-ms': { type: 'string', default: '1000' },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+  scaler: { type: 'boolean', default: false },
+  policy: { type: 'string' },
+  'policy-configmap': { type: 'string' },
+  'dry-run': { type: 'boolean', default: false },
+  lease: { type: 'string' },
+  'scaler-interval-ms': { type: 'string', default: '1000' },
+  'advertise-host': { type: 'string' },
+} as const;
+
+const SIM_OPTIONS = {
+  host: { type: 'string', default: '0.0.0.0' },
+  port: { type: 'string', default: '8000' },
+  model: { type: 'string', default: DEFAULT_SIM.model },
+  'max-batch': { type: 'string', default: String(DEFAULT_ENGINE.maxBatch) },
+  'prefill-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillBaseMs) },
+  'prefill-per-token-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillPerTokenMs) },
+  'decode-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodeBaseMs) },
+  'decode-per-seq-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodePerSeqMs) },
+  'load-seconds': { type: 'string', default: '0' },
+  'max-body-bytes': { type: 'string', default: String(DEFAULT_SIM.maxBodyBytes) },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const COMMANDS = { serve: { options: SERVE_OPTIONS, usage: SERVE_USAGE }, 'sim-vllm': { options: SIM_OPTIONS, usage: SIM_USAGE } } as const;
+type Command = keyof typeof COMMANDS;
+
+/**
+ * Parses one command's flags: the command comes first, and a flag of the other command is refused by name
+ * rather than silently ignored.
+ */
+function parseCommand<C extends Command>(command: C, args: string[]) {
+  usage = COMMANDS[command].usage;
   try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        discovery: { type: 'string', default: 'file' },
-        endpoints: { type: 'string', default: path.join(PACKAGE_ROOT, 'examples/endpoints.yaml') },
-        kubeconfig: { type: 'string' },
-        namespaces: { type: 'string', default: '' },
-        'service-selector': { type: 'string', default: DEFAULT_SERVICE_SELECTOR },
-        'listener-port': { type: 'string', default: String(DEFAULT_LISTENER.port) },
-        'debounce-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.holdOffMs) },
-        'max-delay-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.maxDelayMs) },
-        'xds-address': { type: 'string', default: `0.0.0.0:${DEFAULT_XDS_PORT}` },
-        'admin-address': { type: 'string', default: `0.0.0.0:${DEFAULT_ADMIN_PORT}` },
-        'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
-        'max-names-per-stream': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerStream) },
-        'max-message-bytes': { type: 'string', default: '1048576' },
-        'max-response-bytes': { type: 'string', default: String(DEFAULT_LIMITS.maxResponseBytes) },
-        'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-client-ca': { type: 'string' },
-        'node-identity': { type: 'string' },
-        'shutdown-grace-ms': { type: 'string', default: '5000' },
-        'scrape-interval-ms': { type: 'string', default: '1000' },
-        'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h' },
-        scaler: { type: 'boolean', default: false },
-        policy: { type: 'string' },
-        'policy-configmap': { type: 'string' },
-        'dry-run': { type: 'boolean', default: false },
-        lease: { type: 'string' },
-        'scaler-interval-ms': { type: 'string', default: '1000' },
-        'advertise-host': { type: 'string' },
-        host: { type: 'string', default: '0.0.0.0' },
-        port: { type: 'string', default: '8000' },
-        model: { type: 'string', default: DEFAULT_SIM.model },
-        'max-batch': { type: 'string', default: String(DEFAULT_ENGINE.maxBatch) },
-        'prefill-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillBaseMs) },
-        'prefill-per-token-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillPerTokenMs) },
-        'decode-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodeBaseMs) },
-        'decode-per-seq-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodePerSeqMs) },
-        'load-seconds': { type: 'string', default: '0' },
-        'max-body-bytes': { type: 'string', default: String(DEFAULT_SIM.maxBodyBytes) },
-      },
-    });
+    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: false, strict: true }).values;
   } catch (e) {
-    fail(e instanceof Error ? e.message : String(e));
+    const message = e instanceof Error ? e.message : String(e);
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(message);
+    if (unknown) {
+      const flag = unknown[1]!;
+      const other = (Object.keys(COMMANDS) as Command[]).find((c) => c !== command && flag.replace(/^-+/, '') in COMMANDS[c].options);
+      fail(other ? `${flag} is an option of "inferplane ${other}", not of "inferplane ${command}"` : `unknown option ${flag}`);
+    }
+    const positional = /^Unexpected argument '([^']*)'/.exec(message);
+    if (positional) fail(`unexpected argument "${positional[1]}" after "inferplane ${command}"`);
+    fail(message.split('.')[0]!);
   }
-  const { values, positionals } = parsed;
-  if (values.help) {
+}
+
+/** Fails with a one-line message when a listen address is taken, naming the flag that chose it. */
+function explainListenError(e: unknown, flags: readonly { flag: string; port: number }[]): never | void {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err?.code !== 'EADDRINUSE' && err?.code !== 'EACCES' && err?.code !== 'EADDRNOTAVAIL') return;
+  const flag = flags.find((f) => f.port === err.port)?.flag;
+  const where = err.address !== undefined && err.port !== undefined ? `${err.address}:${err.port}` : 'a listen address';
+  const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'is not allowed for this user' : 'is not an address of this host';
+  process.stderr.write(`inferplane: ${where} ${why}${flag ? ` (${flag})` : ''}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  const [command, ...args] = process.argv.slice(2);
+  if (command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return;
   }
-  if (!['serve', 'sim-vllm'].includes(positionals[0] ?? '') || positionals.length > 1) fail(positionals.length === 0 ? 'a command is required' : `unknown command "${positionals.join(' ')}"`);
-  if (positionals[0] === 'sim-vllm') {
-    const nonNegative = (v: string, flag: string) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) fail(`${flag} must be a number of at least 0, got "${v}"`);
-      return n;
-    };
-    const sim = await startSimServer({
-      model: values.model,
-      engine: {
-        maxBatch: positive(values['max-batch'], '--max-batch'),
-        prefillBaseMs: nonNegative(values['prefill-base-ms'], '--prefill-base-ms'),
-        prefillPerTokenMs: nonNegative(values['prefill-per-token-ms'], '--prefill-per-token-ms'),
-        decodeBaseMs: nonNegative(values['decode-base-ms'], '--decode-base-ms'),
-        decodePerSeqMs: nonNegative(values['decode-per-seq-ms'], '--decode-per-seq-ms'),
-      },
-      loadSeconds: nonNegative(values['load-seconds'], '--load-seconds'),
-      maxBodyBytes: positive(values['max-body-bytes'], '--max-body-bytes'),
-    }, values.host, Number(values.port) === 0 ? 0 : positive(values.port, '--port'));
-    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'vLLM simulator serving (a test and demo tool: no model runs)', address: `${values.host}:${sim.port}`, model: values.model }) + '\n');
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void sim.close().then(() => process.exit(0)));
+  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve … or inferplane sim-vllm …');
+  if (!(command in COMMANDS)) fail(`unknown command "${command}"`);
+  if (command === 'sim-vllm') return runSim(args);
+  return runServe(args);
+}
+
+async function runSim(args: string[]): Promise<void> {
+  const values = parseCommand('sim-vllm', args);
+  if (values.help) {
+    process.stdout.write(SIM_USAGE);
+    return;
+  }
+  const nonNegative = (v: string, flag: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) fail(`${flag} must be a number of at least 0, got "${v}"`);
+    return n;
+  };
+  const port = portNumber(values.port, '--port');
+  const sim = await startSimServer({
+    model: values.model,
+    engine: {
+      maxBatch: positive(values['max-batch'], '--max-batch'),
+      prefillBaseMs: nonNegative(values['prefill-base-ms'], '--prefill-base-ms'),
+      prefillPerTokenMs: nonNegative(values['prefill-per-token-ms'], '--prefill-per-token-ms'),
+      decodeBaseMs: nonNegative(values['decode-base-ms'], '--decode-base-ms'),
+      decodePerSeqMs: nonNegative(values['decode-per-seq-ms'], '--decode-per-seq-ms'),
+    },
+    loadSeconds: nonNegative(values['load-seconds'], '--load-seconds'),
+    maxBodyBytes: positive(values['max-body-bytes'], '--max-body-bytes'),
+  }, values.host, port).catch((e: unknown) => explainListenError(e, [{ flag: '--port', port }]) ?? Promise.reject(e));
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'vLLM simulator serving (a test and demo tool: no model runs)', address: `${values.host}:${sim.port}`, model: values.model }) + '\n');
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void sim.close().then(() => process.exit(0)));
+}
+
+async function runServe(args: string[]): Promise<void> {
+  const values = parseCommand('serve', args);
+  if (values.help) {
+    process.stdout.write(SERVE_USAGE);
     return;
   }
   const level = values['log-level'] as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, got "${level}"`);
   const log = createLogger(level);
-  hostPort(values['xds-address'], '--xds-address');
+  const [, xdsPort] = hostPort(values['xds-address'], '--xds-address');
   const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
   let loaded: KubeConfig | undefined;
   const kube = () => {
     if (loaded) return loaded;
     loaded = new KubeConfig();
     if (values.kubeconfig) loaded.loadFromFile(values.kubeconfig);
-    else loaded.loadFromDefault();
+    else {
+      // client-node would otherwise fall back to http://localhost:8080 and retry it forever.
+      if (!clusterConfigFound()) fail('no Kubernetes cluster found: not running in a pod (no service account token), $KUBECONFIG unset and ~/.kube/config missing; pass --kubeconfig FILE, or serve a file with --discovery file');
+      loaded.loadFromDefault();
+    }
     return loaded;
   };
   let discovery: Discovery;
@@ -261,7 +336,7 @@ async function main(): Promise<void> {
     instance: os.hostname(),
     ...(scaler && { scaler }),
     scrapeIntervalMs: values['scrape-interval-ms'] === '0' ? 0 : positive(values['scrape-interval-ms'], '--scrape-interval-ms'),
-  });
+  }).catch((e: unknown) => explainListenError(e, [{ flag: '--xds-address', port: xdsPort }, { flag: '--admin-address', port: adminPort }]) ?? Promise.reject(e));
   const grace = positive(values['shutdown-grace-ms'], '--shutdown-grace-ms');
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

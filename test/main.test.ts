@@ -1,5 +1,9 @@
 import { expect } from 'chai';
 import { eventually } from './support/harness.js';
+import net from 'node:net';
+import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
 import { inferplane } from './support/processes.js';
 
 const run = (args: string[]) => inferplane(args);
@@ -37,6 +41,63 @@ describe('inferplane CLI', () => {
     const b = run(['serve', '--xds-address', 'nowhere']);
     expect(await b.exited).to.equal(2);
     expect(b.err()).to.contain('--xds-address must be HOST:PORT, got "nowhere"');
+  });
+
+  it('gives each command its own --help and options, refusing the other command\'s by name, exit 2', async function () {
+    this.timeout(30_000);
+    const help = run(['serve', '--help']);
+    expect(await help.exited).to.equal(0);
+    expect(help.out()).to.contain('usage: inferplane serve').and.not.contain('usage: inferplane sim-vllm');
+    const cases = [
+      [['serve', '--port', '9999'], 'inferplane: --port is an option of "inferplane sim-vllm", not of "inferplane serve"'],
+      [['sim-vllm', '--xds-address', '127.0.0.1:0'], 'inferplane: --xds-address is an option of "inferplane serve", not of "inferplane sim-vllm"'],
+      [['sim-vllm', '--port', '99999'], 'inferplane: --port must be a port number from 0 to 65535, got "99999"'],
+      [['serve', '--no-such-flag'], 'inferplane: unknown option --no-such-flag'],
+      [['serve', 'extra'], 'inferplane: unexpected argument "extra" after "inferplane serve"'],
+      [['--port', '1'], 'inferplane: a command is required first'],
+    ] as const;
+    await Promise.all(cases.map(async ([args, message]) => {
+      const p = run([...args]);
+      expect(await p.exited, args.join(' ')).to.equal(2);
+      expect(p.err().split('\n')[0], args.join(' ')).to.contain(message);
+      expect(p.err(), args.join(' ')).not.to.match(/\n\s+at /); // no stack trace
+    }));
+  });
+
+  it('says which address is taken and by which flag, in one line, exit 1', async function () {
+    this.timeout(30_000);
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const cases = [
+        [['serve', '--xds-address', `127.0.0.1:${port}`, '--admin-address', '127.0.0.1:0'], `inferplane: 127.0.0.1:${port} is already in use (--xds-address)`],
+        [['serve', '--xds-address', '127.0.0.1:0', '--admin-address', `127.0.0.1:${port}`], `inferplane: 127.0.0.1:${port} is already in use (--admin-address)`],
+        [['sim-vllm', '--host', '127.0.0.1', '--port', String(port)], `inferplane: 127.0.0.1:${port} is already in use (--port)`],
+      ] as const;
+      for (const [args, message] of cases) {
+        const p = run([...args]);
+        expect(await p.exited, args.join(' ')).to.equal(1);
+        expect(p.err()).to.contain(message);
+        expect(p.err()).not.to.match(/\n\s+at /);
+      }
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('says no cluster was found when Kubernetes discovery has no kubeconfig at all, exit 2', async function () {
+    this.timeout(30_000);
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-home-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, KUBECONFIG: '' };
+      delete env['KUBERNETES_SERVICE_HOST'];
+      const p = inferplane(['serve', '--discovery', 'kubernetes', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { env });
+      expect(await p.exited).to.equal(2);
+      expect(p.err()).to.contain('inferplane: no Kubernetes cluster found').and.contain('--kubeconfig FILE');
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('runs the compose demo\'s dry-run scaler on files alone, with its decisions on /status/scaler', async function () {

@@ -86,7 +86,9 @@ export function parseEndpointsFileOffThread(text: string, file: string): Promise
       port1.close();
       resolve(r);
     };
+    let answered = false;
     worker.once('message', (m: { ok: true; listener: ListenerSpec; slices: number } | { ok: false; error: string[] }) => {
+      answered = true;
       if (!m.ok) return settle(err(m.error));
       runStepsAsync(receiveServices(port1, m.slices)).then(
         (services) => settle(services ? ok({ listener: m.listener, services }) : err([`${file}: the parser's worker thread sent an incomplete model`])),
@@ -94,8 +96,9 @@ export function parseEndpointsFileOffThread(text: string, file: string): Promise
       );
     });
     worker.once('error', (e) => settle(err([`${file}: parsing failed on its worker thread: ${e.message}`])));
+    // Its messages arrive before its exit: exiting unanswered means it died (or was stopped) first.
     worker.once('exit', (code) => {
-      if (code !== 0) settle(err([`${file}: the parser's worker thread exited with code ${code}`]));
+      if (!answered) settle(err([`${file}: the parser's worker thread exited with code ${code} before answering`]));
     });
   });
 }
