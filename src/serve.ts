@@ -153,6 +153,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', fleetGauge((v) => v.envoys));
   metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', fleetGauge((v) => v.oldestReportAgeMs / 1000));
   let sourceReady: () => boolean;
+  let notReadyReason: (() => string | undefined) | undefined;
   let stopSource: () => Promise<void>;
   const d = o.discovery;
   if (d.kind === 'file') {
@@ -166,6 +167,11 @@ export async function serve(o: ServeOptions): Promise<Running> {
     await first;
     sourceReady = () => true;
     stopSource = async () => watch.close();
+    metrics.gauge('inferplane_endpoints_file_valid', '1 while the endpoints file\'s latest version is valid, 0 while it is refused or unreadable (the last good one, if any, keeps serving)', () => (watch.problems() ? 0 : 1));
+    notReadyReason = () => {
+      const problems = watch.problems();
+      return problems && `the endpoints file is invalid: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems; see the log)` : ''}`;
+    };
   } else {
     const source = createKubernetesSource({
       kubeConfig: d.kubeConfig,
@@ -190,7 +196,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   }));
   const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
   const memory = startMemoryRelease({ load: () => xds.streamCount(), log: o.log, metrics });
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(scaler && { scaler: scaler.scaler.status }) });
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(notReadyReason && { notReadyReason }), ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,

@@ -86,6 +86,31 @@ describe('inferplane CLI', () => {
     }
   });
 
+  it('shows an invalid endpoints file beyond the log: /readyz says why, the validity gauge is 0, until it is fixed', async function () {
+    this.timeout(30_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-bad-file-'));
+    const file = path.join(dir, 'endpoints.yaml');
+    fs.writeFileSync(file, 'services:\n  - name: a\n    endpoints:\n      - { address: 10.0.0.1, port: 70000 }\n');
+    const p = run(['serve', '--endpoints', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0']);
+    try {
+      await eventually(() => p.err().includes('"inferplane serving"'), 'the serving log line', 20_000);
+      expect(p.err()).to.contain('invalid endpoints file; nothing is served until it is fixed').and.not.contain('keeping the last good');
+      const line = JSON.parse(p.err().split('\n').find((l) => l.includes('"inferplane serving"'))!);
+      const ready = await fetch(`http://${line.admin}/readyz`);
+      expect(ready.status).to.equal(503);
+      expect(((await ready.json()) as any).reason).to.match(/^the endpoints file is invalid: .*endpoints\.yaml:4:\d+: services\[0\]\.endpoints\[0\]\.port: 70000 is out of range/);
+      const metrics = async () => (await (await fetch(`http://${line.admin}/metrics`)).text()).split('\n').find((l) => l.startsWith('inferplane_endpoints_file_valid'));
+      expect(await metrics()).to.equal('inferplane_endpoints_file_valid 0');
+      fs.writeFileSync(file, 'services:\n  - name: a\n    endpoints:\n      - { address: 10.0.0.1, port: 7000 }\n');
+      await eventually(async () => (await fetch(`http://${line.admin}/readyz`)).status === 200, 'ready once fixed');
+      expect(await metrics()).to.equal('inferplane_endpoints_file_valid 1');
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says no cluster was found when Kubernetes discovery has no kubeconfig at all, exit 2', async function () {
     this.timeout(30_000);
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-home-'));

@@ -15,6 +15,8 @@ export interface WatchFileOptions {
   readonly pollMs?: number;
   /** Larger files are refused (logged) rather than read. */
   readonly maxBytes: number;
+  /** Called, besides the log line, when the file cannot be read (missing, unreadable, too large). */
+  readonly onReadError?: (message: string) => void;
 }
 
 /** A running watch. */
@@ -40,7 +42,9 @@ export function watchTextFile(file: string, o: WatchFileOptions): FileWatch {
       if (size > o.maxBytes) throw new Error(`${size} bytes is over the ${o.maxBytes}-byte limit`);
       text = fs.readFileSync(abs, 'utf8');
     } catch (e) {
-      o.log.error(`cannot read ${o.what}; keeping the last good configuration`, { file: abs, error: e instanceof Error ? e.message : String(e) });
+      const error = e instanceof Error ? e.message : String(e);
+      o.log.error(lastText === undefined ? `cannot read ${o.what}; nothing is taken from it until it can be read` : `cannot read ${o.what}; keeping the last good configuration`, { file: abs, error });
+      o.onReadError?.(error);
       return;
     }
     if (text === lastText) return;

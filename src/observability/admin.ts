@@ -12,6 +12,8 @@ export interface AdminOptions {
   readonly metrics: Metrics;
   /** Readiness: true once the first complete snapshot is set. */
   readonly ready: () => boolean;
+  /** While not ready: why, when more is known than "no snapshot yet" (e.g. the endpoints file is invalid). */
+  readonly notReadyReason?: () => string | undefined;
   /** Fleet active requests per served service, from Envoys' stats reports. */
   readonly fleet: () => FleetStatus;
   /** The scaler's status and recent decisions, when the scaler runs here. */
@@ -54,7 +56,7 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
       case '/healthz':
         return json(res, 200, { status: 'ok' });
       case '/readyz':
-        return o.ready() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready', reason: 'no complete snapshot yet' });
+        return o.ready() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready', reason: o.notReadyReason?.() ?? 'no complete snapshot yet' });
       case '/status/nodes': {
         // One node in full; the fleet with a sample of each stream's names, so the answer stays small.
         const node = url.searchParams.get('node');

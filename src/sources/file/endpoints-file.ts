@@ -140,6 +140,8 @@ export interface WatchOptions extends Omit<WatchFileOptions, 'what' | 'onText' |
 export interface EndpointsFileWatch extends FileWatch {
   /** Settles once the text read at the start has been handed to `onModel` or refused (or could not be read). */
   readonly initial: Promise<void>;
+  /** Why the file's latest version was refused or could not be read; undefined while it is valid (or unread). */
+  problems(): readonly string[] | undefined;
 }
 
 /**
@@ -150,11 +152,17 @@ export interface EndpointsFileWatch extends FileWatch {
  */
 export function watchEndpointsFile(file: string, options: WatchOptions): EndpointsFileWatch {
   const abs = path.resolve(file);
+  let problems: readonly string[] | undefined;
+  let handed = false;
   const apply = (parsed: Result<Model, string[]>) => {
     if (!parsed.ok) {
-      for (const problem of parsed.error) options.log.error('invalid endpoints file; keeping the last good configuration', { file: abs, problem });
+      problems = parsed.error;
+      const msg = handed ? 'invalid endpoints file; keeping the last good configuration' : 'invalid endpoints file; nothing is served until it is fixed';
+      for (const problem of parsed.error) options.log.error(msg, { file: abs, problem });
       return;
     }
+    problems = undefined;
+    handed = true;
     if (parsed.value.services.length === 0) options.log.warn('the endpoints file lists no services (services: []): every cluster and listener route is withdrawn', { file: abs });
     options.onModel(parsed.value);
   };
@@ -176,6 +184,7 @@ export function watchEndpointsFile(file: string, options: WatchOptions): Endpoin
     ...options,
     what: 'endpoints file',
     maxBytes: MAX_FILE_BYTES,
+    onReadError: (error) => void (problems = [`${file}: cannot read: ${error}`]),
     onText(text) {
       if (parsing) waiting = text;
       else parse(text);
@@ -183,6 +192,7 @@ export function watchEndpointsFile(file: string, options: WatchOptions): Endpoin
   });
   return {
     initial: parsing ?? Promise.resolve(),
+    problems: () => problems,
     reload: watch.reload,
     close() {
       closed = true;
