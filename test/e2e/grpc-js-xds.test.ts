@@ -10,6 +10,7 @@ import { serve, type Running } from '../../src/serve.js';
 import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
 import { echo, EchoClient, startEchoBackend, type EchoBackend } from '../support/echo.js';
 import { eventually } from '../support/harness.js';
+import { ROOT } from '../support/processes.js';
 
 grpcXds.register();
 
@@ -39,10 +40,10 @@ describe('end to end: @grpc/grpc-js-xds client, inferplane serve, echo backends'
     backends = await Promise.all(['a', 'b', 'c', 'd'].map(startEchoBackend));
     writeFile(backends.slice(0, 3));
     running = await serve({ discovery: { kind: 'file', path: file }, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log });
-    const bootstrap = {
-      xds_servers: [{ server_uri: `127.0.0.1:${running.xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
-      node: { id: 'grpc-e2e', cluster: 'e2e', locality: {} },
-    };
+    // The bootstrap the README points at, with only the server's address changed.
+    const bootstrap = JSON.parse(fs.readFileSync(path.join(ROOT, 'examples/grpc-bootstrap.json'), 'utf8'));
+    bootstrap.xds_servers[0].server_uri = `127.0.0.1:${running.xdsPort}`;
+    bootstrap.node.id = 'grpc-e2e';
     client = new EchoClient('xds:///echo', grpc.credentials.createInsecure(), { 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap) });
   });
 
@@ -119,5 +120,20 @@ describe('end to end: @grpc/grpc-js-xds client, inferplane serve, echo backends'
     expect(problem).to.match(/endpoints\.yaml:4:\d+: services\[0\]\.endpoints\[0\]\.port: 99999 is out of range/);
     const seen = await callMany(20);
     expect(Object.keys(seen).sort()).to.deep.equal(['a', 'b']);
+  });
+
+  it('keeps calling its last endpoints when the service vanishes from the file by mistake (ignore_resource_deletion), and follows it back', async () => {
+    writeFile([backends[0]!, backends[1]!]);
+    await eventually(async () => Object.keys(await callMany(10)).length === 2, 'both backends answering');
+    fs.writeFileSync(file, 'services: []\n'); // every listener, route, cluster and assignment withdrawn
+    await eventually(() => {
+      const lds = running.xds.nodes()[0]?.types['lds'];
+      return lds !== undefined && lds.ackedVersion === lds.sentVersion && running.xds.nodes()[0]!.types['cds']!.ackedVersion === running.xds.nodes()[0]!.types['cds']!.sentVersion
+        && log.lines.some((l) => l.msg === 'snapshot published' && l.fields['services'] === 0);
+    }, 'the empty configuration served and ACKed');
+    const seen = await callMany(20); // without the server feature, every call fails: the resources do not exist
+    expect(Object.keys(seen).sort()).to.deep.equal(['a', 'b']);
+    writeFile([backends[0]!]);
+    await eventually(async () => Object.keys(await callMany(10)).join() === 'a', 'the service back, with one backend');
   });
 });
