@@ -5,6 +5,7 @@
  * event and stream: the time from the API server applying the event to the stream receiving the first
  * snapshot that contains it. Also: event → published (inferplane's own part) and CPU per 1,000 events.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createMemoryLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { DEFAULT_LISTENER, type Model } from '../src/model/model.js';
@@ -56,6 +57,7 @@ export async function churn(o: ChurnOptions): Promise<void> {
   const pending = new Map<number, { s: number; e: number; at: number }>();
   const included: { at: number; index: number }[] = [];
   const published: { version: string; at: number }[] = [];
+  let building = 0; // publishes not yet settled
   const source = createKubernetesSource({
     kubeConfig: kc, namespaces: ['ml'], listener: DEFAULT_LISTENER, log, events: createEventRecorder(kc, log, 'bench'),
     onModel: (m: Model, endpointsOnly) => {
@@ -69,7 +71,9 @@ export async function churn(o: ChurnOptions): Promise<void> {
           pending.delete(id);
         }
       }
+      building++;
       void publisher.publish(m, endpointsOnly).then((r) => {
+        building--;
         if (!r.ok) throw new Error(r.error.join('\n'));
         const index = published.length;
         published.push({ version: r.value.types[TypeUrl.Endpoint].version, at: now() });
@@ -77,10 +81,16 @@ export async function churn(o: ChurnOptions): Promise<void> {
       });
     },
   });
+  // This process is inferplane's side (source, publisher, xDS server): its event loop's longest stops.
+  const stops = monitorEventLoopDelay({ resolution: 10 });
+  stops.enable();
+  const tSync = now();
   source.start();
   const server = createXdsServer({ cache, log, metrics });
   const port = await server.listen('127.0.0.1:0');
   while (!publisher.ready()) await new Promise((r) => setTimeout(r, 20));
+  console.log(`\n  first list to first publish: ${fmt((now() - tSync) / 1000, 2)} s, longest event-loop stop ${fmt(stops.max / 1e6)} ms`);
+  stops.reset();
   const names = Array.from({ length: o.services }, (_, s) => `ml/model-${s}/http`);
   const t0 = now();
   const workers = await openStreams(`127.0.0.1:${port}`, o.streams, o.workers, names);
@@ -120,7 +130,7 @@ export async function churn(o: ChurnOptions): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, Math.max(0, start + ((sent / perTick) * tickMs) - now())));
   }
-  while (pending.size > 0) await new Promise((r) => setTimeout(r, 20));
+  while (pending.size > 0 || building > 0) await new Promise((r) => setTimeout(r, 20));
   const lastIndex = published.length - 1;
   // Every stream must end holding the last snapshot.
   await Promise.all(workers.map((w) => {
@@ -163,6 +173,7 @@ export async function churn(o: ChurnOptions): Promise<void> {
   console.log(`  ${events} events in ${o.seconds} s (${o.percentPerSecond}% of pods per second = ${perSecond}/s); ${published.length} snapshots published (${metrics.counter('inferplane_snapshots_total', '').get({ result: 'fast-path' })} by the endpoint fast path)`);
   console.log(`  event → published: p50 ${fmt(pct(toPublish, 50))} ms, p99 ${fmt(pct(toPublish, 99))} ms`);
   console.log(`  event → delivered (${toDeliver.length} event×stream pairs${missing ? `, ${missing} never delivered` : ''}): p50 ${fmt(pct(toDeliver, 50))} ms, p99 ${fmt(pct(toDeliver, 99))} ms, max ${fmt(toDeliver[toDeliver.length - 1] ?? NaN)} ms`);
+  console.log(`  longest event-loop stop while streams opened and pods churned: ${fmt(stops.max / 1e6)} ms`);
   console.log(`  inferplane CPU: ${fmt(cpuSec, 2)} s over the run = ${fmt((cpuSec / events) * 1000, 3)} s per 1,000 events (informers, model, snapshots, fan-out to ${o.streams} streams)`);
   for (const w of workers) w.send({ cmd: 'close' });
   await source.stop();

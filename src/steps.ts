@@ -3,6 +3,10 @@
  * slice of services); {@link runSteps} runs it to the end at once (tests, small inputs), {@link runStepsAsync}
  * gives the event loop back whenever a slice of time is used up, so a configuration of thousands of services
  * never stops the xDS streams, the stats sink or the health checks for longer than one slice.
+ *
+ * Everything that works this way (model rebuilds, snapshot builds, the streams' flushes) shares one budget per
+ * turn of the event loop ({@link nextTurn}): several of them running at once still hand the loop back after
+ * one slice between them, not one slice each.
  */
 export type Steps<T> = Generator<void, T, void>;
 
@@ -18,7 +22,7 @@ export function runSteps<T>(steps: Steps<T>): T {
 export interface SliceOptions {
   /** Longest run of work between two turns of the event loop, in ms (default {@link DEFAULT_SLICE_MS}). */
   readonly sliceMs?: number;
-  /** Clock in ms; injectable so tests decide when a slice is over. */
+  /** Clock in ms; injectable so tests decide when a slice is over (the slice is then this call's own). */
   readonly now?: () => number;
 }
 
@@ -28,20 +32,50 @@ export interface SliceOptions {
  */
 export const DEFAULT_SLICE_MS = 20;
 
+const clock = performance.now.bind(performance);
+let turnStart = clock();
+let waiting: (() => void)[] = [];
+
 /**
- * Runs `steps` to completion, letting I/O and timers run (a `setImmediate` turn) each time `sliceMs` has
- * passed since the last turn. Resolves with the generator's result; rejects with what it throws.
+ * Resolves at the next turn of the event loop (after I/O has been polled), together with everything else
+ * waiting for it; the shared slice of that turn starts then.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    if (waiting.length === 1) {
+      setImmediate(() => {
+        const ready = waiting;
+        waiting = [];
+        turnStart = clock();
+        for (const r of ready) r();
+      });
+    }
+  });
+}
+
+/** Whether the shared slice of this turn (see {@link nextTurn}) is used up. */
+export function turnUsed(sliceMs = DEFAULT_SLICE_MS): boolean {
+  return clock() - turnStart >= sliceMs;
+}
+
+/**
+ * Runs `steps` to completion, letting I/O and timers run each time the slice is used up. The part run at
+ * once, from the caller, has a slice of its own (a small job finishes before the call returns); after each
+ * turn, the slice is the turn's shared one. Resolves with the generator's result; rejects with what it throws.
  */
 export async function runStepsAsync<T>(steps: Steps<T>, options: SliceOptions = {}): Promise<T> {
   const sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
-  const now = options.now ?? performance.now.bind(performance);
+  const now = options.now ?? clock;
   let start = now();
+  let shared = false;
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
-    if (now() - start >= sliceMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    if (shared && !options.now ? turnUsed(sliceMs) : now() - start >= sliceMs) {
+      await nextTurn();
       start = now();
+      shared = true;
     }
   }
 }

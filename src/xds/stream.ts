@@ -7,6 +7,7 @@ import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.js';
 import { withNonce } from './wire.js';
+import { nextTurn, turnUsed } from '../steps.js';
 import { ADS_ORDER, FULL_STATE_TYPES, parseTypeUrl, TYPE_SHORT, TypeUrl } from './resources.js';
 import { MAX_RESPONSE_BYTES, type EncodedResource, type Snapshot, type TypeSnapshot } from './snapshot.js';
 
@@ -145,36 +146,30 @@ export function sharedFrame(snap: TypeSnapshot, key: string, build: () => Buffer
   return frame;
 }
 
-/**
- * Longest run of stream flushes before the event loop takes other I/O (requests, ACKs, health checks): a change
- * reaching thousands of streams, or a few streams each taking megabytes, never holds the loop much longer.
- */
-const FLUSH_SLICE_MS = 20;
-
 const flushes: (() => void)[] = [];
 let flushHead = 0;
 let flushing = false;
 
-/** Queues a stream's flush; flushes run first come, first served, a slice of time per turn of the event loop. */
+/**
+ * Queues a stream's flush. Flushes run first come, first served, within the slice of each turn of the event
+ * loop that long work shares (src/steps.ts): a change reaching thousands of streams, or a few streams each
+ * taking megabytes, never holds the loop much longer than a slice.
+ */
 function enqueueFlush(flush: () => void): void {
   flushes.push(flush);
   if (flushing) return;
   flushing = true;
-  setImmediate(drainFlushes);
+  void drainFlushes();
 }
 
-function drainFlushes(): void {
-  const start = performance.now();
+async function drainFlushes(): Promise<void> {
   while (flushHead < flushes.length) {
-    const flush = flushes[flushHead]!;
-    flushes[flushHead++] = undefined as never;
-    flush();
-    if (performance.now() - start >= FLUSH_SLICE_MS) break;
-  }
-  if (flushHead < flushes.length) {
-    // Queued from inside the check phase, this runs after the next poll for I/O.
-    setImmediate(drainFlushes);
-    return;
+    await nextTurn();
+    do {
+      const flush = flushes[flushHead]!;
+      flushes[flushHead++] = undefined as never;
+      flush();
+    } while (flushHead < flushes.length && !turnUsed());
   }
   flushes.length = flushHead = 0;
   flushing = false;

@@ -44,4 +44,25 @@ describe('API-server stand-in, through real @kubernetes/client-node API clients'
     const ev = await core.createNamespacedEvent({ namespace: 'ml', body: { metadata: { generateName: 'policy.' }, involvedObject: { kind: 'ConfigMap', name: 'policy', namespace: 'ml' }, reason: 'InvalidPolicy', message: 'x', type: 'Warning' } });
     expect(ev.metadata?.name).to.match(/^policy\./);
   });
+
+  it('pages a list from one snapshot (limit, continue, remainingItemCount) and expires a token older than the history', async () => {
+    const core = kubeConfigFor(api.url).makeApiClient(CoreV1Api);
+    for (const n of ['a', 'b', 'c', 'd', 'e']) api.apply({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: n, namespace: 'ml' } });
+    const first = await core.listNamespacedConfigMap({ namespace: 'ml', limit: 2 });
+    expect(first.items.map((c) => c.metadata?.name)).to.deep.equal(['a', 'b']);
+    expect(first.metadata?.remainingItemCount).to.equal(3);
+    api.apply({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'bb', namespace: 'ml' } }); // after the snapshot
+    const second = await core.listNamespacedConfigMap({ namespace: 'ml', limit: 2, _continue: first.metadata!._continue! });
+    expect(second.items.map((c) => c.metadata?.name)).to.deep.equal(['c', 'd']);
+    expect(second.metadata?.resourceVersion).to.equal(first.metadata?.resourceVersion);
+    const third = await core.listNamespacedConfigMap({ namespace: 'ml', limit: 2, _continue: second.metadata!._continue! });
+    expect(third.items.map((c) => c.metadata?.name)).to.deep.equal(['e']);
+    expect(third.metadata?._continue).to.equal(undefined);
+
+    const again = await core.listNamespacedConfigMap({ namespace: 'ml', limit: 2 });
+    api.apply({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'f', namespace: 'ml' } });
+    api.compact(); // history now starts after the snapshot's version
+    const expired = await core.listNamespacedConfigMap({ namespace: 'ml', limit: 2, _continue: again.metadata!._continue! }).catch((e: { code?: number }) => e);
+    expect((expired as { code?: number }).code).to.equal(410);
+  });
 });

@@ -6,6 +6,9 @@ import type { AddressInfo } from 'node:net';
  * @kubernetes/client-node clients and informers, following the documented wire behaviour:
  * - list: `{kind: XList, metadata: {resourceVersion}, items}`, with labelSelector (=, ==, !=, exists, !exists)
  *   and fieldSelector (metadata.name, metadata.namespace; others are refused with 400, as the API server does);
+ *   with `limit`, pages in key order (namespace, name) from one snapshot: `metadata.continue` and
+ *   `remainingItemCount` while more remain, every page carrying the snapshot's resourceVersion; a `continue`
+ *   token older than the retained history (see compact) gets 410 Gone with reason Expired;
  * - watch (`?watch=true&resourceVersion=N`): newline-delimited `{type, object}` for every change after N, kept
  *   open; a version older than the retained history gets HTTP 410 (or, if asked, an ERROR event with code 410);
  * - create, get, replace (409 on a stale `metadata.resourceVersion`), merge patch, delete;
@@ -126,6 +129,9 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
   let oldestRetained = rv;
   const objects = new Map<string, KubeObject>();
   let history: WatchEvent[] = [];
+  // Paged lists in progress: token → the snapshot's remaining items and its resourceVersion.
+  const pages = new Map<string, { items: KubeObject[]; rv: number }>();
+  let nextToken = 0;
   const watchers = new Set<Watcher>();
   const faults: { match: RegExp; count: number; status: number }[] = [];
   const requests: string[] = [];
@@ -259,10 +265,30 @@ export async function startApiServer(): Promise<ApiServerStandIn> {
       return;
     }
     if (req.method === 'GET' && !name) {
-      const items = [...objects.entries()]
-        .filter(([k, o]) => k.startsWith(`${resource}/`) && (ns === undefined || o.metadata.namespace === ns) && selector(o))
-        .map(([, o]) => o);
-      return send(200, { kind: `${info.kind}List`, apiVersion: info.group ? `${info.group}/${info.version}` : info.version, metadata: { resourceVersion: String(rv) }, items });
+      const list = (items: KubeObject[], metadata: Record<string, unknown>) =>
+        send(200, { kind: `${info.kind}List`, apiVersion: info.group ? `${info.group}/${info.version}` : info.version, metadata, items });
+      const limit = Number(url.searchParams.get('limit') ?? '0');
+      const token = url.searchParams.get('continue');
+      let snapshot: { items: KubeObject[]; rv: number };
+      if (token) {
+        const held = pages.get(token);
+        pages.delete(token);
+        if (!held || held.rv < oldestRetained) return status(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+        snapshot = held;
+      } else {
+        const items = [...objects.entries()]
+          .filter(([k, o]) => k.startsWith(`${resource}/`) && (ns === undefined || o.metadata.namespace === ns) && selector(o))
+          .map(([, o]) => o)
+          .sort((a, b) => `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace ?? ''}/${b.metadata.name}`));
+        if (!(limit > 0)) return list(items, { resourceVersion: String(rv) });
+        snapshot = { items, rv };
+      }
+      const page = limit > 0 ? snapshot.items.slice(0, limit) : snapshot.items;
+      const rest = snapshot.items.slice(page.length);
+      if (rest.length === 0) return list(page, { resourceVersion: String(snapshot.rv) });
+      const next = `page-${++nextToken}`;
+      pages.set(next, { items: rest, rv: snapshot.rv });
+      return list(page, { resourceVersion: String(snapshot.rv), continue: next, remainingItemCount: rest.length });
     }
     if (req.method === 'GET' && name) {
       const o = objects.get(key(resource, ns ?? '', name));

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { runSteps, runStepsAsync, type Steps } from '../../src/steps.js';
+import { nextTurn, runSteps, runStepsAsync, turnUsed, type Steps } from '../../src/steps.js';
 import { translate, translateSteps } from '../../src/translate/translate.js';
 import { createSnapshotCache, DEFAULT_GROUP } from '../../src/xds/cache.js';
 import { createPublisher } from '../../src/xds/publisher.js';
@@ -41,6 +41,19 @@ describe('work in slices (src/steps.ts)', () => {
     setImmediate(() => still.push('turn'));
     await runStepsAsync(counted(50, still), { sliceMs: 1, now: () => 0 }); // a clock that never moves: no turn
     expect(still.slice(0, 50).every((x) => x.startsWith('step'))).to.equal(true);
+  });
+
+  it('wakes everything waiting for the next turn together, at the start of one shared slice', async () => {
+    const order: string[] = [];
+    const a = nextTurn().then(() => order.push('a'));
+    const b = nextTurn().then(() => order.push('b'));
+    setImmediate(() => order.push('later immediate')); // queued after both: runs after them
+    await Promise.all([a, b]);
+    expect(order).to.deep.equal(['a', 'b']);
+    expect(turnUsed(60_000)).to.equal(false); // the slice just started
+    expect(turnUsed(0)).to.equal(true);
+    await new Promise((r) => setImmediate(r));
+    expect(order).to.deep.equal(['a', 'b', 'later immediate']);
   });
 
   it('runs the same steps to the same result at once, and passes on what they throw', async () => {

@@ -28,6 +28,28 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly maxWatchMs?: number;
 }
 
+/**
+ * Objects per page when listing. A list of thousands of EndpointSlices is tens of megabytes of JSON that the
+ * client parses and converts in one go; in pages, other work (xDS streams, stats) runs in between.
+ */
+export const LIST_PAGE_SIZE = 250;
+
+/**
+ * Lists every page (`limit`, then each `continue` token) and returns them as one list carrying the snapshot's
+ * resourceVersion, which is the same on every page, so a watch resumes from the right point. A token that
+ * expires mid-way (410) fails the list, and the informer starts over.
+ */
+export async function listAllPages<T extends KubernetesObject>(page: (cont: string | undefined) => Promise<KubernetesListObject<T>>): Promise<KubernetesListObject<T>> {
+  const first = await page(undefined);
+  const items = [...first.items];
+  let last = first;
+  while (last.metadata?._continue) {
+    last = await page(last.metadata._continue);
+    for (const item of last.items) items.push(item);
+  }
+  return { ...first, metadata: { ...first.metadata, _continue: undefined, remainingItemCount: undefined, resourceVersion: last.metadata?.resourceVersion ?? first.metadata?.resourceVersion }, items } as KubernetesListObject<T>;
+}
+
 /** An informer that keeps itself running. */
 export interface SupervisedInformer<T extends KubernetesObject> {
   start(): void;

@@ -5,8 +5,9 @@ import type { Logger } from '../../observability/log.js';
 import { readAnnotations } from './annotations.js';
 import { mergeSlices, SERVICE_NAME_LABEL, serviceKey, servicePorts } from './endpointslices.js';
 import type { EventRecorder } from './events.js';
-import { createSupervisedInformer, type SupervisedInformer } from './informer.js';
+import { createSupervisedInformer, LIST_PAGE_SIZE, listAllPages, type SupervisedInformer } from './informer.js';
 import { createDebouncer, realTimers, type Timers } from './timers.js';
+import { runStepsAsync, type Steps } from '../../steps.js';
 
 /** Label selector choosing the Services inferplane serves, unless told otherwise. */
 export const DEFAULT_SERVICE_SELECTOR = 'inferplane.io/serve=true';
@@ -36,6 +37,8 @@ export interface KubernetesSourceOptions {
   readonly maxDelayMs?: number;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
+  /** Objects per page when listing (default {@link LIST_PAGE_SIZE}). */
+  readonly listPageSize?: number;
   readonly maxWatchMs?: number;
 }
 
@@ -59,6 +62,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
   const core = o.kubeConfig.makeApiClient(CoreV1Api);
   const discovery = o.kubeConfig.makeApiClient(DiscoveryV1Api);
   const selector = o.serviceSelector ?? DEFAULT_SERVICE_SELECTOR;
+  const pageSize = o.listPageSize ?? LIST_PAGE_SIZE;
   const scopes = o.namespaces.length === 0 ? [undefined] : [...o.namespaces];
   const changedEndpoints = new Set<string>();
   let structural = true;
@@ -74,7 +78,10 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       name: `services${ns ? ` in ${ns}` : ''}`,
       path: ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services',
       labelSelector: selector,
-      list: () => (ns ? core.listNamespacedService({ namespace: ns, labelSelector: selector }) : core.listServiceForAllNamespaces({ labelSelector: selector })),
+      list: () => listAllPages((cont) => {
+        const page = { labelSelector: selector, limit: pageSize, ...(cont && { _continue: cont }) };
+        return ns ? core.listNamespacedService({ namespace: ns, ...page }) : core.listServiceForAllNamespaces(page);
+      }),
       onChange: () => {
         structural = true;
         debouncer.poke();
@@ -86,7 +93,10 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       name: `endpointslices${ns ? ` in ${ns}` : ''}`,
       path: ns ? `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices',
       labelSelector: SERVICE_NAME_LABEL,
-      list: () => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: SERVICE_NAME_LABEL }) : discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL })),
+      list: () => listAllPages((cont) => {
+        const page = { labelSelector: SERVICE_NAME_LABEL, limit: pageSize, ...(cont && { _continue: cont }) };
+        return ns ? discovery.listNamespacedEndpointSlice({ namespace: ns, ...page }) : discovery.listEndpointSliceForAllNamespaces(page);
+      }),
       onChange: (slice) => {
         const owner = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
         if (owner) changedEndpoints.add(serviceKey(slice.metadata?.namespace ?? '', owner));
@@ -131,8 +141,24 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
     return { name: key, ports, endpoints: merged.endpoints, settings: good.settings, routes };
   };
 
+  // A rebuild of thousands of services runs in slices (src/steps.ts); events during it wait for the next one.
+  let rebuilding = false;
   function rebuild(): void {
+    if (rebuilding) return debouncer.poke();
     if (!synced()) return; // the first complete list of every informer comes first: no partial truth
+    rebuilding = true;
+    runStepsAsync(rebuildSteps()).catch((e: unknown) => o.log.error('model rebuild failed; keeping the last model', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
+  }
+
+  function* rebuildSteps(): Steps<void> {
+    try {
+      yield* buildModel();
+    } finally {
+      rebuilding = false;
+    }
+  }
+
+  function* buildModel(): Steps<void> {
     const slicesBy = new Map<string, V1EndpointSlice[]>();
     for (const inf of sliceInformers) {
       for (const slice of inf.list()) {
@@ -160,12 +186,16 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
         const service = serviceOf(svc, slices);
         if (service) built.set(key, { service: prev && JSON.stringify(prev.service) === JSON.stringify(service) ? prev.service : service, svc, slicesKey });
         else built.delete(key);
+        yield;
       }
     }
+    yield;
     for (const key of [...built.keys()]) if (!seen.has(key)) built.delete(key);
     for (const key of [...goodSettings.keys()]) if (!seen.has(key)) goodSettings.delete(key);
     let services = [...built.values()].map((b) => b.service).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    yield;
     const conflicts = routeConflicts(services);
+    yield;
     if (conflicts.length > 0) {
       const drop = new Map<string, Set<number>>();
       for (const c of conflicts) {

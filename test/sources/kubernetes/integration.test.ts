@@ -166,6 +166,34 @@ describe('Kubernetes discovery through the API-server stand-in (real client-node
       await other.stop();
     }
   });
+
+  it('lists in pages (limit and continue) and serves every service of every page', async () => {
+    for (let i = 0; i < 5; i++) {
+      api.apply(service('ml', `paged-${i}`));
+      api.apply(slice('ml', `paged-${i}`, `paged-${i}-a`, [{ address: `10.1.0.${i + 1}` }]));
+    }
+    const log = createMemoryLogger();
+    const kc = kubeConfigFor(api.url);
+    const h = await startHarness();
+    const source = createKubernetesSource({
+      kubeConfig: kc, namespaces: [], listener: DEFAULT_LISTENER, log, events: createEventRecorder(kc, log, 'test'),
+      onModel: (m, endpointsOnly) => void h.publisher.publish(m, endpointsOnly), holdOffMs: 10, maxDelayMs: 100, listPageSize: 2,
+    });
+    const before = api.requests.length;
+    source.start();
+    try {
+      await eventually(() => h.publisher.ready(), 'first snapshot');
+      const clusters = [...h.cache.get('default')!.types[TypeUrl.Cluster].resources.keys()].sort();
+      expect(clusters).to.deep.equal(['ml/llama/http', ...Array.from({ length: 5 }, (_, i) => `ml/paged-${i}/http`)]);
+      const lists = api.requests.slice(before).filter((r) => r.startsWith('GET /apis/discovery.k8s.io/v1/endpointslices?') && !r.includes('watch=true'));
+      expect(lists.length).to.equal(3); // 6 slices, 2 per page
+      expect(lists.every((r) => r.includes('limit=2'))).to.equal(true);
+      expect(lists.slice(1).every((r) => r.includes('continue='))).to.equal(true);
+    } finally {
+      await source.stop();
+      await h.stop();
+    }
+  });
 });
 
 describe('Kubernetes discovery readiness', () => {
