@@ -15,6 +15,7 @@ import { DEFAULT_MAX_STATS_MESSAGE_BYTES } from './scaler/metrics-service.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
 import { DEFAULT_LIMITS } from './xds/stream.js';
 import { parseIdentityRule, type IdentityRule } from './xds/identity.js';
+import { adminFetcher, renderStatus, StatusError, type StatusView } from './cli/status.js';
 
 
 const SERVE_USAGE = `usage: inferplane serve [options]
@@ -81,7 +82,19 @@ latency follows a continuous-batching model (src/sim/engine.ts); defaults ≈ a 
   --max-body-bytes N            largest request body (default ${DEFAULT_SIM.maxBodyBytes})
 `;
 
-const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}`;
+const STATUS_USAGE = `usage: inferplane status [nodes|services|scaler|explain SERVICE] [--json] [--admin URL]
+
+What a running inferplane says on its admin port, as tables (JSON with --json):
+
+  nodes                         every xDS stream: per type SYNCED, PENDING, NACKED, NOT SENT or STALE (default)
+  services                      served services: in-flight requests summed over the reporting Envoys
+  scaler                        the scaler's role, policy, and each service's replicas and last decision
+  explain SERVICE               why the scaler holds or moves SERVICE, in words
+  --admin URL                   the admin endpoint (default http://127.0.0.1:${DEFAULT_ADMIN_PORT})
+  --json                        the admin endpoint's JSON, for scripts
+`;
+
+const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}\n${STATUS_USAGE}`;
 
 /** The usage printed with an error: the command's own once it is known. */
 let usage = USAGE;
@@ -181,7 +194,17 @@ const SIM_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const COMMANDS = { serve: { options: SERVE_OPTIONS, usage: SERVE_USAGE }, 'sim-vllm': { options: SIM_OPTIONS, usage: SIM_USAGE } } as const;
+const STATUS_OPTIONS = {
+  admin: { type: 'string', default: `http://127.0.0.1:${DEFAULT_ADMIN_PORT}` },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const COMMANDS = {
+  serve: { options: SERVE_OPTIONS, usage: SERVE_USAGE },
+  'sim-vllm': { options: SIM_OPTIONS, usage: SIM_USAGE },
+  status: { options: STATUS_OPTIONS, usage: STATUS_USAGE },
+} as const;
 type Command = keyof typeof COMMANDS;
 
 /**
@@ -191,7 +214,7 @@ type Command = keyof typeof COMMANDS;
 function parseCommand<C extends Command>(command: C, args: string[]) {
   usage = COMMANDS[command].usage;
   try {
-    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: false, strict: true }).values;
+    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: command === 'status', strict: true });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(message);
@@ -223,14 +246,40 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve … or inferplane sim-vllm …');
+  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve …, inferplane sim-vllm … or inferplane status …');
   if (!(command in COMMANDS)) fail(`unknown command "${command}"`);
   if (command === 'sim-vllm') return runSim(args);
+  if (command === 'status') return runStatus(args);
   return runServe(args);
 }
 
+async function runStatus(args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand('status', args);
+  if (values.help) {
+    process.stdout.write(STATUS_USAGE);
+    return;
+  }
+  const [what = 'nodes', service, ...extra] = positionals;
+  let view: StatusView;
+  if (what === 'explain') {
+    if (service === undefined || extra.length > 0) fail('explain takes one SERVICE, e.g. inferplane status explain ml/llama-8b');
+    view = { kind: 'explain', service };
+  } else if (what === 'nodes' || what === 'services' || what === 'scaler') {
+    if (service !== undefined) fail(`unexpected argument "${service}" after "inferplane status ${what}"`);
+    view = { kind: what };
+  } else fail(`unknown view "${what}": nodes, services, scaler or explain SERVICE`);
+  if (!/^https?:\/\//.test(values.admin)) fail(`--admin must be an http:// or https:// URL, got "${values.admin}"`);
+  try {
+    process.stdout.write(`${await renderStatus(view, adminFetcher(values.admin), values.json)}\n`);
+  } catch (e) {
+    if (!(e instanceof StatusError)) throw e;
+    process.stderr.write(`inferplane status: ${e.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
 async function runSim(args: string[]): Promise<void> {
-  const values = parseCommand('sim-vllm', args);
+  const { values } = parseCommand('sim-vllm', args);
   if (values.help) {
     process.stdout.write(SIM_USAGE);
     return;
@@ -258,7 +307,7 @@ async function runSim(args: string[]): Promise<void> {
 }
 
 async function runServe(args: string[]): Promise<void> {
-  const values = parseCommand('serve', args);
+  const { values } = parseCommand('serve', args);
   if (values.help) {
     process.stdout.write(SERVE_USAGE);
     return;

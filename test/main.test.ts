@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { inferplane } from './support/processes.js';
+import { freePort, inferplane } from './support/processes.js';
 
 const run = (args: string[]) => inferplane(args);
 
@@ -109,6 +109,25 @@ describe('inferplane CLI', () => {
       await p.exited;
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('status: tables from a running serve; a one-line error and exit 1 when the admin endpoint is not there', async function () {
+    this.timeout(30_000);
+    const p = run(['serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0']);
+    try {
+      await eventually(() => p.err().includes('"inferplane serving"'), 'the serving log line', 20_000);
+      const line = JSON.parse(p.err().split('\n').find((l) => l.includes('"inferplane serving"'))!);
+      const ok = run(['status', 'services', '--admin', `http://${line.admin}`]);
+      expect(await ok.exited).to.equal(0);
+      expect(ok.out()).to.match(/^SERVICE\s+IN FLIGHT/);
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+    const down = run(['status', '--admin', `http://127.0.0.1:${await freePort()}`]);
+    expect(await down.exited).to.equal(1);
+    expect(down.err().trim().split('\n')).to.have.length(1);
+    expect(down.err()).to.match(/^inferplane status: cannot reach inferplane's admin endpoint at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
   });
 
   it('says no cluster was found when Kubernetes discovery has no kubeconfig at all, exit 2', async function () {
