@@ -28,7 +28,7 @@ import { createXdsServer, type XdsServer } from './xds/server.js';
 import { createTlsSource, type TlsFiles } from './xds/tls.js';
 import { startMemoryRelease } from './observability/memory.js';
 import type { IdentityRule } from './xds/identity.js';
-import type { StreamLimits } from './xds/stream.js';
+import { syncState, type StreamLimits } from './xds/stream.js';
 
 /** Where the model comes from. */
 export type Discovery =
@@ -152,6 +152,20 @@ export async function serve(o: ServeOptions): Promise<Running> {
   metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', fleetGauge((v) => v.activeRequests));
   metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', fleetGauge((v) => v.envoys));
   metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', fleetGauge((v) => v.oldestReportAgeMs / 1000));
+  metrics.gauge('inferplane_xds_streams_by_sync_state', 'xDS streams per type by where they stand: synced, pending (sent, not yet answered), nacked, not-sent, stale', () => {
+    const counts = new Map<string, number>();
+    for (const n of xds.nodes({ maxNames: 0 })) {
+      for (const [type, t] of Object.entries(n.types)) {
+        if (!t) continue;
+        const k = `${type} ${syncState(t)}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+    }
+    return [...counts].map(([k, v]) => {
+      const [type, state] = k.split(' ') as [string, string];
+      return [{ type, state }, v] as const;
+    });
+  });
   let sourceReady: () => boolean;
   let notReadyReason: (() => string | undefined) | undefined;
   let stopSource: () => Promise<void>;

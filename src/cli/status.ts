@@ -5,6 +5,7 @@
  */
 
 import type { Reason } from '../scaler/decide.js';
+import { syncState } from '../xds/stream.js';
 
 /** What to show. */
 export type StatusView = { readonly kind: 'nodes' | 'services' | 'scaler' } | { readonly kind: 'explain'; readonly service: string };
@@ -64,17 +65,9 @@ interface NodeStatus {
   types: Record<string, TypeStatus | undefined>;
 }
 
-/**
- * One type's state on one stream: SYNCED (the last response ACKed), PENDING (sent, not yet answered), NACKED
- * (the last response rejected), NOT SENT (subscribed, nothing sent yet), or - (not subscribed).
- */
-export function syncState(t: TypeStatus | undefined): string {
-  if (!t) return '-';
-  if (t.sentVersion === undefined) return 'NOT SENT';
-  if (t.pendingNonce !== undefined) return 'PENDING';
-  if (t.ackedVersion === t.sentVersion) return 'SYNCED';
-  if (t.lastNack && t.lastNack.version === t.sentVersion) return 'NACKED';
-  return 'STALE';
+/** One type's state on one stream, as the table shows it: `-` when the type is not subscribed. */
+export function syncCell(t: TypeStatus | undefined): string {
+  return t ? syncState(t).toUpperCase().replace('-', ' ') : '-';
 }
 
 const TYPES = ['cds', 'lds', 'eds', 'rds'] as const;
@@ -128,10 +121,10 @@ export async function renderStatus(view: StatusView, get: Fetch, json: boolean, 
       const nodes = expect<NodeStatus[]>(body, 'nodes', '/status/nodes');
       if (json) return JSON.stringify(body, null, 2);
       if (nodes.length === 0) return 'no xDS streams are connected';
-      const rows = nodes.map((s) => [s.nodeId, s.cluster || '-', `${s.service}/${s.variant}`, ...TYPES.map((t) => syncState(s.types[t])), s.userAgent || '-', age(s.connectedSince, now)]);
+      const rows = nodes.map((s) => [s.nodeId, s.cluster || '-', `${s.service}/${s.variant}`, ...TYPES.map((t) => syncCell(s.types[t])), s.userAgent || '-', age(s.connectedSince, now)]);
       const out = rows.filter((r) => r.slice(3, 7).some((c) => c !== 'SYNCED' && c !== '-')).length;
       rows.sort((a, b) => Number(b.slice(3, 7).some((c) => c !== 'SYNCED' && c !== '-')) - Number(a.slice(3, 7).some((c) => c !== 'SYNCED' && c !== '-')) || a[0]!.localeCompare(b[0]!));
-      const nacks = nodes.flatMap((s) => TYPES.flatMap((t) => (syncState(s.types[t]) === 'NACKED' ? [`${s.nodeId} ${t.toUpperCase()}: ${s.types[t]!.lastNack!.message ?? ''}`] : [])));
+      const nacks = nodes.flatMap((s) => TYPES.flatMap((t) => (syncCell(s.types[t]) === 'NACKED' ? [`${s.nodeId} ${t.toUpperCase()}: ${s.types[t]!.lastNack!.message ?? ''}`] : [])));
       return [table([['NODE', 'CLUSTER', 'STREAM', 'CDS', 'LDS', 'EDS', 'RDS', 'AGENT', 'CONNECTED'], ...rows]), '', `${nodes.length} streams, ${out} not in sync`, ...nacks.map((m) => `NACK ${m}`)].join('\n');
     }
     case 'services': {

@@ -2,7 +2,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { adminFetcher, explainDecision, renderStatus, StatusError, syncState } from '../../src/cli/status.js';
+import { adminFetcher, explainDecision, renderStatus, StatusError, syncCell } from '../../src/cli/status.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { serve, type Running } from '../../src/serve.js';
 import { TypeUrl } from '../../src/xds/resources.js';
@@ -45,6 +45,8 @@ describe('inferplane status, against a running serve (dry-run scaler on files)',
     expect(lines[1]).to.match(/^envoy-bad\s+edge\s+ads\/sotw\s+-\s+NACKED\s+-\s+-/);
     expect(lines[2]).to.match(/^envoy-good\s+edge\s+ads\/sotw\s+SYNCED\s+-\s+-\s+-/);
     expect(text).to.contain('2 streams, 1 not in sync').and.contain('NACK envoy-bad LDS: unknown filter');
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    expect(metrics).to.contain('inferplane_xds_streams_by_sync_state{state="nacked",type="lds"} 1').and.contain('inferplane_xds_streams_by_sync_state{state="synced",type="cds"} 1');
     const json = JSON.parse(await renderStatus({ kind: 'nodes' }, adminFetcher(admin), true));
     expect(json.nodes.map((n: any) => n.nodeId).sort()).to.deep.equal(['envoy-bad', 'envoy-good']);
   });
@@ -94,7 +96,7 @@ describe('inferplane status, when the admin endpoint is not what it should be', 
   });
 
   it('names every sync state and explains each reason the scaler gives', () => {
-    expect([undefined, {}, { sentVersion: 'a', pendingNonce: '1' }, { sentVersion: 'a', ackedVersion: 'a' }, { sentVersion: 'b', ackedVersion: 'a', lastNack: { version: 'b' } }, { sentVersion: 'b', ackedVersion: 'a' }].map(syncState))
+    expect([undefined, {}, { sentVersion: 'a', pendingNonce: '1' }, { sentVersion: 'a', ackedVersion: 'a' }, { sentVersion: 'b', ackedVersion: 'a', lastNack: { version: 'b' } }, { sentVersion: 'b', ackedVersion: 'a' }].map(syncCell))
       .to.deep.equal(['-', 'NOT SENT', 'PENDING', 'SYNCED', 'NACKED', 'STALE']);
     const inputs = { desired: 4, ready: 4, stableDemand: 30.5, panicDemand: 31, targetPerPod: 5, wanted: 7, envoys: 3, latestAgeMs: 12_000 };
     expect(explainDecision('ml/a', { action: 'scale-up', replicas: 7, reason: 'scale-up', mode: 'normal', inputs }))

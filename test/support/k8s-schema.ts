@@ -20,6 +20,7 @@ const KINDS: Record<string, string> = {
   'rbac.authorization.k8s.io/v1/RoleBinding': 'V1RoleBinding',
   'cert-manager.io/v1/Certificate': 'CertManagerCertificate',
   'cert-manager.io/v1/ClusterIssuer': 'CertManagerClusterIssuer',
+  'monitoring.coreos.com/v1/PrometheusRule': 'PrometheusRule',
 };
 
 const attrs = (fields: Record<string, string>): Attribute[] => Object.entries(fields).map(([name, type]) => ({ name, baseName: name, type }));
@@ -45,6 +46,11 @@ const CRDS: Record<string, Attribute[]> = {
   CertManagerIssuerSpec: attrs({ selfSigned: 'CertManagerSelfSignedIssuer', ca: 'CertManagerCaIssuer', acme: 'object', vault: 'object', venafi: 'object' }),
   CertManagerSelfSignedIssuer: attrs({ crlDistributionPoints: 'Array<string>' }),
   CertManagerCaIssuer: attrs({ secretName: 'string', crlDistributionPoints: 'Array<string>', ocspServers: 'Array<string>', issuingCertificateURL: 'Array<string>' }),
+  // prometheus-operator's PrometheusRule (monitoring.coreos.com/v1), from its API reference.
+  PrometheusRule: attrs({ apiVersion: 'string', kind: 'string', metadata: 'V1ObjectMeta', spec: 'PrometheusRuleSpec' }),
+  PrometheusRuleSpec: attrs({ groups: 'Array<PrometheusRuleGroup>' }),
+  PrometheusRuleGroup: attrs({ name: 'string', interval: 'Duration', query_offset: 'Duration', limit: 'number', partial_response_strategy: 'string', labels: '{ [key: string]: string; }', rules: 'Array<PrometheusRuleRule>' }),
+  PrometheusRuleRule: attrs({ record: 'string', alert: 'string', expr: 'string', for: 'Duration', keep_firing_for: 'Duration', labels: '{ [key: string]: string; }', annotations: '{ [key: string]: string; }' }),
 };
 
 /** String types whose values the API restricts to a list. */
