@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PACKAGE_ROOT } from './config/package-root.js';
 import type * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ListenerSpec, Model } from './model/model.js';
@@ -152,6 +155,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
   metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', fleetGauge((v) => v.activeRequests));
   metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', fleetGauge((v) => v.envoys));
   metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', fleetGauge((v) => v.oldestReportAgeMs / 1000));
+  const version = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  metrics.gauge('inferplane_build_info', 'Always 1; the labels say which inferplane (package.json version) on which Node runs', () => [[{ version, node: process.version }, 1]]);
   metrics.gauge('inferplane_xds_streams_by_sync_state', 'xDS streams per type by where they stand: synced, pending (sent, not yet answered), nacked, not-sent, stale', () => {
     const counts = new Map<string, number>();
     for (const n of xds.nodes({ maxNames: 0 })) {

@@ -8,7 +8,11 @@ export interface Counter {
 
 /** A set of named metrics rendered in the Prometheus text format. Gauges are read at scrape time. */
 export interface Metrics {
-  counter(name: string, help: string): Counter;
+  /**
+   * Registers (or returns) a counter. `zeros` are label sets shown at 0 before their first event, so a query
+   * or an alert on them has a series from the start (an unlabelled counter: `[{}]`).
+   */
+  counter(name: string, help: string, zeros?: readonly Record<string, string>[]): Counter;
   gauge(name: string, help: string, read: () => number | readonly (readonly [Record<string, string>, number])[]): void;
   render(): string;
 }
@@ -24,10 +28,14 @@ export function createMetrics(): Metrics {
   const counters = new Map<string, { help: string; values: Map<string, number> }>();
   const gauges = new Map<string, { help: string; read: () => number | readonly (readonly [Record<string, string>, number])[] }>();
   return {
-    counter(name, help) {
+    counter(name, help, zeros = []) {
       let c = counters.get(name);
       if (!c) counters.set(name, (c = { help, values: new Map() }));
       const values = c.values;
+      for (const labels of zeros) {
+        const k = labelText(labels);
+        if (!values.has(k)) values.set(k, 0);
+      }
       return {
         inc: (labels = {}, by = 1) => {
           const k = labelText(labels);

@@ -43,7 +43,7 @@ export function createPublisher(options: {
   const maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   const group = options.group ?? DEFAULT_GROUP;
   const { cache, log } = options;
-  const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result');
+  const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result', [{ result: 'published' }, { result: 'fast-path' }, { result: 'rejected' }]);
   let lastModel: Model | undefined;
   // Only when the services and their ports are those of the last published model; otherwise the full path.
   function* fastPath(previous: Snapshot, model: Model, changed: ReadonlySet<string>): Steps<Result<Snapshot, string[]> | undefined> {

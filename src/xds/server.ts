@@ -10,7 +10,7 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request.j
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
-import { DEFAULT_LIMITS, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
+import { DEFAULT_LIMITS, nacksCounter, responsesCounter, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
 
 /** Listen backlog asked for: as many pending connections as the kernel allows (net.core.somaxconn caps it). */
 export const LISTEN_BACKLOG = 65_535;
@@ -120,7 +120,10 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   const streams = new Set<XdsStream>();
   const calls = new Map<XdsStream, grpc.ServerDuplexStream<unknown, Buffer>>();
   let shuttingDown = false;
-  const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant');
+  // Shown at 0 from the start: an alert on NACKs has a series before the first one.
+  nacksCounter(metrics);
+  responsesCounter(metrics);
+  const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant', ['ads', ...Object.values(TYPE_SHORT)].flatMap((service) => ['sotw', 'delta'].map((variant) => ({ service, variant }))));
   metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', () => streams.size);
 
   const deps: StreamDeps = {
@@ -188,7 +191,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   for (const { definition, handlers } of options.services ?? []) server.addService(definition, handlers);
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
-  const abandoned = metrics.counter('inferplane_connections_closed_total', 'Connections closed by inferplane, by reason');
+  const abandoned = metrics.counter('inferplane_connections_closed_total', 'Connections closed by inferplane, by reason', [{ reason: 'handshake-timeout' }]);
   const guarded = new WeakSet<object>();
   /**
    * grpc-js turns its HTTP/2 servers' timeouts off and closes idle sessions only gracefully, which never ends a

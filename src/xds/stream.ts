@@ -4,7 +4,7 @@ import { checkIdentity, type IdentityRule } from './identity.js';
 import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
 import type { Status__Output } from '../generated/google/rpc/Status.js';
 import type { Logger } from '../observability/log.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { Counter, Metrics } from '../observability/metrics.js';
 import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.js';
 import { withNonce } from './wire.js';
 import { nextTurn, turnUsed } from '../steps.js';
@@ -88,6 +88,16 @@ export interface TypeStatus {
   readonly ackedVersion?: string;
   readonly pendingNonce?: string;
   readonly lastNack?: NackRecord;
+}
+
+/** `inferplane_xds_nacks_total{type}`, every type shown from the start. */
+export function nacksCounter(metrics: Metrics): Counter {
+  return metrics.counter('inferplane_xds_nacks_total', 'NACKs received, by type', Object.values(TYPE_SHORT).map((type) => ({ type })));
+}
+
+/** `inferplane_xds_responses_total{type,variant}` (responses, not answers: a split answer counts each part). */
+export function responsesCounter(metrics: Metrics): Counter {
+  return metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant', Object.values(TYPE_SHORT).flatMap((type) => ['sotw', 'delta'].map((variant) => ({ type, variant }))));
 }
 
 /** Where a stream stands with one type (see {@link syncState}). */
@@ -359,7 +369,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       ts.pendingNonce = ts.pendingVersion = undefined;
       // Never answer a NACK by resending: the stream keeps the rejected content as "sent", so only new
       // config goes out (go-control-plane resends forever: envoyproxy/go-control-plane#962).
-      this.deps.metrics.counter('inferplane_xds_nacks_total', 'NACKs received, by type').inc({ type: TYPE_SHORT[typeUrl] });
+      nacksCounter(this.deps.metrics).inc({ type: TYPE_SHORT[typeUrl] });
       this.deps.log.warn('NACK', { node: this.node?.id, type: TYPE_SHORT[typeUrl], version: nack.version, code: nack.code, message: nack.message });
       return 'nack';
     }
@@ -395,7 +405,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       if (!out) continue;
       ts.pendingNonce = ts.lastNonce;
       ts.pendingVersion = ts.sentVersion;
-      (this.responded[typeUrl] ??= this.deps.metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant').bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))(out.frames.length);
+      (this.responded[typeUrl] ??= responsesCounter(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))(out.frames.length);
       if (typeUrl === TypeUrl.Cluster) this.forceEndpoints(out.changed);
       // A transport that is full still takes the write: the rest of a split answer follows it, then we wait.
       let full = false;

@@ -46,6 +46,7 @@ describe('inferplane status, against a running serve (dry-run scaler on files)',
     expect(lines[2]).to.match(/^envoy-good\s+edge\s+ads\/sotw\s+SYNCED\s+-\s+-\s+-/);
     expect(text).to.contain('2 streams, 1 not in sync').and.contain('NACK envoy-bad LDS: unknown filter');
     const metrics = await (await fetch(`${admin}/metrics`)).text();
+    expect(metrics).to.match(/^inferplane_build_info\{node="v\d+\.\d+\.\d+",version="\d+\.\d+\.\d+"\} 1$/m);
     expect(metrics).to.contain('inferplane_xds_streams_by_sync_state{state="nacked",type="lds"} 1').and.contain('inferplane_xds_streams_by_sync_state{state="synced",type="cds"} 1');
     const json = JSON.parse(await renderStatus({ kind: 'nodes' }, adminFetcher(admin), true));
     expect(json.nodes.map((n: any) => n.nodeId).sort()).to.deep.equal(['envoy-bad', 'envoy-good']);

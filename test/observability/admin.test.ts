@@ -27,6 +27,16 @@ describe('admin server', () => {
     expect((await get('/readyz')).status).to.equal(200);
   });
 
+  it('shows counters at 0 before their first event, so queries and alerts have a series from the start', async () => {
+    const text = (await get('/metrics')).text;
+    for (const type of ['cds', 'eds', 'lds', 'rds']) {
+      expect(text).to.contain(`inferplane_xds_nacks_total{type="${type}"} 0`);
+      for (const variant of ['sotw', 'delta']) expect(text).to.contain(`inferplane_xds_responses_total{type="${type}",variant="${variant}"} 0`);
+    }
+    expect(text).to.contain('inferplane_xds_streams_opened_total{service="ads",variant="delta"} 0').and.contain('inferplane_snapshots_total{result="rejected"} 0');
+    expect(text).to.contain('inferplane_connections_closed_total{reason="handshake-timeout"} 0');
+  });
+
   it('shows each connected node: id, cluster, stream kind, ACKed version, pending nonce, last NACK', async () => {
     await h.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     const c = h.client('sotw');
