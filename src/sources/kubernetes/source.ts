@@ -143,6 +143,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
 
   // A rebuild of thousands of services runs in slices (src/steps.ts); events during it wait for the next one.
   let rebuilding = false;
+  let stopped = false;
   function rebuild(): void {
     if (rebuilding) return debouncer.poke();
     if (!synced()) return; // the first complete list of every informer comes first: no partial truth
@@ -207,14 +208,16 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       }
       services = services.map((s) => (drop.has(s.name) ? { ...s, routes: s.routes.filter((_, i) => !drop.get(s.name)!.has(i)) } : s));
     }
-    o.onModel({ listener: o.listener, services }, fast ? changed : undefined);
+    if (!stopped) o.onModel({ listener: o.listener, services }, fast ? changed : undefined);
   }
 
   return {
     start() {
+      stopped = false;
       for (const i of informers) i.start();
     },
     async stop() {
+      stopped = true;
       debouncer.cancel();
       await Promise.all(informers.map((i) => i.stop()));
     },
