@@ -30,6 +30,8 @@ export interface P2cOptions {
   /** Tokens per answer. */
   readonly maxTokens: number;
   readonly envoyConcurrency?: number;
+  /** A scaling policy file: serve also runs the scaler, as a dry run on the served endpoints. */
+  readonly scalerPolicy?: string;
 }
 
 /**
@@ -37,7 +39,7 @@ export interface P2cOptions {
  * `slowFactor` times slower: closed-loop clients at fixed concurrency, the service switched between least_request
  * and round_robin through the endpoints file. Each `run` measures one policy for a while.
  */
-export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBalancing, ms: number): Promise<PolicyRun>; stop(): Promise<void> }> {
+export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBalancing, ms: number): Promise<PolicyRun>; stop(): Promise<void>; readonly admin: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-p2c-'));
   const file = path.join(dir, 'endpoints.yaml');
   const sims: TestSim[] = await Promise.all(Array.from({ length: o.upstreams }, (_, i) => startTestSim(i === 0 ? { decodeBaseMs: 10 * o.slowFactor, prefillBaseMs: 15 * o.slowFactor } : {})));
@@ -49,6 +51,7 @@ export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBala
   write('least-request');
   let cp: Child | undefined;
   let envoy: RunningEnvoy | undefined;
+  let admin = '';
   const stop = async () => {
     await envoy?.stop();
     await cp?.stop('SIGKILL');
@@ -56,8 +59,8 @@ export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBala
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    cp = inferplane(['serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', '127.0.0.1:0']);
-    await cp.logLine('inferplane serving');
+    cp = inferplane(['serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', '127.0.0.1:0', ...(o.scalerPolicy ? ['--scaler', '--dry-run', '--policy', o.scalerPolicy] : [])]);
+    admin = `http://${(await cp.logLine('inferplane serving'))['admin']}`;
     envoy = await startEnvoy({ bootstrap: 'front-proxy.yaml', xdsPort, concurrency: o.envoyConcurrency ?? 1 });
   } catch (e) {
     await stop();
@@ -71,6 +74,7 @@ export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBala
     return dump.configs[0]?.cluster?.load_balancing_policy?.policies?.[0]?.typed_extension_config?.name as string | undefined;
   };
   return {
+    admin,
     async run(policy, ms) {
       write(policy);
       const want = policy === 'least-request' ? 'envoy.load_balancing_policies.least_request' : 'envoy.load_balancing_policies.round_robin';
