@@ -50,6 +50,7 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --scrape-interval-ms N        pull mode: scrape the admin /stats of connected Envoys whose node metadata
                                 has inferplane.io/stats-url, this often (default 1000; 0: off)
   --log-level LEVEL             debug | info | warn | error (default info)
+  --log-format json|text        JSON lines (default), or one readable line per entry for a terminal
 
 Scaler (sizes each policy service's Deployment from the fleet's in-flight requests; see docs/scaler.md):
   --scaler                      run the scaler in this process
@@ -170,6 +171,7 @@ const SERVE_OPTIONS = {
   'shutdown-grace-ms': { type: 'string', default: '5000' },
   'scrape-interval-ms': { type: 'string', default: '1000' },
   'log-level': { type: 'string', default: 'info' },
+  'log-format': { type: 'string', default: 'json' },
   help: { type: 'boolean', short: 'h' },
   scaler: { type: 'boolean', default: false },
   policy: { type: 'string' },
@@ -314,7 +316,9 @@ async function runServe(args: string[]): Promise<void> {
   }
   const level = values['log-level'] as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, got "${level}"`);
-  const log = createLogger(level);
+  const format = values['log-format'];
+  if (format !== 'json' && format !== 'text') fail(`--log-format must be json or text, got "${format}"`);
+  const log = createLogger(level, format);
   const [, xdsPort] = hostPort(values['xds-address'], '--xds-address');
   const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
   let loaded: KubeConfig | undefined;

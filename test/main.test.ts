@@ -53,6 +53,7 @@ describe('inferplane CLI', () => {
       [['sim-vllm', '--xds-address', '127.0.0.1:0'], 'inferplane: --xds-address is an option of "inferplane serve", not of "inferplane sim-vllm"'],
       [['sim-vllm', '--port', '99999'], 'inferplane: --port must be a port number from 0 to 65535, got "99999"'],
       [['serve', '--no-such-flag'], 'inferplane: unknown option --no-such-flag'],
+      [['serve', '--log-format', 'xml'], 'inferplane: --log-format must be json or text, got "xml"'],
       [['serve', 'extra'], 'inferplane: unexpected argument "extra" after "inferplane serve"'],
       [['--port', '1'], 'inferplane: a command is required first'],
     ] as const;

@@ -1,3 +1,6 @@
+import pino from 'pino';
+import pretty from 'pino-pretty';
+
 /** Structured logging: one JSON object per line. */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -8,14 +11,26 @@ export interface Logger {
 
 /** Log levels, least severe first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3, silent: 4 };
 
-/** A logger writing JSON lines (`time`, `level`, `msg`, fields) at or above `level` to `write`. */
-export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
-  const emit = (lv: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
-    if (RANK[lv] < RANK[level]) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lv, msg, ...fields }) + '\n');
-  };
+/** How lines look: JSON (machines, the default) or text for a person at a terminal. */
+export type LogFormat = 'json' | 'text';
+
+/**
+ * A pino logger on stderr at or above `level`. JSON lines carry `time` (ISO 8601), `level` (its name), `msg`
+ * and the fields, as they always have; `text` is pino-pretty's one line per entry, for a terminal. Writes are
+ * synchronous, so nothing logged just before an exit is lost.
+ */
+export function createLogger(level: LogLevel = 'info', format: LogFormat = 'json', destination: NodeJS.WritableStream | number = 2): Logger {
+  const stream = format === 'text'
+    ? pretty({ sync: true, destination: typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination;
+  const p = pino({
+    level,
+    base: undefined,
+    timestamp: () => `,"time":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ level: label }) },
+  }, stream);
+  const emit = (lv: Exclude<LogLevel, 'silent'>) => (msg: string, fields?: Record<string, unknown>) => (fields ? p[lv](fields, msg) : p[lv](msg));
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }
 
