@@ -61,26 +61,17 @@ function readEnvelope(b: Buffer): Envelope {
   return out;
 }
 
-const ADS = {
-  Stream: {
-    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: (o: object) => Buffer.from(Request.encode(Request.fromObject(o)).finish()),
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: readEnvelope,
-  },
-  Delta: {
-    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: (o: object) => Buffer.from(DeltaRequest.encode(DeltaRequest.fromObject(o)).finish()),
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: readEnvelope,
-  },
-};
+/** A bidirectional ADS method sending `type` requests and taking responses as raw envelopes. */
+const adsMethod = (name: string, type: typeof Request) => ({
+  path: `/envoy.service.discovery.v3.AggregatedDiscoveryService/${name}`,
+  requestStream: true,
+  responseStream: true,
+  requestSerialize: (o: object) => Buffer.from(type.encode(type.fromObject(o)).finish()),
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: readEnvelope,
+});
+const ADS = { Stream: adsMethod('StreamAggregatedResources', Request), Delta: adsMethod('DeltaAggregatedResources', DeltaRequest) };
 const AdsClient = grpc.makeGenericClientConstructor(ADS, 'Ads');
 
 interface S {
