@@ -170,7 +170,7 @@ export async function churn(o: ChurnOptions): Promise<void> {
   }
   toDeliver.sort((a, b) => a - b);
   const cpuSec = (cpu.user + cpu.system) / 1e6;
-  console.log(`  ${events} events in ${o.seconds} s (${o.percentPerSecond}% of pods per second = ${perSecond}/s); ${published.length} snapshots published (${metrics.counter('inferplane_snapshots_total', '').get({ result: 'fast-path' })} by the endpoint fast path)`);
+  console.log(`  ${events} events in ${o.seconds} s (${o.percentPerSecond}% of pods per second = ${perSecond}/s); ${published.length} snapshots published (${await metrics.value('inferplane_snapshots_total', { result: 'fast-path' })} by the endpoint fast path)`);
   console.log(`  event → published: p50 ${fmt(pct(toPublish, 50))} ms, p99 ${fmt(pct(toPublish, 99))} ms`);
   console.log(`  event → delivered (${toDeliver.length} event×stream pairs${missing ? `, ${missing} never delivered` : ''}): p50 ${fmt(pct(toDeliver, 50))} ms, p99 ${fmt(pct(toDeliver, 99))} ms, max ${fmt(toDeliver[toDeliver.length - 1] ?? NaN)} ms`);
   console.log(`  longest event-loop stop while streams opened and pods churned: ${fmt(stops.max / 1e6)} ms`);

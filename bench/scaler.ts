@@ -41,7 +41,6 @@ export async function ingest(o: IngestOptions): Promise<void> {
   const stats = createFleetStats();
   const server = createXdsServer({ cache: createSnapshotCache(), log, metrics, services: [createMetricsService({ stats, log, metrics })] });
   const port = await server.listen('127.0.0.1:0');
-  const reports = metrics.counter('inferplane_stats_reports_total', '');
   const workers: ChildProcess[] = Array.from({ length: o.workers }, () => forkTs('stats-worker.ts'));
   const per = Math.ceil(o.envoys / o.workers);
   const openStart = now();
@@ -53,13 +52,13 @@ export async function ingest(o: IngestOptions): Promise<void> {
   const openSec = (now() - openStart) / 1000;
   // Every Envoy on its interval, and the backlog of the opening (every first message at once) drained.
   await new Promise((r) => setTimeout(r, 5000));
-  const received = () => reports.get({ outcome: 'recorded' }) + reports.get({ outcome: 'throttled' });
+  const received = async () => (await metrics.value('inferplane_stats_reports_total', { outcome: 'recorded' })) + (await metrics.value('inferplane_stats_reports_total', { outcome: 'throttled' }));
   const sentNow = async () => (await Promise.all(workers.map((w) => {
     const p = waitFor<{ sent: number }>(w, 'sent');
     w.send({ cmd: 'sent' });
     return p;
   }))).reduce((n, r) => n + r.sent, 0);
-  const r0 = received();
+  const r0 = await received();
   const s0 = await sentNow();
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
@@ -68,7 +67,7 @@ export async function ingest(o: IngestOptions): Promise<void> {
   const secs = (now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const elu = performance.eventLoopUtilization(elu0);
-  const got = received() - r0;
+  const got = (await received()) - r0;
   const sent = (await sentNow()) - s0;
   const cores = (cpu.user + cpu.system) / 1e6 / secs;
   const sample = stats.sample('ml/llama-8b', Date.now());

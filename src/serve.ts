@@ -114,13 +114,13 @@ export interface Running {
 export async function serve(o: ServeOptions): Promise<Running> {
   const sc = o.scaler;
   if (sc && !sc.kubeConfig && (!sc.dryRun || sc.policy.kind === 'configmap' || sc.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
-  const metrics = createMetrics();
+  const metrics = createMetrics({ process: true });
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics, maxResponseBytes: o.limits.maxResponseBytes });
   // Envoy's protos load on first use (~0.2 s): at startup, not in the middle of serving the first large build.
   envoyRoot();
-  const publish = (m: Model, endpointsOnly?: ReadonlySet<string>): Promise<unknown> =>
-    publisher.publish(m, endpointsOnly).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
+  const publish = (m: Model, endpointsOnly?: ReadonlySet<string>, eventAt?: number): Promise<unknown> =>
+    publisher.publish(m, endpointsOnly, eventAt).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
   const stats = createFleetStats();
   if (o.identity && !o.tls?.clientCaFile) throw new Error('node identity needs mTLS (a client CA)');
   const tls = o.tls && createTlsSource(o.tls, { log: o.log, metrics });
@@ -152,12 +152,12 @@ export async function serve(o: ServeOptions): Promise<Running> {
   };
   const fleetGauge = (read: (v: NonNullable<FleetStatus['services'][string]>) => number) => () =>
     Object.entries(fleetServices(Date.now())).flatMap(([service, v]) => (v === null ? [] : [[{ service }, read(v)] as const]));
-  metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', fleetGauge((v) => v.activeRequests));
-  metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', fleetGauge((v) => v.envoys));
-  metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', fleetGauge((v) => v.oldestReportAgeMs / 1000));
+  metrics.gauge('inferplane_fleet_active_requests', 'In-flight requests per service, summed over the Envoys reporting stats', ['service'], fleetGauge((v) => v.activeRequests));
+  metrics.gauge('inferplane_fleet_reporting_envoys', 'Envoys whose fresh stats make up each service\'s total', ['service'], fleetGauge((v) => v.envoys));
+  metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', ['service'], fleetGauge((v) => v.oldestReportAgeMs / 1000));
   const version = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-  metrics.gauge('inferplane_build_info', 'Always 1; the labels say which inferplane (package.json version) on which Node runs', () => [[{ version, node: process.version }, 1]]);
-  metrics.gauge('inferplane_xds_streams_by_sync_state', 'xDS streams per type by where they stand: synced, pending (sent, not yet answered), nacked, not-sent, stale', () => {
+  metrics.gauge('inferplane_build_info', 'Always 1; the labels say which inferplane (package.json version) on which Node runs', ['version', 'node'], () => [[{ version, node: process.version }, 1]]);
+  metrics.gauge('inferplane_xds_streams_by_sync_state', 'xDS streams per type by where they stand: synced, pending (sent, not yet answered), nacked, not-sent, stale', ['type', 'state'], () => {
     const counts = new Map<string, number>();
     for (const n of xds.nodes({ maxNames: 0 })) {
       for (const [type, t] of Object.entries(n.types)) {
@@ -177,8 +177,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const d = o.discovery;
   if (d.kind === 'file') {
     let first: Promise<unknown> | undefined;
-    const watch = watchEndpointsFile(d.path, { log: o.log, onModel: (m) => {
-      const p = publish(m);
+    const watch = watchEndpointsFile(d.path, { log: o.log, onModel: (m, changedAt) => {
+      const p = publish(m, undefined, changedAt);
       first ??= p;
     } });
     // The file is the whole truth and is at hand: serve once it is published (or refused), not before.
@@ -186,7 +186,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     await first;
     sourceReady = () => true;
     stopSource = async () => watch.close();
-    metrics.gauge('inferplane_endpoints_file_valid', '1 while the endpoints file\'s latest version is valid, 0 while it is refused or unreadable (the last good one, if any, keeps serving)', () => (watch.problems() ? 0 : 1));
+    metrics.gauge('inferplane_endpoints_file_valid', '1 while the endpoints file\'s latest version is valid, 0 while it is refused or unreadable (the last good one, if any, keeps serving)', [], () => (watch.problems() ? 0 : 1));
     notReadyReason = () => {
       const problems = watch.problems();
       return problems && `the endpoints file is invalid: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems; see the log)` : ''}`;
@@ -199,7 +199,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
       listener: d.listener,
       log: o.log,
       events: createEventRecorder(d.kubeConfig, o.log, o.instance ?? 'inferplane'),
-      onModel: (m, endpointsOnly) => void publish(m, endpointsOnly),
+      onModel: (m, endpointsOnly, eventAt) => void publish(m, endpointsOnly, eventAt),
       ...(d.holdOffMs !== undefined && { holdOffMs: d.holdOffMs }),
       ...(d.maxDelayMs !== undefined && { maxDelayMs: d.maxDelayMs }),
     });

@@ -7,8 +7,11 @@ export interface WatchFileOptions {
   readonly log: Logger;
   /** What the file is, for logs ("endpoints file", "scaling policy"). */
   readonly what: string;
-  /** Called with the text now and after every change that alters it; whether it is valid is the caller's. */
-  readonly onText: (text: string) => void;
+  /**
+   * Called with the text now and after every change that alters it; whether it is valid is the caller's.
+   * `changedAt` (epoch ms) is when the change was first noticed (for the start, when it was read).
+   */
+  readonly onText: (text: string, changedAt: number) => void;
   /** Quiet time after a change before reading, so an editor's several writes are read once. Default 50 ms. */
   readonly debounceMs?: number;
   /** Stat-polling interval, the fallback where file events are unreliable (network mounts). Default 1 s. */
@@ -35,7 +38,10 @@ export function watchTextFile(file: string, o: WatchFileOptions): FileWatch {
   const abs = path.resolve(file);
   let lastText: string | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let changedAt: number | undefined;
   const reload = () => {
+    const at = changedAt ?? Date.now();
+    changedAt = undefined;
     let text: string;
     try {
       const size = fs.statSync(abs).size;
@@ -49,9 +55,10 @@ export function watchTextFile(file: string, o: WatchFileOptions): FileWatch {
     }
     if (text === lastText) return;
     lastText = text;
-    o.onText(text);
+    o.onText(text, at);
   };
   const changed = () => {
+    changedAt ??= Date.now();
     clearTimeout(timer);
     timer = setTimeout(reload, o.debounceMs ?? 50);
   };

@@ -94,8 +94,10 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
         return json(res, 200, o.scaler({ ...(service !== null && { service }), ...(limit !== null && { limit: Number(limit) }) }));
       }
       case '/metrics':
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        return res.end(o.metrics.render());
+        return void o.metrics.render().then((text) => {
+          res.writeHead(200, { 'content-type': o.metrics.contentType });
+          res.end(text);
+        }, (e: unknown) => json(res, 500, { error: `rendering metrics: ${e instanceof Error ? e.message : String(e)}` }));
       default:
         return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/status/fleet', '/status/scaler', '/metrics'] });
     }

@@ -64,7 +64,7 @@ export function startMemoryRelease(o: MemoryReleaseOptions): MemoryRelease {
   const minDrop = o.minDrop ?? 100;
   const quietMs = o.quietMs ?? 5_000;
   const gc = o.gc ?? fullGc();
-  const releases = o.metrics.counter('inferplane_memory_releases_total', 'Full garbage collections run after streams left', [{}]);
+  const releases = o.metrics.counter('inferplane_memory_releases_total', 'Full garbage collections run after streams left');
   let peak = o.load();
   let last = peak;
   let changedAt = now();

@@ -109,10 +109,10 @@ export function createMetricsService(o: {
   loadEnvoyProtos(['envoy/service/metrics/v3/metrics_service.proto']);
   const now = o.now ?? Date.now;
   const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_STATS_MESSAGE_BYTES;
-  const reports = o.metrics.counter('inferplane_stats_reports_total', 'Envoy stats reports received, by outcome', ['recorded', 'throttled', 'invalid', 'too-large', 'denied'].map((outcome) => ({ outcome })));
+  const reports = o.metrics.counter('inferplane_stats_reports_total', 'Envoy stats reports received, by outcome', ['outcome'], ['recorded', 'throttled', 'invalid', 'too-large', 'denied'].map((outcome) => ({ outcome })));
   // Bound once: the label text is not rebuilt for each of thousands of reports a second.
   const counted = { recorded: reports.bind({ outcome: 'recorded' }), throttled: reports.bind({ outcome: 'throttled' }) };
-  const refused = o.metrics.counter('inferplane_stats_gauges_refused_total', 'Implausible active-request gauges refused', [{}]);
+  const refused = o.metrics.counter('inferplane_stats_gauges_refused_total', 'Implausible active-request gauges refused');
   const open = new Map<string, number>();
   const live = new Set<(e: grpc.ServiceError) => void>();
   const definition: grpc.ServiceDefinition = {
@@ -177,7 +177,7 @@ export function createMetricsService(o: {
               ? (o.identity.isReplica(certificate) ? undefined : `relay "${id}" did not present an inferplane replica's certificate`)
               : checkIdentity(o.identity.rule, certificate, { id, cluster: msg.identifier?.node?.cluster ?? '' });
             if (denied) {
-              o.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service').inc({ service: 'metrics' });
+              o.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service', ['service']).inc({ service: 'metrics' });
               return fail(denied, 'denied');
             }
           }

@@ -45,8 +45,8 @@ function createPolicyHolder(source: string, o: Common) {
   let loadedAt: string | null = null;
   let rejected: PolicyStatus['rejected'] = null;
   let latestValid = true;
-  const rejections = o.metrics.counter('inferplane_scaler_policy_rejections_total', 'Scaling policy versions rejected as invalid', [{}]);
-  o.metrics.gauge('inferplane_scaler_policy_valid', '1 when the latest scaling policy seen was valid (0: an older good one is in force, or none)', () => (latestValid && current ? 1 : 0));
+  const rejections = o.metrics.counter('inferplane_scaler_policy_rejections_total', 'Scaling policy versions rejected as invalid');
+  o.metrics.gauge('inferplane_scaler_policy_valid', '1 when the latest scaling policy seen was valid (0: an older good one is in force, or none)', [], () => (latestValid && current ? 1 : 0));
   return {
     /** Returns the problems when the text was rejected. */
     offer(text: string | undefined, v: string): string[] | null {

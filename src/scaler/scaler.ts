@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/log.js';
-import type { Metrics } from '../observability/metrics.js';
+import { LATENCY_BUCKETS, type Metrics } from '../observability/metrics.js';
 import type { Timers } from '../sources/kubernetes/timers.js';
 import { decide, MODES, type Decision, type DecisionState, type FleetSample, type Reason } from './decide.js';
 import type { LeaderElector } from './lease.js';
@@ -124,15 +124,17 @@ export function createScaler(o: ScalerOptions): Scaler {
   let stopped = true;
   let wasLeading = false;
 
-  const decided = o.metrics.counter('inferplane_scaler_decisions_total', 'Scaling decisions, by service, action and reason');
-  const requests = o.metrics.counter('inferplane_scaler_scale_requests_total', 'Writes to a Deployment\'s scale subresource, by service and outcome');
+  const decided = o.metrics.counter('inferplane_scaler_decisions_total', 'Scaling decisions, by service, action and reason', ['service', 'action', 'reason']);
+  const requests = o.metrics.counter('inferplane_scaler_scale_requests_total', 'Writes to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome']);
+  const decisionSeconds = o.metrics.histogram('inferplane_scaler_decision_duration_seconds', 'Time to decide one service: reading its Deployment (the API call) and deciding', ['service'], LATENCY_BUCKETS);
+  const writeSeconds = o.metrics.histogram('inferplane_scaler_scale_write_duration_seconds', 'Time of one write to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome'], LATENCY_BUCKETS);
   const perService = (read: (s: ServiceState) => number | undefined) => () =>
     [...byService].flatMap(([service, s]) => (read(s) === undefined ? [] : [[{ service }, read(s)!] as const]));
-  o.metrics.gauge('inferplane_scaler_leader', '1 while this replica is the acting scaler', () => (acting() ? 1 : 0));
-  o.metrics.gauge('inferplane_scaler_desired_replicas', 'Replicas the latest decision asked for', perService((s) => s.last?.replicas ?? undefined));
-  o.metrics.gauge('inferplane_scaler_current_replicas', 'spec.replicas as last read', perService((s) => s.seen));
-  o.metrics.gauge('inferplane_scaler_ready_replicas', 'Ready replicas as last read', perService((s) => s.ready));
-  o.metrics.gauge('inferplane_scaler_mode', '1 for the playbook each service is in (normal, surge, emergency)', () =>
+  o.metrics.gauge('inferplane_scaler_leader', '1 while this replica is the acting scaler', [], () => (acting() ? 1 : 0));
+  o.metrics.gauge('inferplane_scaler_desired_replicas', 'Replicas the latest decision asked for', ['service'], perService((s) => s.last?.replicas ?? undefined));
+  o.metrics.gauge('inferplane_scaler_current_replicas', 'spec.replicas as last read', ['service'], perService((s) => s.seen));
+  o.metrics.gauge('inferplane_scaler_ready_replicas', 'Ready replicas as last read', ['service'], perService((s) => s.ready));
+  o.metrics.gauge('inferplane_scaler_mode', '1 for the playbook each service is in (normal, surge, emergency)', ['service', 'mode'], () =>
     [...byService].flatMap(([service, s]) => (s.state ? MODES.map((m) => [{ service, mode: m }, s.state!.mode === m ? 1 : 0] as const) : [])));
 
   const acting = () => (o.election ? o.election.isLeader() : true);
@@ -158,6 +160,7 @@ export function createScaler(o: ScalerOptions): Scaler {
   async function decideOne(svc: ServiceScaling, s: ServiceState, now: number): Promise<void> {
     const { policy } = svc;
     for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
       let reading;
       try {
         reading = await timed(o.store.read(svc.deployment, svc.service), `reading ${svc.deployment.namespace}/${svc.deployment.name}`);
@@ -172,20 +175,26 @@ export function createScaler(o: ScalerOptions): Scaler {
       s.ready = reading.ready;
       const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.state && { state: s.state }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }) });
       const base = { replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, inputs: d.inputs } as const;
+      decisionSeconds.observe({ service: svc.service }, (performance.now() - started) / 1000);
       if (d.replicas === reading.desired || o.dryRun || !o.store.write) {
         s.state = d.state;
         return record(svc, s, { ...base, outcome: d.replicas === reading.desired ? 'unchanged' : 'dry-run' });
       }
       let outcome;
+      const writing = performance.now();
+      const wrote = (outcome: string) => {
+        requests.inc({ service: svc.service, outcome });
+        writeSeconds.observe({ service: svc.service, outcome }, (performance.now() - writing) / 1000);
+      };
       try {
         outcome = await timed(o.store.write(svc.deployment, d.replicas, reading.version), `scaling ${svc.deployment.namespace}/${svc.deployment.name} to ${d.replicas}`);
       } catch (e) {
-        requests.inc({ service: svc.service, outcome: 'error' });
+        wrote('error');
         // A write that timed out may still land: seeing its count later is not someone else's change.
         s.written = d.replicas;
         return problem(svc, s, e, base);
       }
-      requests.inc({ service: svc.service, outcome });
+      wrote(outcome);
       if (outcome === 'written') {
         s.state = d.state;
         s.seen = s.written = d.replicas;

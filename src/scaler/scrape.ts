@@ -67,7 +67,7 @@ export function createStatsScraper(o: ScraperOptions): StatsScraper {
   const timeoutMs = o.timeoutMs ?? 800;
   const concurrency = o.concurrency ?? 64;
   const maxBytes = o.maxBytes ?? 4 * 1024 * 1024;
-  const outcomes = o.metrics.counter('inferplane_stats_scrapes_total', 'Envoy admin scrapes, by outcome', [{ outcome: 'recorded' }, { outcome: 'failed' }]);
+  const outcomes = o.metrics.counter('inferplane_stats_scrapes_total', 'Envoy admin scrapes, by outcome', ['outcome'], [{ outcome: 'recorded' }, { outcome: 'failed' }]);
   const failing = new Map<string, string>();
   let scraped = new Set<string>();
 

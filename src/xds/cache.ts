@@ -40,6 +40,8 @@ export interface SnapshotCache {
   /** Replaces a group's snapshot (no-op when the version is unchanged) and notifies that group's watchers. */
   set(group: string, snapshot: Snapshot): void;
   get(group: string): Snapshot | undefined;
+  /** When `snapshot` was set (`performance.now()` ms), while it is held; for the push-latency histogram. */
+  publishedAt(snapshot: Snapshot): number | undefined;
   groupOf(node: NodeInfo): string;
   /** Calls `fn` on every later change of `group`; returns the function that cancels the watch. */
   watch(group: string, fn: (snapshot: Snapshot) => void): () => void;
@@ -53,13 +55,16 @@ export function createSnapshotCache(options: { grouper?: NodeGrouper } = {}): Sn
   const snapshots = new Map<string, Snapshot>();
   const watchers = new Map<string, Set<(s: Snapshot) => void>>();
   const hasGroup = (g: string) => snapshots.has(g);
+  const setAt = new WeakMap<Snapshot, number>();
   return {
     set(group, snapshot) {
       if (snapshots.get(group)?.version === snapshot.version) return;
       snapshots.set(group, snapshot);
+      setAt.set(snapshot, performance.now());
       for (const fn of [...(watchers.get(group) ?? [])]) fn(snapshot);
     },
     get: (group) => snapshots.get(group),
+    publishedAt: (snapshot) => setAt.get(snapshot),
     groupOf: (node) => grouper(node, hasGroup),
     watch(group, fn) {
       let set = watchers.get(group);

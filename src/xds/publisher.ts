@@ -1,6 +1,6 @@
 import type { Model } from '../model/model.js';
 import type { Logger } from '../observability/log.js';
-import type { Metrics } from '../observability/metrics.js';
+import { LATENCY_BUCKETS, type Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
 import { translateSteps } from '../translate/translate.js';
 import { runStepsAsync, type SliceOptions, type Steps } from '../steps.js';
@@ -21,8 +21,11 @@ export interface Publisher {
    * that arrive while one is being built wait, and only the newest of them is built next (their
    * `endpointsOnly` sets merged); each caller's promise resolves with the outcome of the build that covered
    * its model. A small model is published before the call returns.
+   *
+   * `eventAt` (epoch ms) is when the change this model carries was first seen by its source (a Kubernetes
+   * event, a file change); the time from it to publication is observed in a histogram.
    */
-  publish(model: Model, endpointsOnly?: ReadonlySet<string>): Promise<Result<Snapshot, string[]>>;
+  publish(model: Model, endpointsOnly?: ReadonlySet<string>, eventAt?: number): Promise<Result<Snapshot, string[]>>;
   /** True once a first complete snapshot has been published. */
   ready(): boolean;
   /** The model of the snapshot being served; undefined before the first. */
@@ -39,11 +42,15 @@ export function createPublisher(options: {
   maxResponseBytes?: number;
   /** How long a build may hold the event loop at a time (see src/steps.ts). */
   slice?: SliceOptions;
+  /** The clock `eventAt` is read against (epoch ms; default `Date.now`). */
+  now?: () => number;
 }): Publisher {
+  const now = options.now ?? Date.now;
+  const latency = options.metrics.histogram('inferplane_publish_latency_seconds', 'From the first source event a snapshot carries (Kubernetes event, file change) to its publication', [], LATENCY_BUCKETS);
   const maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   const group = options.group ?? DEFAULT_GROUP;
   const { cache, log } = options;
-  const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result', [{ result: 'published' }, { result: 'fast-path' }, { result: 'rejected' }]);
+  const published = options.metrics.counter('inferplane_snapshots_total', 'Snapshot builds, by result', ['result'], [{ result: 'published' }, { result: 'fast-path' }, { result: 'rejected' }]);
   let lastModel: Model | undefined;
   // Only when the services and their ports are those of the last published model; otherwise the full path.
   function* fastPath(previous: Snapshot, model: Model, changed: ReadonlySet<string>): Steps<Result<Snapshot, string[]> | undefined> {
@@ -63,7 +70,7 @@ export function createPublisher(options: {
     const patched = yield* patchEndpointsSteps(previous, specs, maxResponseBytes);
     return patched.ok ? patched : undefined;
   }
-  function* publishSteps(model: Model, endpointsOnly: ReadonlySet<string> | undefined): Steps<Result<Snapshot, string[]>> {
+  function* publishSteps(model: Model, endpointsOnly: ReadonlySet<string> | undefined, eventAt: number | undefined): Steps<Result<Snapshot, string[]>> {
     const previous = cache.get(group);
     const fast = previous && endpointsOnly ? yield* fastPath(previous, model, endpointsOnly) : undefined;
     if (fast) published.inc({ result: 'fast-path' });
@@ -75,6 +82,7 @@ export function createPublisher(options: {
     }
     cache.set(group, built.value);
     published.inc({ result: 'published' });
+    if (eventAt !== undefined) latency.observe({}, Math.max(0, now() - eventAt) / 1000);
     lastModel = model;
     if (previous?.version !== built.value.version) {
       log.info('snapshot published', { group, version: built.value.version, services: model.services.length, endpoints: model.services.reduce((n, s) => n + s.endpoints.length, 0) });
@@ -82,7 +90,7 @@ export function createPublisher(options: {
     return ok(built.value);
   }
   type Waiter = { resolve: (r: Result<Snapshot, string[]>) => void; reject: (e: unknown) => void };
-  let next: { model: Model; endpointsOnly: Set<string> | undefined; waiters: Waiter[] } | undefined;
+  let next: { model: Model; endpointsOnly: Set<string> | undefined; eventAt: number | undefined; waiters: Waiter[] } | undefined;
   let building = false;
   const drain = async (): Promise<void> => {
     building = true;
@@ -90,7 +98,7 @@ export function createPublisher(options: {
       const job = next;
       next = undefined;
       try {
-        const r = await runStepsAsync(publishSteps(job.model, job.endpointsOnly), options.slice);
+        const r = await runStepsAsync(publishSteps(job.model, job.endpointsOnly, job.eventAt), options.slice);
         for (const w of job.waiters) w.resolve(r);
       } catch (e) {
         for (const w of job.waiters) w.reject(e);
@@ -99,14 +107,15 @@ export function createPublisher(options: {
     building = false;
   };
   return {
-    publish(model, endpointsOnly) {
+    publish(model, endpointsOnly, eventAt) {
       return new Promise((resolve, reject) => {
         if (next) {
           // A full build covers any change; two endpoint-only changes together cover both sets.
           const merged = next.endpointsOnly && endpointsOnly ? new Set([...next.endpointsOnly, ...endpointsOnly]) : undefined;
-          next = { model, endpointsOnly: merged, waiters: [...next.waiters, { resolve, reject }] };
+          // The waiting change was seen first: its time is the one this build answers for.
+          next = { model, endpointsOnly: merged, eventAt: next.eventAt ?? eventAt, waiters: [...next.waiters, { resolve, reject }] };
         } else {
-          next = { model, endpointsOnly: endpointsOnly && new Set(endpointsOnly), waiters: [{ resolve, reject }] };
+          next = { model, endpointsOnly: endpointsOnly && new Set(endpointsOnly), eventAt, waiters: [{ resolve, reject }] };
         }
         if (!building) void drain();
       });

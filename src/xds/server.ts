@@ -123,8 +123,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   // Shown at 0 from the start: an alert on NACKs has a series before the first one.
   nacksCounter(metrics);
   responsesCounter(metrics);
-  const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant', ['ads', ...Object.values(TYPE_SHORT)].flatMap((service) => ['sotw', 'delta'].map((variant) => ({ service, variant }))));
-  metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', () => streams.size);
+  const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant', ['service', 'variant'], ['ads', ...Object.values(TYPE_SHORT)].flatMap((service) => ['sotw', 'delta'].map((variant) => ({ service, variant }))));
+  metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', [], () => streams.size);
 
   const deps: StreamDeps = {
     cache: options.cache,
@@ -191,7 +191,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   for (const { definition, handlers } of options.services ?? []) server.addService(definition, handlers);
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
-  const abandoned = metrics.counter('inferplane_connections_closed_total', 'Connections closed by inferplane, by reason', [{ reason: 'handshake-timeout' }]);
+  const abandoned = metrics.counter('inferplane_connections_closed_total', 'Connections closed by inferplane, by reason', ['reason'], [{ reason: 'handshake-timeout' }]);
   const guarded = new WeakSet<object>();
   /**
    * grpc-js turns its HTTP/2 servers' timeouts off and closes idle sessions only gracefully, which never ends a

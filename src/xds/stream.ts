@@ -4,7 +4,7 @@ import { checkIdentity, type IdentityRule } from './identity.js';
 import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
 import type { Status__Output } from '../generated/google/rpc/Status.js';
 import type { Logger } from '../observability/log.js';
-import type { Counter, Metrics } from '../observability/metrics.js';
+import { LATENCY_BUCKETS, type Counter, type Histogram, type Metrics } from '../observability/metrics.js';
 import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.js';
 import { withNonce } from './wire.js';
 import { nextTurn, turnUsed } from '../steps.js';
@@ -92,12 +92,21 @@ export interface TypeStatus {
 
 /** `inferplane_xds_nacks_total{type}`, every type shown from the start. */
 export function nacksCounter(metrics: Metrics): Counter {
-  return metrics.counter('inferplane_xds_nacks_total', 'NACKs received, by type', Object.values(TYPE_SHORT).map((type) => ({ type })));
+  return metrics.counter('inferplane_xds_nacks_total', 'NACKs received, by type', ['type'], Object.values(TYPE_SHORT).map((type) => ({ type })));
 }
 
 /** `inferplane_xds_responses_total{type,variant}` (responses, not answers: a split answer counts each part). */
+/**
+ * The histogram of publish → write: from a snapshot's set on the cache to the first frame of each stream's
+ * response it caused, by type. Responses to a client's own request (a new stream, a new subscription) are not
+ * pushes and are not observed.
+ */
+export function pushLatency(metrics: Metrics): Histogram {
+  return metrics.histogram('inferplane_xds_push_latency_seconds', 'From a snapshot\'s publication to each stream\'s write of the response it caused, by type', ['type'], LATENCY_BUCKETS);
+}
+
 export function responsesCounter(metrics: Metrics): Counter {
-  return metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant', Object.values(TYPE_SHORT).flatMap((type) => ['sotw', 'delta'].map((variant) => ({ type, variant }))));
+  return metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant', ['type', 'variant'], Object.values(TYPE_SHORT).flatMap((type) => ['sotw', 'delta'].map((variant) => ({ type, variant }))));
 }
 
 /** Where a stream stands with one type (see {@link syncState}). */
@@ -221,6 +230,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private closed = false;
   private nonceSeq = 0;
   private readonly responded: Partial<Record<TypeUrl, (by?: number) => void>> = {};
+  private readonly pushed: Partial<Record<TypeUrl, (seconds: number) => void>> = {};
 
   constructor(
     readonly kind: StreamKind,
@@ -244,7 +254,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       if (this.deps.identity) {
         const denied = checkIdentity(this.deps.identity, this.transport.peerCertificate, req.node);
         if (denied) {
-          this.deps.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service').inc({ service: 'xds' });
+          this.deps.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service', ['service']).inc({ service: 'xds' });
           return this.fail(GrpcStatus.PERMISSION_DENIED, denied);
         }
       }
@@ -398,6 +408,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       if (!ts) continue;
       const snap = snapshot.types[typeUrl];
       if (ts.synced === snap && !ts.mustRespond && ts.force.size === 0) continue;
+      const pushed = ts.synced !== undefined && ts.synced !== snap && !ts.mustRespond;
       const holdRemovals = typeUrl === TypeUrl.Cluster && this.kind === 'ads' && !this.routesSettled(snapshot);
       const out = this.respond(typeUrl, ts, snap, holdRemovals);
       // While removals are held the client is not up to date, whatever was sent.
@@ -407,6 +418,10 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       ts.pendingVersion = ts.sentVersion;
       (this.responded[typeUrl] ??= responsesCounter(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))(out.frames.length);
       if (typeUrl === TypeUrl.Cluster) this.forceEndpoints(out.changed);
+      if (pushed) {
+        const at = this.deps.cache.publishedAt(snapshot);
+        if (at !== undefined) (this.pushed[typeUrl] ??= pushLatency(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl] }))((performance.now() - at) / 1000);
+      }
       // A transport that is full still takes the write: the rest of a split answer follows it, then we wait.
       let full = false;
       for (const frame of out.frames) full = !this.transport.write(frame) || full;

@@ -94,8 +94,8 @@ export interface TlsSource {
 export function createTlsSource(files: TlsFiles, o: { log: Logger; metrics: Metrics; pollMs?: number }): TlsSource {
   const first = readTlsFiles(files);
   if (!first.ok) throw new Error(`TLS: ${first.error}`);
-  const reloads = o.metrics.counter('inferplane_tls_reloads_total', 'Certificate files re-read after a change, by outcome', [{ outcome: 'loaded' }, { outcome: 'rejected' }]);
-  o.metrics.gauge('inferplane_tls_certificate_expiry_seconds', 'Unix time at which the serving certificate expires', () => current.notAfter.getTime() / 1000);
+  const reloads = o.metrics.counter('inferplane_tls_reloads_total', 'Certificate files re-read after a change, by outcome', ['outcome'], [{ outcome: 'loaded' }, { outcome: 'rejected' }]);
+  o.metrics.gauge('inferplane_tls_certificate_expiry_seconds', 'Unix time at which the serving certificate expires', [], () => current.notAfter.getTime() / 1000);
   let current = first.value;
   let lastProblem: string | undefined;
   const identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();

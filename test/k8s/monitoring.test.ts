@@ -13,7 +13,11 @@ function registered(): Map<string, string> {
   const files = (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.startsWith('generated'));
   for (const f of files) {
     const text = fs.readFileSync(path.join(ROOT, 'src', f), 'utf8');
-    for (const m of text.matchAll(/\.(?:counter|gauge)\(\s*'(inferplane_[a-z_]+)'/g)) out.set(m[1]!, text);
+    for (const m of text.matchAll(/\.(counter|gauge|histogram)\(\s*'(inferplane_[a-z_]+)'/g)) {
+      // A histogram's series carry its labels and `le`.
+      if (m[1] === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) out.set(m[2]! + suffix, `${text}\n{ le }`);
+      else out.set(m[2]!, text);
+    }
   }
   return out;
 }

@@ -18,12 +18,12 @@ describe('memory release after streams leave', () => {
         release.check();
       },
       collections: () => collections,
-      counted: () => metrics.counter('inferplane_memory_releases_total', '').get({}),
+      counted: () => metrics.value('inferplane_memory_releases_total'),
       log,
     };
   };
 
-  it('collects once when the load has fallen by at least 100 and stayed put for 5 s, logged and counted', () => {
+  it('collects once when the load has fallen by at least 100 and stayed put for 5 s, logged and counted', async () => {
     const m = setup(0);
     m.set(2_000);
     m.after(1_000);
@@ -33,7 +33,7 @@ describe('memory release after streams leave', () => {
     expect(m.collections(), 'not yet quiet for 5 s').to.equal(0);
     m.after(1);
     expect(m.collections()).to.equal(1);
-    expect(m.counted()).to.equal(1);
+    expect(await m.counted()).to.equal(1);
     expect(m.log.lines.find((l) => l.msg === 'streams left: memory released')?.fields).to.include({ streamsBefore: 2_000, streams: 150 });
     m.after(60_000);
     expect(m.collections(), 'no new drop, no new collection').to.equal(1);

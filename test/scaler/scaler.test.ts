@@ -60,7 +60,8 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
         return 'written';
       },
     };
-    const scaler = createScaler({ stats, policy: source, store, dryRun: false, log: createMemoryLogger(), metrics: createMetrics(), timers });
+    const metrics = createMetrics();
+    const scaler = createScaler({ stats, policy: source, store, dryRun: false, log: createMemoryLogger(), metrics, timers });
     const report = (node: string, active: number) => stats.record(node, timers.now(), new Map([['ml/a/http', active]]));
     for (let t = 0; t < 5; t++) {
       for (const n of ['envoy-1', 'envoy-2', 'envoy-3']) report(n, 84);
@@ -78,5 +79,7 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     expect(status.decisions[0]).to.include({ action: 'scale-up', outcome: 'written' });
     expect(status.decisions[0]!.inputs!.envoys).to.equal(2);
     expect(status.services['ml/a']!.excludedReporters).to.deep.equal([{ nodeId: 'envoy-3', envoys: 1, ageMs: 12_000, reason: 'its latest report is 12.0 s old (maxSampleAge 10.0 s)' }]);
+    expect(await metrics.value('inferplane_scaler_decision_duration_seconds', { service: 'ml/a' }), 'one observation per decision').to.equal(6);
+    expect(await metrics.value('inferplane_scaler_scale_write_duration_seconds', { service: 'ml/a', outcome: 'written' }), 'one per write').to.equal(1);
   });
 });

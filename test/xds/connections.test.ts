@@ -23,7 +23,7 @@ describe('connections that never complete the HTTP/2 handshake', () => {
         sockets.push(s);
       }
       await eventually(() => closed === 20, 'every half-open connection closed', 5_000);
-      expect(h.metrics.counter('inferplane_connections_closed_total', '').get({ reason: 'handshake-timeout' })).to.equal(20);
+      expect(await h.metrics.value('inferplane_connections_closed_total', { reason: 'handshake-timeout' })).to.equal(20);
       // The real stream, older than the timeout, is untouched and still served.
       await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [])]));
       expect((await client.next((r) => r.resources.length === 2, 1)).resources.map((r) => r.name)).to.deep.equal(['a/http', 'b/http']);

@@ -94,7 +94,7 @@ describe('the publisher builds one model at a time, in slices', () => {
     const metrics = createMetrics();
     const log = createMemoryLogger();
     const publisher = createPublisher({ cache, log, metrics, slice: { sliceMs: 1, now: tickingClock() } });
-    const count = (result: string) => metrics.counter('inferplane_snapshots_total', '').get({ result });
+    const count = (result: string) => metrics.value('inferplane_snapshots_total', { result });
     return { cache, publisher, count, log };
   };
 
@@ -124,7 +124,7 @@ describe('the publisher builds one model at a time, in slices', () => {
     const second = publisher.publish(fleet(2, 1));
     const third = publisher.publish(fleet(3, 1));
     const [a, b, c] = await Promise.all([first, second, third]);
-    expect(count('published')).to.equal(2); // the first, then the third; the second was replaced before its turn
+    expect(await count('published')).to.equal(2); // the first, then the third; the second was replaced before its turn
     expect(a.ok && b.ok && c.ok).to.equal(true);
     expect(b).to.equal(c);
     expect(cache.get(DEFAULT_GROUP)!.types[TypeUrl.Cluster].resources.size).to.equal(3);

@@ -48,7 +48,7 @@ describe('responses too big for one gRPC message (issue 13)', () => {
     const [first] = await assignments(c, edsNames(20));
     c.send({ type_url: TypeUrl.Endpoint, version_info: '', response_nonce: first!.nonce, resource_names: edsNames(20), error_detail: { code: 3, message: 'bad assignment' } });
     await eventually(() => h.server.nodes()[0]?.types['eds']?.lastNack?.nonce === first!.nonce, 'the NACK recorded');
-    expect(h.metrics.counter('inferplane_xds_nacks_total', '').get({ type: 'eds' })).to.equal(1);
+    expect(await h.metrics.value('inferplane_xds_nacks_total', { type: 'eds' })).to.equal(1);
   });
 
   it('splits a Delta answer the same way, removals in its last response', async () => {

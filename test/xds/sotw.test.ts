@@ -48,7 +48,7 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     const [node] = h.server.nodes();
     expect(node!.types['cds']!.lastNack).to.include({ version: r.versionInfo, nonce: r.nonce, code: 3, message: 'cluster a/http: bad thing' });
     expect(node!.types['cds']!.ackedVersion).to.equal(undefined);
-    expect(h.metrics.counter('inferplane_xds_nacks_total', '').get({ type: 'cds' })).to.equal(1);
+    expect(await h.metrics.value('inferplane_xds_nacks_total', { type: 'cds' })).to.equal(1);
     // New config still goes out.
     const from = c.responses.length;
     await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80)]), svc('c', [])]));

@@ -132,8 +132,11 @@ function* receiveServices(port: MessagePort, slices: number): Steps<Service[] | 
 
 /** Options of {@link watchEndpointsFile}. */
 export interface WatchOptions extends Omit<WatchFileOptions, 'what' | 'onText' | 'maxBytes'> {
-  /** Called with each new valid model (not for rewrites that leave the text unchanged). */
-  readonly onModel: (model: Model) => void;
+  /**
+   * Called with each new valid model (not for rewrites that leave the text unchanged); `changedAt` (epoch
+   * ms) is when the change it carries was first noticed.
+   */
+  readonly onModel: (model: Model, changedAt: number) => void;
 }
 
 /** A running watch of an endpoints file. */
@@ -154,7 +157,7 @@ export function watchEndpointsFile(file: string, options: WatchOptions): Endpoin
   const abs = path.resolve(file);
   let problems: readonly string[] | undefined;
   let handed = false;
-  const apply = (parsed: Result<Model, string[]>) => {
+  const apply = (parsed: Result<Model, string[]>, changedAt: number) => {
     if (!parsed.ok) {
       problems = parsed.error;
       const msg = handed ? 'invalid endpoints file; keeping the last good configuration' : 'invalid endpoints file; nothing is served until it is fixed';
@@ -164,20 +167,21 @@ export function watchEndpointsFile(file: string, options: WatchOptions): Endpoin
     problems = undefined;
     handed = true;
     if (parsed.value.services.length === 0) options.log.warn('the endpoints file lists no services (services: []): every cluster and listener route is withdrawn', { file: abs });
-    options.onModel(parsed.value);
+    options.onModel(parsed.value, changedAt);
   };
   let parsing: Promise<void> | undefined;
-  let waiting: string | undefined;
+  // The newest text waiting for the parse in progress, with the time of the first change it stands for.
+  let waiting: { text: string; changedAt: number } | undefined;
   let closed = false;
-  const parse = (text: string): void => {
-    if (text.length < OFF_THREAD_BYTES) return apply(parseEndpointsFile(text, file));
+  const parse = (text: string, changedAt: number): void => {
+    if (text.length < OFF_THREAD_BYTES) return apply(parseEndpointsFile(text, file), changedAt);
     parsing = parseEndpointsFileOffThread(text, file).then((parsed) => {
       parsing = undefined;
       if (closed) return;
-      apply(parsed);
+      apply(parsed, changedAt);
       const next = waiting;
       waiting = undefined;
-      if (next !== undefined) parse(next);
+      if (next !== undefined) parse(next.text, next.changedAt);
     });
   };
   const watch = watchTextFile(file, {
@@ -185,9 +189,9 @@ export function watchEndpointsFile(file: string, options: WatchOptions): Endpoin
     what: 'endpoints file',
     maxBytes: MAX_FILE_BYTES,
     onReadError: (error) => void (problems = [`${file}: cannot read: ${error}`]),
-    onText(text) {
-      if (parsing) waiting = text;
-      else parse(text);
+    onText(text, changedAt) {
+      if (parsing) waiting = { text, changedAt: waiting?.changedAt ?? changedAt };
+      else parse(text, changedAt);
     },
   });
   return {

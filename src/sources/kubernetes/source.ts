@@ -29,7 +29,8 @@ export interface KubernetesSourceOptions {
    * Called with each new model, never before every informer has completed its first list. `endpointsOnly`,
    * when given, names the only services whose endpoints changed (nothing else did): the endpoint fast path.
    */
-  readonly onModel: (model: Model, endpointsOnly: ReadonlySet<string> | undefined) => void;
+  /** `eventAt`: when the first event this model answers was seen (the source's clock, epoch ms). */
+  readonly onModel: (model: Model, endpointsOnly: ReadonlySet<string> | undefined, eventAt: number | undefined) => void;
   readonly timers?: Timers;
   /** Quiet time that ends a burst of events (default {@link DEFAULT_DEBOUNCE}). */
   readonly holdOffMs?: number;
@@ -71,7 +72,13 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
   const reported = new Map<string, string>();
 
   const debouncer = createDebouncer({ holdOffMs: o.holdOffMs ?? DEFAULT_DEBOUNCE.holdOffMs, maxDelayMs: o.maxDelayMs ?? DEFAULT_DEBOUNCE.maxDelayMs, timers, fire: () => rebuild() });
-  const common = { kubeConfig: o.kubeConfig, log: o.log, timers, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs, maxWatchMs: o.maxWatchMs, onSynced: () => debouncer.poke() };
+  // The first event not yet carried by a model: the start of the event → publish latency.
+  let eventAt: number | undefined;
+  const changed = () => {
+    eventAt ??= timers.now();
+    debouncer.poke();
+  };
+  const common = { kubeConfig: o.kubeConfig, log: o.log, timers, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs, maxWatchMs: o.maxWatchMs, onSynced: changed };
   const serviceInformers: SupervisedInformer<V1Service>[] = scopes.map((ns) =>
     createSupervisedInformer<V1Service>({
       ...common,
@@ -84,7 +91,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       }),
       onChange: () => {
         structural = true;
-        debouncer.poke();
+        changed();
       },
     }));
   const sliceInformers: SupervisedInformer<V1EndpointSlice>[] = scopes.map((ns) =>
@@ -100,7 +107,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       onChange: (slice) => {
         const owner = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
         if (owner) changedEndpoints.add(serviceKey(slice.metadata?.namespace ?? '', owner));
-        debouncer.poke();
+        changed();
       },
     }));
   const informers = [...serviceInformers, ...sliceInformers];
@@ -172,7 +179,9 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       }
     }
     const fast = !structural;
-    const changed = new Set(changedEndpoints);
+    const since = eventAt;
+    eventAt = undefined;
+    const changedNow = new Set(changedEndpoints);
     changedEndpoints.clear();
     structural = false;
     const seen = new Set<string>();
@@ -208,7 +217,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       }
       services = services.map((s) => (drop.has(s.name) ? { ...s, routes: s.routes.filter((_, i) => !drop.get(s.name)!.has(i)) } : s));
     }
-    if (!stopped) o.onModel({ listener: o.listener, services }, fast ? changed : undefined);
+    if (!stopped) o.onModel({ listener: o.listener, services }, fast ? changedNow : undefined, since);
   }
 
   return {

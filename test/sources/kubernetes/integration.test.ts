@@ -90,7 +90,7 @@ describe('Kubernetes discovery through the API-server stand-in (real client-node
     api.apply(slice('ml', 'llama', 'llama-a', [{ address: '10.0.0.2' }]));
     expect(hosts(await c.next((r) => hosts(r).length === 1, from))).to.deep.equal(['10.0.0.2:HEALTHY']);
     // Endpoint changes took the fast path: clusters, listeners and routes kept their versions.
-    expect(k.h.metrics.counter('inferplane_snapshots_total', '').get({ result: 'fast-path' })).to.be.greaterThan(0);
+    expect(await k.h.metrics.value('inferplane_snapshots_total', { result: 'fast-path' })).to.be.greaterThan(0);
   });
 
   it('keeps serving the last known endpoints while the API server fails, then applies the true difference', async () => {
