@@ -3,6 +3,8 @@
  * dry run), the real Envoy the test setup installs, and vLLM simulators of which one is slow; sends load through
  * Envoy twice, with least_request (two random choices) and with round robin; prints what each policy did, what
  * `inferplane status` shows and why the scaler would resize the fleet. `--seconds N` per policy (default 15).
+ * The status page (admin `/`) is live throughout; `--keep` keeps everything running after the summary, for it,
+ * until Ctrl-C.
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -10,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { startP2cLab, type PolicyRun } from '../test/support/p2c.js';
 import { ROOT } from '../test/support/processes.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '15' }, upstreams: { type: 'string', default: '4' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '15' }, upstreams: { type: 'string', default: '4' }, keep: { type: 'boolean', default: false } } });
 const seconds = Number(values.seconds);
 const upstreams = Number(values.upstreams);
 if (!(seconds > 0) || !Number.isInteger(upstreams) || upstreams < 2) throw new Error('--seconds must be positive and --upstreams a whole number of at least 2');
@@ -22,6 +24,7 @@ const status = (admin: string, ...view: string[]) =>
 
 console.log(`\nStarting inferplane, Envoy and ${upstreams} vLLM simulators (the first 3× slower)…`);
 const lab = await startP2cLab({ upstreams, slowFactor: 3, concurrency: upstreams * 6, maxTokens: 40, scalerPolicy: path.join(ROOT, 'examples/demo-scaling-policy.yaml') });
+console.log(`\nStatus page (live): ${lab.admin}/ — open it in a browser to watch the nodes, the endpoints and the scaler.`);
 try {
   const runs: PolicyRun[] = [];
   for (const policy of ['least-request', 'round-robin'] as const) {
@@ -39,6 +42,10 @@ try {
   console.log(`$ inferplane status nodes --admin ${lab.admin}\n${status(lab.admin, 'nodes')}`);
   console.log(`$ inferplane status scaler --admin ${lab.admin}\n${status(lab.admin, 'scaler')}`);
   console.log(`$ inferplane status explain llm --admin ${lab.admin}\n${status(lab.admin, 'explain', 'llm')}`);
+  if (values.keep) {
+    console.log(`Still running for the status page at ${lab.admin}/ — Ctrl-C stops everything.`);
+    await new Promise((resolve) => process.once('SIGINT', resolve));
+  }
 } finally {
   await lab.stop();
 }

@@ -173,6 +173,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   });
   let sourceReady: () => boolean;
   let notReadyReason: (() => string | undefined) | undefined;
+  let configProblems: (() => readonly string[] | undefined) | undefined;
   let stopSource: () => Promise<void>;
   const d = o.discovery;
   if (d.kind === 'file') {
@@ -187,6 +188,10 @@ export async function serve(o: ServeOptions): Promise<Running> {
     sourceReady = () => true;
     stopSource = async () => watch.close();
     metrics.gauge('inferplane_endpoints_file_valid', '1 while the endpoints file\'s latest version is valid, 0 while it is refused or unreadable (the last good one, if any, keeps serving)', [], () => (watch.problems() ? 0 : 1));
+    configProblems = () => {
+      const problems = watch.problems();
+      return problems && problems.map((p) => `endpoints file: ${p}`);
+    };
     notReadyReason = () => {
       const problems = watch.problems();
       return problems && `the endpoints file is invalid: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems; see the log)` : ''}`;
@@ -215,7 +220,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   }));
   const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
   const memory = startMemoryRelease({ load: () => xds.streamCount(), log: o.log, metrics });
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, ...(notReadyReason && { notReadyReason }), ...(scaler && { scaler: scaler.scaler.status }) });
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, model: publisher.model, ...(notReadyReason && { notReadyReason }), ...(configProblems && { configProblems }), ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,

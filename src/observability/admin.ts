@@ -4,21 +4,52 @@ import type { SnapshotCache } from '../xds/cache.js';
 import { TYPE_SHORT } from '../xds/resources.js';
 import type { XdsServer } from '../xds/server.js';
 import type { Metrics } from './metrics.js';
+import type { Model } from '../model/model.js';
+import { healthOf } from '../translate/endpoint.js';
+import type { ScalerStatusFilter } from '../scaler/scaler.js';
+import { syncState, type SyncState } from '../xds/stream.js';
+import { STATUS_PAGE } from './status-page.js';
 
 /** What the admin server reads; all of it is read at request time. */
 export interface AdminOptions {
-  readonly xds: XdsServer;
+  readonly xds: Pick<XdsServer, 'nodes'>;
   readonly cache: SnapshotCache;
   readonly metrics: Metrics;
   /** Readiness: true once the first complete snapshot is set. */
   readonly ready: () => boolean;
   /** While not ready: why, when more is known than "no snapshot yet" (e.g. the endpoints file is invalid). */
   readonly notReadyReason?: () => string | undefined;
+  /** Configuration refused while the last good one keeps serving (e.g. the endpoints file's problems). */
+  readonly configProblems?: () => readonly string[] | undefined;
   /** Fleet active requests per served service, from Envoys' stats reports. */
   readonly fleet: () => FleetStatus;
   /** The scaler's status and recent decisions, when the scaler runs here. */
-  readonly scaler?: (filter: { service?: string; limit?: number }) => unknown;
+  readonly scaler?: (filter: ScalerStatusFilter) => unknown;
+  /** The model being served, for `/status/services`. */
+  readonly model?: () => Model | undefined;
 }
+
+/** Endpoint counts by state, as Envoy is told: healthy, draining (terminating, still serving), not ready. */
+export interface EndpointCounts {
+  healthy: number;
+  draining: number;
+  notReady: number;
+}
+
+/** One row of `/status/services`. */
+export interface ServiceSummary {
+  readonly name: string;
+  readonly ports: string[];
+  readonly endpoints: EndpointCounts;
+  /** By zone ('' for endpoints with no zone). */
+  readonly zones: Record<string, EndpointCounts>;
+  /** In-flight requests summed over the Envoys reporting stats; null when none report. */
+  readonly activeRequests: number | null;
+  readonly envoys: number;
+}
+
+/** Most rows one paged answer (`?limit=`) may ask for. */
+export const MAX_PAGE = 1000;
 
 /** What `/status/fleet` shows. */
 export interface FleetStatus {
@@ -34,19 +65,22 @@ export type AdminServer = ListeningServer;
 export const STATUS_NAMES = 100;
 
 /**
- * Serves, over plain HTTP: `/healthz` (the process is up), `/readyz` (200 only once the first complete
- * snapshot is set, 503 before), `/status/nodes` (every connected stream: node id, cluster, stream kind,
+ * Serves, over plain HTTP: `/` (the status page, see src/observability/status-page.ts), `/healthz` (the process is up; `scaler`: whether the scaler runs here), `/readyz` (200 only once the first complete
+ * snapshot is set, 503 before; `refused`: configuration refused since, while the last good one serves), `/status/nodes` (every connected stream: node id, cluster, stream kind,
  * per-type subscribed names (their count, and up to {@link STATUS_NAMES} of them; all with `?node=ID`, which
- * lists only that node's streams), sent and ACKed versions, pending nonce, last NACK, connected since),
+ * lists only that node's streams), sent and ACKed versions, pending nonce, last NACK, connected since; with
+ * `?limit=&offset=&q=&outOfSync=1`, one page of streams, out-of-sync first, each type with its sync state),
+ * `/status/services` (per served service: endpoints by state and zone, in-flight requests; paged like nodes),
  * `/status/snapshots` (per group: versions, and per type the resource count and up to {@link STATUS_NAMES}
  * resources with their versions; all of one type with `?type=cds|eds|lds|rds`), `/status/fleet` (in-flight requests per service
- * summed over the Envoys reporting stats), `/status/scaler` (role, policy in force or rejected, per-service
- * replicas and the last decisions with their inputs, newest first; `?service=ns/name&limit=N`) and `/metrics`
+ * summed over the Envoys reporting stats; `?reporters=N`: the N stalest reporters and their total),
+ * `/status/scaler` (role, policy in force or rejected, per-service replicas and the last decisions with their
+ * inputs, newest first; `?service=ns/name&limit=N&timeline=N`) and `/metrics`
  * (Prometheus text).
  */
 export async function startAdminServer(host: string, port: number, o: AdminOptions): Promise<AdminServer> {
   const json = (res: http.ServerResponse, code: number, body: unknown) => {
-    res.writeHead(code, { 'content-type': 'application/json' });
+    res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify(body, null, 2) + '\n');
   };
   const server = http.createServer((req, res) => {
@@ -54,13 +88,27 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed; use GET` });
     switch (url.pathname) {
       case '/healthz':
-        return json(res, 200, { status: 'ok' });
+        return json(res, 200, { status: 'ok', scaler: o.scaler !== undefined });
       case '/readyz':
-        return o.ready() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready', reason: o.notReadyReason?.() ?? 'no complete snapshot yet' });
+        if (!o.ready()) return json(res, 503, { status: 'not ready', reason: o.notReadyReason?.() ?? 'no complete snapshot yet' });
+        // Ready, as the last good configuration serves; what was refused since is said beside it.
+        return json(res, 200, { status: 'ready', ...(o.configProblems?.() && { refused: o.configProblems()!.slice(0, STATUS_NAMES) }) });
+      case '/': {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:" });
+        return res.end(STATUS_PAGE);
+      }
       case '/status/nodes': {
+        const page = paging(url);
+        if (typeof page === 'string') return json(res, 400, { error: page });
+        if (page) return json(res, 200, nodesPage(o, page, url.searchParams.get('outOfSync') === '1'));
         // One node in full; the fleet with a sample of each stream's names, so the answer stays small.
         const node = url.searchParams.get('node');
         return json(res, 200, { nodes: node === null ? o.xds.nodes({ maxNames: STATUS_NAMES }) : o.xds.nodes({ nodeId: node }) });
+      }
+      case '/status/services': {
+        const page = paging(url) ?? { offset: 0, limit: STATUS_NAMES, q: '' };
+        if (typeof page === 'string') return json(res, 400, { error: page });
+        return json(res, 200, servicesPage(o, page));
       }
       case '/status/snapshots': {
         // Thousands of services make megabytes of names: a sample of each type unless one type is asked for.
@@ -84,14 +132,23 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
           })),
         });
       }
-      case '/status/fleet':
-        return json(res, 200, o.fleet());
+      case '/status/fleet': {
+        const cap = url.searchParams.get('reporters');
+        if (cap !== null && !/^\d+$/.test(cap)) return json(res, 400, { error: `reporters must be a whole number, got "${cap.slice(0, 20)}"` });
+        const fleet = o.fleet();
+        if (cap === null) return json(res, 200, fleet);
+        // The stalest first: those are the ones an operator looks for among thousands.
+        const reporters = [...fleet.reporters].sort((a, b) => b.ageMs - a.ageMs);
+        return json(res, 200, { services: fleet.services, reportersTotal: reporters.length, reporters: reporters.slice(0, Number(cap)) });
+      }
       case '/status/scaler': {
         if (!o.scaler) return json(res, 404, { error: 'the scaler is not running in this process (serve --scaler)' });
         const limit = url.searchParams.get('limit');
-        if (limit !== null && !/^[1-9]\d*$/.test(limit)) return json(res, 400, { error: `limit must be a positive whole number, got "${limit}"` });
+        if (limit !== null && !/^[1-9]\d*$/.test(limit)) return json(res, 400, { error: `limit must be a positive whole number, got "${limit.slice(0, 20)}"` });
+        const timeline = url.searchParams.get('timeline');
+        if (timeline !== null && !/^\d+$/.test(timeline)) return json(res, 400, { error: `timeline must be a whole number of points, got "${timeline.slice(0, 20)}"` });
         const service = url.searchParams.get('service');
-        return json(res, 200, o.scaler({ ...(service !== null && { service }), ...(limit !== null && { limit: Number(limit) }) }));
+        return json(res, 200, o.scaler({ ...(service !== null && { service }), ...(limit !== null && { limit: Number(limit) }), ...(timeline !== null && { timeline: Number(timeline) }) }));
       }
       case '/metrics':
         return void o.metrics.render().then((text) => {
@@ -99,8 +156,63 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
           res.end(text);
         }, (e: unknown) => json(res, 500, { error: `rendering metrics: ${e instanceof Error ? e.message : String(e)}` }));
       default:
-        return json(res, 404, { error: `no such path ${url.pathname}`, paths: ['/healthz', '/readyz', '/status/nodes', '/status/snapshots', '/status/fleet', '/status/scaler', '/metrics'] });
+        return json(res, 404, { error: `no such path ${url.pathname.slice(0, 100)}`, paths: ['/', '/healthz', '/readyz', '/status/nodes', '/status/services', '/status/snapshots', '/status/fleet', '/status/scaler', '/metrics'] });
     }
   });
   return listen(server, host, port);
+}
+
+interface Page {
+  readonly offset: number;
+  readonly limit: number;
+  /** Case-insensitive substring the rows' names must contain ('' for all). */
+  readonly q: string;
+}
+
+/** The paging parameters, undefined when none is given, or what is wrong with them. */
+function paging(url: URL): Page | string | undefined {
+  const p = url.searchParams;
+  if (!p.has('limit') && !p.has('offset') && !p.has('q')) return undefined;
+  const limit = p.get('limit') ?? String(STATUS_NAMES);
+  const offset = p.get('offset') ?? '0';
+  if (!/^[1-9]\d*$/.test(limit) || Number(limit) > MAX_PAGE) return `limit must be a whole number from 1 to ${MAX_PAGE}, got "${limit.slice(0, 20)}"`;
+  if (!/^\d+$/.test(offset)) return `offset must be a whole number, got "${offset.slice(0, 20)}"`;
+  return { offset: Number(offset), limit: Number(limit), q: (p.get('q') ?? '').slice(0, 200).toLowerCase() };
+}
+
+const OUT_OF_SYNC_FIRST: Record<SyncState, number> = { nacked: 0, stale: 1, pending: 2, 'not-sent': 3, synced: 4 };
+
+/**
+ * One page of streams for the status page: out-of-sync ones first (the worst state of any type), then by node
+ * id; each type with its sync state and no names. `total` counts every stream, `outOfSync` those not synced.
+ */
+function nodesPage(o: AdminOptions, page: Page, outOfSyncOnly: boolean) {
+  const rows = o.xds.nodes({ maxNames: 0 }).map((n) => {
+    const types = Object.fromEntries(Object.entries(n.types).map(([t, ts]) => [t, { ...ts, subscribed: undefined, sync: syncState(ts) }]));
+    const worst = Math.min(...Object.values(types).map((t) => OUT_OF_SYNC_FIRST[t.sync]), OUT_OF_SYNC_FIRST.synced);
+    return { node: { ...n, types }, worst };
+  });
+  const outOfSync = rows.filter((r) => r.worst < OUT_OF_SYNC_FIRST.synced).length;
+  const matched = rows.filter((r) => (!outOfSyncOnly || r.worst < OUT_OF_SYNC_FIRST.synced) && (page.q === '' || r.node.nodeId.toLowerCase().includes(page.q) || r.node.cluster.toLowerCase().includes(page.q)));
+  matched.sort((a, b) => a.worst - b.worst || (a.node.nodeId < b.node.nodeId ? -1 : a.node.nodeId > b.node.nodeId ? 1 : a.node.stream - b.node.stream));
+  return { total: rows.length, outOfSync, matched: matched.length, offset: page.offset, nodes: matched.slice(page.offset, page.offset + page.limit).map((r) => r.node) };
+}
+
+/** Endpoint counts by state and zone per served service, with the fleet's in-flight requests; paged. */
+function servicesPage(o: AdminOptions, page: Page) {
+  const fleet = o.fleet().services;
+  const all = (o.model?.()?.services ?? []).filter((s) => page.q === '' || s.name.toLowerCase().includes(page.q));
+  const services: ServiceSummary[] = all.slice(page.offset, page.offset + page.limit).map((s) => {
+    const endpoints: EndpointCounts = { healthy: 0, draining: 0, notReady: 0 };
+    const zones: Record<string, EndpointCounts> = {};
+    for (const e of s.endpoints) {
+      const state = healthOf(e);
+      const key = state === 'HEALTHY' ? 'healthy' : state === 'DRAINING' ? 'draining' : 'notReady';
+      endpoints[key]++;
+      (zones[e.zone] ??= { healthy: 0, draining: 0, notReady: 0 })[key]++;
+    }
+    const stats = fleet[s.name];
+    return { name: s.name, ports: s.ports.map((p) => p.name), endpoints, zones, activeRequests: stats?.activeRequests ?? null, envoys: stats?.envoys ?? 0 };
+  });
+  return { total: o.model?.()?.services.length ?? 0, matched: all.length, offset: page.offset, services };
 }

@@ -32,6 +32,18 @@ export interface DecisionRecord {
   readonly inputs: Decision['inputs'] | null;
 }
 
+/** One point of a service's replica timeline (one per decision round), for the status page's chart. */
+export interface TimelinePoint {
+  readonly at: string;
+  /** What the round decided (the current count for holds); null when the Deployment could not be read. */
+  readonly desired: number | null;
+  readonly current: number | null;
+  readonly ready: number | null;
+  /** In-flight requests over the stable window, as the decision saw them. */
+  readonly demand: number | null;
+  readonly mode: Decision['mode'] | null;
+}
+
 /** Options of {@link createScaler}. */
 export interface ScalerOptions {
   readonly stats: FleetStats;
@@ -71,10 +83,24 @@ export interface ScalerStatus {
     readonly last: DecisionRecord | null;
     /** Reporters left out of the latest fleet total (silent longer than the policy's maxSampleAge), and why. */
     readonly excludedReporters: readonly ExcludedReporter[];
+    /** Only when asked for (see {@link ScalerStatusFilter.timeline}). */
+    readonly timeline?: readonly TimelinePoint[];
   }>;
   /** Newest first. */
   readonly decisions: readonly DecisionRecord[];
 }
+
+/** What {@link Scaler.status} narrows to. */
+export interface ScalerStatusFilter {
+  readonly service?: string;
+  /** Most decisions listed. */
+  readonly limit?: number;
+  /** Adds each service's last `timeline` points (oldest first; at most {@link TIMELINE_POINTS}). */
+  readonly timeline?: number;
+}
+
+/** Timeline points kept per service: ten minutes at the default 1 s interval. */
+export const TIMELINE_POINTS = 600;
 
 /** The running decision loop. */
 export interface Scaler {
@@ -82,11 +108,12 @@ export interface Scaler {
   stop(): Promise<void>;
   /** Runs one decision round now (the loop calls it every interval); resolves when it is done. */
   tick(): Promise<void>;
-  status(filter?: { service?: string; limit?: number }): ScalerStatus;
+  status(filter?: ScalerStatusFilter): ScalerStatus;
 }
 
 interface ServiceState {
   history: FleetSample[];
+  timeline: TimelinePoint[];
   state?: DecisionState;
   excluded?: readonly ExcludedReporter[];
   /** spec.replicas as last read, and as last written by us: a read matching neither was changed by someone else. */
@@ -140,7 +167,7 @@ export function createScaler(o: ScalerOptions): Scaler {
   const acting = () => (o.election ? o.election.isLeader() : true);
   const stateOf = (service: string) => {
     let s = byService.get(service);
-    if (!s) byService.set(service, (s = { history: [] }));
+    if (!s) byService.set(service, (s = { history: [], timeline: [] }));
     return s;
   };
 
@@ -151,6 +178,8 @@ export function createScaler(o: ScalerOptions): Scaler {
     decisions.push(full);
     if (decisions.length > keep) decisions.splice(0, decisions.length - keep);
     decided.inc({ service: svc.service, action: r.action, reason: r.reason });
+    s.timeline.push({ at: full.at, desired: r.replicas, current: s.seen ?? null, ready: s.ready ?? null, demand: r.inputs?.stableDemand ?? null, mode: r.mode });
+    if (s.timeline.length > TIMELINE_POINTS) s.timeline.splice(0, s.timeline.length - TIMELINE_POINTS);
     const fields = { ...full, dryRun: o.dryRun };
     if (r.outcome === 'error' || r.outcome === 'conflict') o.log.warn('scaling decision not carried out', fields);
     else if (changed) o.log.info('scaling decision', fields);
@@ -288,6 +317,7 @@ export function createScaler(o: ScalerOptions): Scaler {
             externalChangeAt: s?.externalChangeAt !== undefined ? new Date(s.externalChangeAt).toISOString() : null,
             last: s?.last ?? null,
             excludedReporters: s?.excluded ?? [],
+            ...(filter.timeline !== undefined && { timeline: (s?.timeline ?? []).slice(-Math.min(filter.timeline, TIMELINE_POINTS)) }),
           }];
         })),
         decisions: list,

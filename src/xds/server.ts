@@ -10,7 +10,7 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request.j
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
-import { DEFAULT_LIMITS, nacksCounter, responsesCounter, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
+import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
 
 /** Listen backlog asked for: as many pending connections as the kernel allows (net.core.somaxconn caps it). */
 export const LISTEN_BACKLOG = 65_535;
@@ -123,6 +123,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   // Shown at 0 from the start: an alert on NACKs has a series before the first one.
   nacksCounter(metrics);
   responsesCounter(metrics);
+  pushLatency(metrics);
   const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant', ['service', 'variant'], ['ads', ...Object.values(TYPE_SHORT)].flatMap((service) => ['sotw', 'delta'].map((variant) => ({ service, variant }))));
   metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', [], () => streams.size);
 

@@ -95,7 +95,6 @@ export function nacksCounter(metrics: Metrics): Counter {
   return metrics.counter('inferplane_xds_nacks_total', 'NACKs received, by type', ['type'], Object.values(TYPE_SHORT).map((type) => ({ type })));
 }
 
-/** `inferplane_xds_responses_total{type,variant}` (responses, not answers: a split answer counts each part). */
 /**
  * The histogram of publish → write: from a snapshot's set on the cache to the first frame of each stream's
  * response it caused, by type. Responses to a client's own request (a new stream, a new subscription) are not
@@ -105,6 +104,7 @@ export function pushLatency(metrics: Metrics): Histogram {
   return metrics.histogram('inferplane_xds_push_latency_seconds', 'From a snapshot\'s publication to each stream\'s write of the response it caused, by type', ['type'], LATENCY_BUCKETS);
 }
 
+/** `inferplane_xds_responses_total{type,variant}` (responses, not answers: a split answer counts each part). */
 export function responsesCounter(metrics: Metrics): Counter {
   return metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant', ['type', 'variant'], Object.values(TYPE_SHORT).flatMap((type) => ['sotw', 'delta'].map((variant) => ({ type, variant }))));
 }

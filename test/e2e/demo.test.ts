@@ -7,6 +7,7 @@ describe('npm run demo: inferplane, real Envoy and simulators on this machine, n
     const demo = spawnChild(process.execPath, ['--import=tsx', 'scripts/demo.ts', '--seconds', '2', '--upstreams', '3']);
     expect(await demo.exited, demo.err()).to.equal(0);
     const out = demo.out();
+    expect(out).to.match(/^Status page \(live\): http:\/\/127\.0\.0\.1:\d+\/ /m);
     expect(out).to.match(/^least-request\s+\d+\s+0\s+\d+\s+\d+\s+\d+% \d+% \d+%$/m);
     expect(out).to.match(/^round-robin\s+\d+\s+0\s+\d+\s+\d+\s+\d+% \d+% \d+%$/m);
     expect(out).to.match(/^front-proxy-1\s+edge\s+ads\/sotw\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED/m);

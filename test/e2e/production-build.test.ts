@@ -109,12 +109,14 @@ describe('the production package, built the way the Dockerfile builds it (npm ci
     for (const dev of ['@grpc/grpc-js-xds', 'typescript', 'tsx', 'mocha']) expect(fs.existsSync(path.join(pkg.dir, 'node_modules', dev)), dev).to.equal(false);
   });
 
-  it('starts serve from dist/: /readyz is 200 and an xDS client gets the clusters', async () => {
+  it('starts serve from dist/: /readyz is 200, the status page and prom-client\'s metrics are served, and an xDS client gets the clusters', async () => {
     const env = { ...process.env, ...pkg.env };
     const serve = inferplane(['serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { packageDir: pkg.dir, env });
     children.push(serve);
     const line = await serve.logLine('inferplane serving');
     expect((await fetch(`http://${line['admin']}/readyz`)).status).to.equal(200);
+    expect(await (await fetch(`http://${line['admin']}/`)).text()).to.contain('<title>inferplane status</title>');
+    expect(await (await fetch(`http://${line['admin']}/metrics`)).text()).to.contain('inferplane_xds_push_latency_seconds').and.contain('nodejs_eventloop_lag_seconds');
     const client = new RecordingXdsClient(line['xds'].replace('0.0.0.0', '127.0.0.1'), 'sotw');
     try {
       client.send({ node: { id: 'production-build-test' }, type_url: TypeUrl.Cluster });

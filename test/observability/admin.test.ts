@@ -13,7 +13,7 @@ describe('admin server', () => {
   };
   beforeEach(async () => {
     h = await startHarness();
-    admin = await startAdminServer('127.0.0.1', 0, { xds: h.server, cache: h.cache, metrics: h.metrics, ready: h.publisher.ready, fleet: () => ({ services: {}, reporters: [] }) });
+    admin = await startAdminServer('127.0.0.1', 0, { xds: h.server, cache: h.cache, metrics: h.metrics, ready: h.publisher.ready, model: h.publisher.model, fleet: () => ({ services: {}, reporters: [] }) });
   });
   afterEach(async () => {
     await admin.close();
@@ -103,5 +103,41 @@ describe('admin server', () => {
     expect(JSON.parse(r.text).error).to.equal('no such path /nope');
     const post = await fetch(`http://127.0.0.1:${admin.port}/readyz`, { method: 'POST' });
     expect(post.status).to.equal(405);
+  });
+
+  it('pages /status/nodes and /status/services on request, and refuses bad paging with a message that names the parameter', async () => {
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80, { zone: 'z1' }), ep('10.0.0.2', 80, { zone: 'z2', terminating: true, serving: true })]), svc('b', [ep('10.0.0.3', 80)])]));
+    const c = h.client('delta');
+    c.send({ node: { id: 'n-1', cluster: 'edge' }, type_url: TypeUrl.Cluster });
+    await c.next();
+    await eventually(async () => JSON.parse((await get('/status/nodes?limit=10')).text).total === 1, 'the stream shows');
+    const page = JSON.parse((await get('/status/nodes?limit=10&q=N-')).text);
+    expect(page).to.include({ total: 1, matched: 1, offset: 0 });
+    expect(page.nodes[0].types.cds).to.include({ sync: 'pending', subscribedCount: 1 }).and.not.have.property('subscribed');
+    expect(JSON.parse((await get('/status/nodes?q=nobody')).text)).to.include({ total: 1, matched: 0 });
+    const services = JSON.parse((await get('/status/services?q=a')).text);
+    expect(services).to.include({ total: 2, matched: 1 });
+    expect(services.services[0]).to.deep.include({ name: 'a', endpoints: { healthy: 1, draining: 1, notReady: 0 }, zones: { z1: { healthy: 1, draining: 0, notReady: 0 }, z2: { healthy: 0, draining: 1, notReady: 0 } }, activeRequests: null });
+    for (const [query, error] of [
+      ['/status/nodes?limit=0', 'limit must be a whole number from 1 to 1000, got "0"'],
+      ['/status/nodes?limit=5000', 'limit must be a whole number from 1 to 1000, got "5000"'],
+      ['/status/services?offset=-1', 'offset must be a whole number, got "-1"'],
+      ['/status/fleet?reporters=many', 'reporters must be a whole number, got "many"'],
+    ]) {
+      const r = await get(query!);
+      expect(r.status, query).to.equal(400);
+      expect(JSON.parse(r.text).error).to.equal(error);
+    }
+  });
+
+  it('serves the status page on / as one self-contained document: no outside address, a strict content policy', async () => {
+    const r = await fetch(`http://127.0.0.1:${admin.port}/`);
+    expect(r.status).to.equal(200);
+    expect(r.headers.get('content-type')).to.equal('text/html; charset=utf-8');
+    expect(r.headers.get('content-security-policy')).to.contain("default-src 'self'");
+    const html = await r.text();
+    expect(html).to.contain('<title>inferplane status</title>');
+    expect(html.match(/(src|href)="(?!data:)[^"]*"/g), 'nothing loaded from anywhere').to.equal(null);
+    expect(html).not.to.match(/https?:\/\//);
   });
 });

@@ -1,0 +1,166 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import type { Browser, Page } from 'playwright-core';
+import { startAdminServer, type AdminServer } from '../../src/observability/admin.js';
+import { createMemoryLogger } from '../../src/observability/log.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { serve, type Running } from '../../src/serve.js';
+import { TypeUrl } from '../../src/xds/resources.js';
+import type { NodeStatus } from '../../src/xds/server.js';
+import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
+import { collectErrors, keepScreenshot, launchChromium } from '../support/browser.js';
+import { ROOT } from '../support/processes.js';
+import { RecordingXdsClient } from '../support/xds-client.js';
+
+const ENDPOINTS = `
+services:
+  - name: llama-8b
+    endpoints:
+      - { address: 10.0.0.1, port: 8000, zone: us-east-1a }
+      - { address: 10.0.0.2, port: 8000, zone: us-east-1b }
+`;
+
+describe('status page in headless Chromium (Debian chromium driven by playwright-core)', function () {
+  this.timeout(60_000);
+  let browser: Browser;
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  describe('against a running serve (endpoints file, dry-run scaler)', () => {
+    let dir: string;
+    let running: Running;
+    let page: Page;
+    let errors: string[];
+    const clients: RecordingXdsClient[] = [];
+    before(async () => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'status-page-'));
+      fs.writeFileSync(path.join(dir, 'endpoints.yaml'), ENDPOINTS);
+      fs.copyFileSync(path.join(ROOT, 'examples/compose-scaling-policy.yaml'), path.join(dir, 'policy.yaml'));
+      running = await serve({
+        discovery: { kind: 'file', path: path.join(dir, 'endpoints.yaml') }, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0,
+        limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log: createMemoryLogger(),
+        scaler: { policy: { kind: 'file', path: path.join(dir, 'policy.yaml') }, dryRun: true, intervalMs: 50 },
+      });
+      page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      errors = collectErrors(page);
+      await page.goto(`http://127.0.0.1:${running.admin.port}/?refresh=300`);
+    });
+    after(async () => {
+      for (const c of clients) c.close();
+      await page?.close();
+      await running?.stop(500);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('loads offline with no console errors and shows every section, the scaler with a replicas chart', async () => {
+      await page.locator('#ready.ok').waitFor({ timeout: 5_000 });
+      await page.locator('#nodes-body', { hasText: 'No node is connected.' }).waitFor({ timeout: 5_000 });
+      await page.locator('#services-body tr[data-service="llama-8b"]').waitFor({ timeout: 5_000 });
+      const desired = page.locator('#scaler-body .card svg.chart path[data-series="desired"]').first();
+      await desired.waitFor({ state: 'attached', timeout: 10_000 });
+      expect(await desired.getAttribute('d'), 'a line through the decisions').to.match(/^M[\d.]+ [\d.]+ L/);
+      expect(await page.locator('#scaler-body').innerText()).to.contain('dry run');
+      expect(await page.locator('#fleet-tiles .tile').count()).to.equal(6);
+      expect(errors).to.deep.equal([]);
+    });
+
+    it('shows a node connecting, with its sync per type, within seconds', async () => {
+      const c = new RecordingXdsClient(`127.0.0.1:${running.xdsPort}`, 'sotw');
+      clients.push(c);
+      c.send({ node: { id: 'envoy-on-the-page', cluster: 'edge' }, type_url: TypeUrl.Cluster });
+      const r = await c.next((x) => x.typeUrl === TypeUrl.Cluster);
+      c.send({ type_url: TypeUrl.Cluster, version_info: r.versionInfo, response_nonce: r.nonce });
+      const row = page.locator('#nodes-body tr[data-node="envoy-on-the-page"]');
+      await row.waitFor({ timeout: 3_000 });
+      await row.locator('td.s-synced').waitFor({ timeout: 3_000 });
+      expect(await row.innerText()).to.contain('edge').and.contain('ads/sotw').and.contain('SYNCED');
+      const l = new RecordingXdsClient(`127.0.0.1:${running.xdsPort}`, 'sotw');
+      clients.push(l);
+      l.send({ node: { id: 'envoy-nacking', cluster: 'edge' }, type_url: TypeUrl.Listener });
+      const lr = await l.next((x) => x.typeUrl === TypeUrl.Listener);
+      l.send({ type_url: TypeUrl.Listener, response_nonce: lr.nonce, error_detail: { code: 3, message: 'unknown filter <b>x</b>' } });
+      const bad = page.locator('#nodes-body tbody tr').first();
+      await page.locator('#nodes-body tr.bad[data-node="envoy-nacking"]').waitFor({ timeout: 3_000 });
+      expect(await bad.getAttribute('data-node'), 'out-of-sync rows first').to.equal('envoy-nacking');
+      expect(await bad.innerText(), 'the NACK message, as text').to.contain('lds: unknown filter <b>x</b>');
+      expect(errors).to.deep.equal([]);
+    });
+
+    it('shows an endpoint change (a new endpoint, one draining) within seconds, by zone and state', async () => {
+      const row = page.locator('#services-body tr[data-service="llama-8b"]');
+      expect(await row.locator('td.healthy').innerText()).to.equal('2');
+      fs.writeFileSync(path.join(dir, 'endpoints.yaml'), `${ENDPOINTS}      - { address: 10.0.0.3, port: 8000, zone: us-east-1b }\n      - { address: 10.0.0.4, port: 8000, zone: us-east-1a, terminating: true, serving: true }\n`);
+      await page.locator('#services-body tr[data-service="llama-8b"] td.healthy', { hasText: '3' }).waitFor({ timeout: 5_000 });
+      const text = await row.innerText();
+      expect(text).to.contain('us-east-1a: 1 · 1 draining').and.contain('us-east-1b: 2');
+      const shot = await keepScreenshot(page, 'status-page');
+      expect(fs.statSync(shot).size).to.be.greaterThan(10_000);
+      expect(errors).to.deep.equal([]);
+    });
+
+    it('says what was refused (an endpoints file, a scaling policy) while the last good configuration keeps serving', async () => {
+      fs.writeFileSync(path.join(dir, 'endpoints.yaml'), 'services:\n  - name: llama-8b\n    endpoints:\n      - { address: 10.0.0.999, port: 8000 }\n');
+      fs.writeFileSync(path.join(dir, 'policy.yaml'), 'services:\n  llama-8b:\n    deployment: default/llama-8b\n    targetPerPod: -1\n');
+      await page.locator('#refused', { hasText: 'endpoints file:' }).waitFor({ timeout: 5_000 });
+      expect(await page.locator('#refused').innerText()).to.contain('10.0.0.999');
+      await page.locator('#policy-rejected').waitFor({ timeout: 5_000 });
+      expect(await page.locator('#policy-rejected').innerText()).to.contain('the previous one stays in force').and.contain('targetPerPod');
+      expect(await page.locator('#ready').innerText(), 'the last good configuration serves').to.equal('ready');
+      expect(await page.locator('#services-body tr[data-service="llama-8b"] td.healthy').innerText()).to.equal('3');
+      await keepScreenshot(page, 'status-page-refused');
+      expect(errors).to.deep.equal([]);
+    });
+  });
+
+  describe('with 10,000 connected nodes (a stand-in for the xDS server\'s node list; the admin server and page are real)', () => {
+    let admin: AdminServer;
+    let page: Page;
+    let errors: string[];
+    const nodes: NodeStatus[] = Array.from({ length: 10_000 }, (_, i) => {
+      const acked = { subscribed: [], subscribedCount: 1, sentVersion: 'v2', ackedVersion: 'v2' };
+      const lagging = i % 1000 === 7;
+      return {
+        stream: i, nodeId: i === 42 ? '<img src=x onerror="window.pwned=1">' : `envoy-${String(i).padStart(5, '0')}`, cluster: `zone-${i % 3}`, userAgent: 'envoy', group: 'default', service: 'ads', variant: 'delta',
+        connectedSince: new Date(Date.now() - 60_000).toISOString(),
+        types: { cds: acked, lds: acked, eds: lagging ? { ...acked, sentVersion: 'v3', pendingNonce: '9' } : acked, rds: acked },
+      };
+    });
+    before(async () => {
+      admin = await startAdminServer('127.0.0.1', 0, { xds: { nodes: () => nodes }, cache: { groups: () => [] } as never, metrics: createMetrics(), ready: () => true, fleet: () => ({ services: {}, reporters: [] }) });
+      page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      errors = collectErrors(page);
+    });
+    after(async () => {
+      await page?.close();
+      await admin?.close();
+    });
+
+    it('shows one page of 100 rows, out-of-sync first, pages and filters on the server, and escapes node ids', async () => {
+      const one = await fetch(`http://127.0.0.1:${admin.port}/status/nodes?limit=100&offset=0`);
+      expect((await one.text()).length, 'one page stays small').to.be.lessThan(200_000);
+      await page.goto(`http://127.0.0.1:${admin.port}/?refresh=500`);
+      await page.locator('#nodes-body', { hasText: '10000 streams, 10 out of sync' }).waitFor({ timeout: 5_000 });
+      expect(await page.locator('#nodes-body tbody tr').count()).to.equal(100);
+      expect(await page.locator('#nodes-body tbody tr.warn').count(), 'the 10 pending streams lead').to.equal(10);
+      expect(await page.locator('#nodes-body tbody tr').first().getAttribute('data-node')).to.equal('envoy-00007');
+      await page.locator('#nodes-pager button', { hasText: 'next' }).click();
+      await page.locator('#nodes-pager', { hasText: '101–200 of 10000' }).waitFor({ timeout: 3_000 });
+      await page.fill('#nodes-q', 'envoy-0999');
+      await page.locator('#nodes-body', { hasText: '10 shown by the filter' }).waitFor({ timeout: 3_000 });
+      expect(await page.locator('#nodes-body tbody tr').count()).to.equal(10);
+      await page.fill('#nodes-q', 'onerror');
+      await page.locator('#nodes-body tbody tr').first().waitFor({ timeout: 3_000 });
+      await page.locator('#nodes-body', { hasText: '1 shown by the filter' }).waitFor({ timeout: 3_000 });
+      expect(await page.locator('#nodes-body tbody td').first().innerText()).to.equal('<img src=x onerror="window.pwned=1">');
+      expect(await page.evaluate(() => (globalThis as { pwned?: number }).pwned)).to.equal(undefined);
+      expect(await page.locator('#scaler-body').innerText()).to.contain('not running in this process');
+      expect(errors).to.deep.equal([]);
+    });
+  });
+});
