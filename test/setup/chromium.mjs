@@ -27,7 +27,7 @@ if (process.getuid?.() !== 0) {
 process.stderr.write('installing Chromium (Debian package chromium) for the status page tests\n');
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env });
+execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env });
 const got = version();
 if (!got) {
   process.stderr.write(`apt installed chromium, but ${binary} does not run\n`);
