@@ -187,15 +187,28 @@ const OUT_OF_SYNC_FIRST: Record<SyncState, number> = { nacked: 0, stale: 1, pend
  * id; each type with its sync state and no names. `total` counts every stream, `outOfSync` those not synced.
  */
 function nodesPage(o: AdminOptions, page: Page, outOfSyncOnly: boolean) {
-  const rows = o.xds.nodes({ maxNames: 0 }).map((n) => {
-    const types = Object.fromEntries(Object.entries(n.types).map(([t, ts]) => [t, { ...ts, subscribed: undefined, sync: syncState(ts) }]));
-    const worst = Math.min(...Object.values(types).map((t) => OUT_OF_SYNC_FIRST[t.sync]), OUT_OF_SYNC_FIRST.synced);
-    return { node: { ...n, types }, worst };
+  // Only the page's rows are built in full: at 10,000 streams the rest is a rank and a name each.
+  const all = o.xds.nodes({ maxNames: 0 });
+  const rank = new Array<number>(all.length);
+  let outOfSync = 0;
+  const matched: number[] = [];
+  for (let i = 0; i < all.length; i++) {
+    const n = all[i]!;
+    let worst = OUT_OF_SYNC_FIRST.synced;
+    for (const t in n.types) worst = Math.min(worst, OUT_OF_SYNC_FIRST[syncState(n.types[t]!)]);
+    rank[i] = worst;
+    if (worst < OUT_OF_SYNC_FIRST.synced) outOfSync++;
+    else if (outOfSyncOnly) continue;
+    if (page.q !== '' && !n.nodeId.toLowerCase().includes(page.q) && !n.cluster.toLowerCase().includes(page.q)) continue;
+    matched.push(i);
+  }
+  // nodes() is sorted by node id then stream already: a stable sort by rank keeps that order within a rank.
+  matched.sort((a, b) => rank[a]! - rank[b]! || a - b);
+  const nodes = matched.slice(page.offset, page.offset + page.limit).map((i) => {
+    const n = all[i]!;
+    return { ...n, types: Object.fromEntries(Object.entries(n.types).map(([t, ts]) => [t, { ...ts, subscribed: undefined, sync: syncState(ts) }])) };
   });
-  const outOfSync = rows.filter((r) => r.worst < OUT_OF_SYNC_FIRST.synced).length;
-  const matched = rows.filter((r) => (!outOfSyncOnly || r.worst < OUT_OF_SYNC_FIRST.synced) && (page.q === '' || r.node.nodeId.toLowerCase().includes(page.q) || r.node.cluster.toLowerCase().includes(page.q)));
-  matched.sort((a, b) => a.worst - b.worst || (a.node.nodeId < b.node.nodeId ? -1 : a.node.nodeId > b.node.nodeId ? 1 : a.node.stream - b.node.stream));
-  return { total: rows.length, outOfSync, matched: matched.length, offset: page.offset, nodes: matched.slice(page.offset, page.offset + page.limit).map((r) => r.node) };
+  return { total: all.length, outOfSync, matched: matched.length, offset: page.offset, nodes };
 }
 
 /** Endpoint counts by state and zone per served service, with the fleet's in-flight requests; paged. */
