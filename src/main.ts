@@ -16,6 +16,11 @@ import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes
 import { DEFAULT_LIMITS } from './xds/stream.js';
 import { parseIdentityRule, type IdentityRule } from './xds/identity.js';
 import { adminFetcher, renderStatus, StatusError, type StatusView } from './cli/status.js';
+import { parseDuration } from './model/validate.js';
+import { MAX_EXACT_REQUESTS } from './simulate/exact.js';
+import { minuteTable, renderHtml, summaryTable } from './simulate/report.js';
+import { loadScenario, withOverrides } from './simulate/scenario.js';
+import { simulate } from './simulate/simulate.js';
 
 
 const SERVE_USAGE = `usage: inferplane serve [options]
@@ -95,7 +100,26 @@ What a running inferplane says on its admin port, as tables (JSON with --json):
   --json                        the admin endpoint's JSON, for scripts
 `;
 
-const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}\n${STATUS_USAGE}`;
+const SIMULATE_USAGE = `usage: inferplane simulate SCENARIO.yaml [options]
+
+What-if: replays a day (or a trace) of traffic through simulated Envoys, vLLM pods with cold starts and
+autoscalers side by side (inferplane's policy, KPA-like, HPA-like, a fixed fleet, the oracle), and prints
+latency, SLO minutes and GPU-hours per run. docs/simulate.md explains the scenario file and the model;
+examples/simulate/ has scenarios to start from.
+
+  --mode aggregate|exact        aggregate (fluid, seconds for a day at 200,000 req/s) or exact (every request
+                                on a simulated engine; up to ${MAX_EXACT_REQUESTS / 1e6} million per run) (default: the scenario's)
+  --duration D                  simulated time, e.g. 30m, 24h (default: the scenario's)
+  --peak-rps N                  the pattern's peak, or a constant rate (default: the scenario's)
+  --balancers N                 Envoys, each counting only its own requests (default: the scenario's)
+  --replicas N                  size of every fixed-fleet run (default: the scenario's)
+  --seed N                      randomness (default: the scenario's)
+  --per-minute                  print every minute of every run (default: hourly rows beyond an hour)
+  --json FILE                   write the whole result as JSON (- for stdout, then nothing else is printed)
+  --html FILE                   write a self-contained HTML report with charts
+`;
+
+const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}\n${STATUS_USAGE}\n${SIMULATE_USAGE}`;
 
 /** The usage printed with an error: the command's own once it is known. */
 let usage = USAGE;
@@ -202,8 +226,22 @@ const STATUS_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+const SIMULATE_OPTIONS = {
+  mode: { type: 'string' },
+  duration: { type: 'string' },
+  'peak-rps': { type: 'string' },
+  balancers: { type: 'string' },
+  replicas: { type: 'string' },
+  seed: { type: 'string' },
+  'per-minute': { type: 'boolean', default: false },
+  json: { type: 'string' },
+  html: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 const COMMANDS = {
   serve: { options: SERVE_OPTIONS, usage: SERVE_USAGE },
+  simulate: { options: SIMULATE_OPTIONS, usage: SIMULATE_USAGE },
   'sim-vllm': { options: SIM_OPTIONS, usage: SIM_USAGE },
   status: { options: STATUS_OPTIONS, usage: STATUS_USAGE },
 } as const;
@@ -216,7 +254,7 @@ type Command = keyof typeof COMMANDS;
 function parseCommand<C extends Command>(command: C, args: string[]) {
   usage = COMMANDS[command].usage;
   try {
-    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: command === 'status', strict: true });
+    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: command === 'status' || command === 'simulate', strict: true });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(message);
@@ -248,10 +286,11 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve …, inferplane sim-vllm … or inferplane status …');
+  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve …, inferplane sim-vllm …, inferplane status … or inferplane simulate …');
   if (!(command in COMMANDS)) fail(`unknown command "${command}"`);
   if (command === 'sim-vllm') return runSim(args);
   if (command === 'status') return runStatus(args);
+  if (command === 'simulate') return runSimulate(args);
   return runServe(args);
 }
 
@@ -277,6 +316,69 @@ async function runStatus(args: string[]): Promise<void> {
     if (!(e instanceof StatusError)) throw e;
     process.stderr.write(`inferplane status: ${e.message}\n`);
     process.exitCode = 1;
+  }
+}
+
+async function runSimulate(args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand('simulate', args);
+  if (values.help) {
+    process.stdout.write(SIMULATE_USAGE);
+    return;
+  }
+  if (positionals.length !== 1) fail(positionals.length === 0 ? 'a scenario file is required: inferplane simulate SCENARIO.yaml' : `one scenario file, got ${positionals.length}: ${positionals.join(' ')}`);
+  const whole = (v: string | undefined, flag: string, min: number) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v) || n < min) fail(`${flag} must be a whole number of at least ${min}, got "${v}"`);
+    return n;
+  };
+  if (values.mode !== undefined && values.mode !== 'aggregate' && values.mode !== 'exact') fail(`--mode must be aggregate or exact, got "${values.mode}"`);
+  let durationS: number | undefined;
+  if (values.duration !== undefined) {
+    const d = parseDuration(values.duration);
+    if (!d.ok || d.value <= 0) fail(`--duration must be a duration above zero such as 30m or 24h, got "${values.duration}"`);
+    durationS = d.value / 1000;
+  }
+  let peakRps: number | undefined;
+  if (values['peak-rps'] !== undefined) {
+    peakRps = Number(values['peak-rps']);
+    if (!Number.isFinite(peakRps) || peakRps <= 0) fail(`--peak-rps must be a rate above zero, got "${values['peak-rps']}"`);
+  }
+  const overrides = {
+    ...(values.mode !== undefined && { mode: values.mode as 'aggregate' | 'exact' }),
+    ...(durationS !== undefined && { durationS }),
+    ...(peakRps !== undefined && { peakRps }),
+    ...(values.balancers !== undefined && { balancers: whole(values.balancers, '--balancers', 1)! }),
+    ...(values.replicas !== undefined && { replicas: whole(values.replicas, '--replicas', 1)! }),
+    ...(values.seed !== undefined && { seed: whole(values.seed, '--seed', 0)! }),
+  };
+  const loaded = loadScenario(positionals[0]!);
+  if (!loaded.ok) {
+    process.stderr.write(`inferplane: the scenario is refused; nothing was simulated:\n${loaded.error.map((e) => `  ${e}`).join('\n')}\n`);
+    process.exit(1);
+  }
+  const scenario = withOverrides(loaded.value, overrides);
+  if (!scenario.ok) fail(scenario.error);
+  const toStdout = values.json === '-';
+  const say = (text: string) => void (toStdout || process.stdout.write(text));
+  say(`Simulating ${scenario.value.runs.length} runs of ${positionals[0]} (${scenario.value.mode} mode)…\n`);
+  const report = simulate(scenario.value, (r) => say(`  ${r.name}: done\n`));
+  if (!report.ok) {
+    process.stderr.write(`inferplane: ${report.error}\n`);
+    process.exit(1);
+  }
+  const r = report.value;
+  say(`\n${summaryTable(r)}\n\n${r.runs.length} runs in ${r.wallSeconds < 0.1 ? `${(r.wallSeconds * 1000).toFixed(0)} ms` : `${r.wallSeconds.toFixed(1)} s`}: ${Math.round(r.simulatedRequestsPerSecond).toLocaleString('en-US')} simulated requests/s\n`);
+  const every = values['per-minute'] || scenario.value.durationS <= 3600 ? 1 : 60;
+  for (const run of r.runs) say(`\n${run.name}, ${every === 1 ? 'per minute' : 'per hour (the worst minute\'s latency; --per-minute for every minute)'}:\n${minuteTable(run, every)}\n`);
+  if (values.json !== undefined) {
+    const text = JSON.stringify(r, null, 2) + '\n';
+    if (toStdout) process.stdout.write(text);
+    else fs.writeFileSync(values.json, text);
+  }
+  if (values.html !== undefined) {
+    fs.writeFileSync(values.html, renderHtml(r));
+    say(`\nReport: ${path.resolve(values.html)}\n`);
   }
 }
 

@@ -24,6 +24,15 @@ export interface EngineParams {
 /** See {@link EngineParams}. */
 export const DEFAULT_ENGINE: EngineParams = { maxBatch: 256, prefillBaseMs: 15, prefillPerTokenMs: 0.1, decodeBaseMs: 3, decodePerSeqMs: 0.005 };
 
+/**
+ * The engine's steady-state latency (ms) of one request while `running` sequences share the batch: prefill,
+ * then one decode step per output token, each step as long as the batch makes it. The aggregate simulation
+ * (src/simulate/) uses this closed form of the same model; the per-request one runs the engine itself.
+ */
+export function steadyLatencyMs(p: EngineParams, running: number, inputTokens: number, outputTokens: number): number {
+  return p.prefillBaseMs + p.prefillPerTokenMs * inputTokens + outputTokens * (p.decodeBaseMs + p.decodePerSeqMs * running);
+}
+
 /** The clock the engine runs on (real in the server, virtual in tests). */
 export interface EngineClock {
   now(): number;

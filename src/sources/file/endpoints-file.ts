@@ -3,13 +3,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { ListenerSpec, Model, Service } from '../../model/model.js';
 import { runStepsAsync, type Steps } from '../../steps.js';
-import { formatPath, readModel, type Path } from '../../model/validate.js';
+import { readModel } from '../../model/validate.js';
 import { watchTextFile, type FileWatch, type WatchFileOptions } from '../../config/watch-file.js';
 import { err, ok, type Result } from '../../result.js';
-import { yamlToJs } from '../../config/yaml.js';
+import { parseLocated } from '../../config/located.js';
 
 /** Files larger than this are refused rather than parsed. */
 export const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -19,36 +18,15 @@ export const MAX_FILE_BYTES = 32 * 1024 * 1024;
  * model. Every problem comes back as `file:line:column: path: reason`.
  */
 export function parseEndpointsFile(text: string, file: string): Result<Model, string[]> {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
-  if (doc.errors.length > 0) {
-    return err(doc.errors.map((e) => {
-      const pos = lines.linePos(e.pos[0]);
-      return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
-    }));
-  }
+  const doc = parseLocated(text, file);
   // An empty or comments-only file is what a writer leaves between truncating and writing: never a new truth.
-  if (doc.contents === null) return err([`${file}:1:1: the file is empty; refusing it (write "services: []" to serve nothing)`]);
-  const plain = yamlToJs(doc);
-  if (!plain.ok) return err([`${file}:1:1: ${plain.error}`]);
-  if (typeof plain.value === 'object' && plain.value !== null && !Array.isArray(plain.value) && !('services' in plain.value)) {
+  if (!doc.ok) return err(doc.error.map((e) => (e === `${file}:1:1: the file is empty` ? `${e}; refusing it (write "services: []" to serve nothing)` : e)));
+  const value = doc.value.value;
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && !('services' in value)) {
     return err([`${file}:1:1: services: missing; refusing a file without it (write "services: []" to serve nothing)`]);
   }
-  const model = readModel(plain.value);
-  if (model.ok) return model;
-  return err(model.error.map((p) => `${file}:${locate(doc, lines, p.path)}: ${formatPath(p.path)}: ${p.message}`));
-}
-
-/** Line and column of the deepest node on `path` that exists in the document. */
-function locate(doc: Document, lines: LineCounter, p: Path): string {
-  for (let n = p.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true);
-    if (isNode(node) && node.range) {
-      const pos = lines.linePos(node.range[0]);
-      return `${pos.line}:${pos.col}`;
-    }
-  }
-  return '1:1';
+  const model = readModel(value);
+  return model.ok ? model : err(model.error.map(doc.value.describe));
 }
 
 /** Reads and parses an endpoints file from disk. */

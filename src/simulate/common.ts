@@ -1,0 +1,72 @@
+import { podSpeed } from './fleet.js';
+import type { Scaling, Scenario } from './scenario.js';
+import { patternRate, tokenQuantiles, traceQuantiles } from './traffic.js';
+
+/** Token counts the aggregate simulation evaluates per pod and second (quantiles of output, mean input). */
+export const TOKEN_POINTS = 6;
+
+/** The offered rate (requests/s) at `t` seconds, for either simulation mode. */
+export function rateFunction(s: Scenario): (t: number) => number {
+  const tr = s.traffic;
+  switch (tr.kind) {
+    case 'pattern':
+      return (t) => patternRate(tr, t);
+    case 'constant': {
+      const rps = tr.rps ?? tr.load! * fixedCapacity(s);
+      return () => rps;
+    }
+    case 'trace': {
+      const counts = new Float64Array(Math.ceil(s.durationS) + 1);
+      for (const a of tr.arrivals) if (a.t < s.durationS) counts[Math.floor(a.t)]! += 1;
+      return (t) => counts[Math.floor(t)] ?? 0;
+    }
+  }
+}
+
+/** Requests/s the fixed fleet serves with full batches: what `constant: { load }` is a fraction of. */
+export function fixedCapacity(s: Scenario): number {
+  const fixed = s.runs.find((r) => r.scaling.kind === 'fixed');
+  const n = fixed && fixed.scaling.kind === 'fixed' && typeof fixed.scaling.replicas === 'number' ? fixed.scaling.replicas : 0;
+  const { a, b } = meanLatencyTerms(s);
+  let capacity = 0;
+  for (let id = 0; id < n; id++) capacity += (1000 * s.engine.maxBatch) / (podSpeed(s, id, 0) * (a + b * s.engine.maxBatch));
+  return capacity;
+}
+
+/** The mean request's latency as `a + b × batch` ms on a nominal pod. */
+export function meanLatencyTerms(s: Scenario): { a: number; b: number } {
+  const points = tokenPoints(s);
+  const input = points.reduce((n, t) => n + t.input, 0) / points.length;
+  const output = points.reduce((n, t) => n + t.output, 0) / points.length;
+  const e = s.engine;
+  return { a: e.prefillBaseMs + e.prefillPerTokenMs * input + output * e.decodeBaseMs, b: output * e.decodePerSeqMs };
+}
+
+/** Token counts standing for the scenario's requests: output at evenly spaced quantiles, input at its mean. */
+export function tokenPoints(s: Scenario): { input: number; output: number }[] {
+  const tr = s.traffic;
+  if (tr.kind === 'trace') {
+    const input = tr.arrivals.reduce((n, a) => n + a.inputTokens, 0) / tr.arrivals.length;
+    return traceQuantiles(tr.arrivals.map((a) => a.outputTokens), TOKEN_POINTS).map((output) => ({ input, output }));
+  }
+  return tokenQuantiles(s.outputTokens, TOKEN_POINTS).map((output) => ({ input: s.inputTokens.mean, output }));
+}
+
+/** Pods the scenario's peak needs at `targetPerPod` in flight each (`fixed: peak`). */
+export function sizeFor(s: Scenario, a: number, b: number): number {
+  const rate = rateFunction(s);
+  let peak = 0;
+  for (let t = 0; t < s.durationS; t += 10) peak = Math.max(peak, rate(t));
+  return Math.max(1, Math.ceil((peak * (a + b * s.targetPerPod)) / 1000 / s.targetPerPod));
+}
+
+/** How a run's scaling reads in the report. */
+export function scalingLabel(sc: Scaling): string {
+  switch (sc.kind) {
+    case 'policy': return `inferplane policy (${sc.source})`;
+    case 'kpa': return 'KPA-like (Knative defaults)';
+    case 'hpa': return 'HPA-like (Kubernetes defaults)';
+    case 'fixed': return `fixed fleet (${sc.replicas === 'peak' ? 'sized for the peak' : `${sc.replicas} pods`})`;
+    case 'oracle': return 'oracle (perfect foresight, no cold start)';
+  }
+}

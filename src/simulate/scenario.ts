@@ -1,0 +1,257 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { parseLocated } from '../config/located.js';
+import { parseDuration, type Problem } from '../model/validate.js';
+import { err, ok, type Result } from '../result.js';
+import { DEFAULT_POLICY, type ScalingPolicy } from '../scaler/decide.js';
+import { readPolicy } from '../scaler/policy.js';
+import { DEFAULT_ENGINE, type EngineParams } from '../sim/engine.js';
+import { parseTrace, type Arrival } from './traffic.js';
+
+/** How a balancer picks a pod (each balancer counts only its own requests in flight, as each Envoy does). */
+export type BalancerPolicy = 'least-request' | 'round-robin' | 'random';
+
+/** Who sizes the fleet in a run. */
+export type Scaling =
+  | { readonly kind: 'policy'; readonly source: string; readonly policy: ScalingPolicy }
+  | { readonly kind: 'kpa' }
+  | { readonly kind: 'hpa' }
+  | { readonly kind: 'fixed'; readonly replicas: number | 'peak' }
+  | { readonly kind: 'oracle' };
+
+/** One side of the side-by-side comparison. */
+export interface RunSpec {
+  readonly name: string;
+  readonly balancer: BalancerPolicy;
+  readonly scaling: Scaling;
+}
+
+/** Where requests come from. Rates are requests per second. */
+export type Traffic =
+  | { readonly kind: 'pattern'; readonly peakRps: number; readonly troughRatio: number; readonly peakAtS: number; readonly bursts: readonly Burst[] }
+  | { readonly kind: 'constant'; readonly rps: number | null; readonly load: number | null }
+  | { readonly kind: 'trace'; readonly file: string; readonly arrivals: readonly Arrival[] };
+
+/** A surge on top of the pattern: the rate climbs to `factor`× over `riseS`, holds `holdS`, and falls back over `riseS`. */
+export interface Burst {
+  readonly atS: number;
+  readonly factor: number;
+  readonly riseS: number;
+  readonly holdS: number;
+}
+
+/** Token counts of generated requests: uniform in mean × [1 − spread, 1 + spread], whole and at least 1. */
+export interface TokenSpec {
+  readonly mean: number;
+  readonly spread: number;
+}
+
+/** A validated scenario: everything one `inferplane simulate` run needs. */
+export interface Scenario {
+  readonly file: string;
+  readonly durationS: number;
+  readonly seed: number;
+  readonly sloMs: number;
+  readonly mode: 'aggregate' | 'exact';
+  readonly traffic: Traffic;
+  readonly inputTokens: TokenSpec;
+  readonly outputTokens: TokenSpec;
+  readonly engine: EngineParams;
+  /** One pod in `oneIn` is `factor`× slower, always. */
+  readonly slowPods: { readonly oneIn: number; readonly factor: number } | null;
+  /** One pod in `oneIn` is `factor`× slower for `busyS` of every `periodS` (a noisy neighbour). */
+  readonly noisyPods: { readonly oneIn: number; readonly factor: number; readonly periodS: number; readonly busyS: number } | null;
+  /** Cold start = image pull + model load, each uniform in its range. */
+  readonly coldStart: { readonly pullS: readonly [number, number]; readonly loadS: readonly [number, number] };
+  readonly balancers: number;
+  /** Envoy's stats flush interval: how often the scaler gets a sample. */
+  readonly flushS: number;
+  /** In-flight requests per pod that KPA-like and HPA-like runs aim for, and that `fixed: peak` sizes by. */
+  readonly targetPerPod: number;
+  readonly runs: readonly RunSpec[];
+}
+
+const seconds = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const r = parseDuration(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+  return r.ok ? r.value / 1000 : 0;
+});
+const range = z.tuple([seconds, seconds]).refine(([lo, hi]) => lo <= hi, 'the first bound must not be above the second');
+const positive = z.number().positive();
+const tokens = z.strictObject({ mean: positive, spread: z.number().min(0).lt(1).default(0.5) });
+const scaling = z.union([
+  z.literal('kpa'), z.literal('hpa'), z.literal('oracle'),
+  z.strictObject({ fixed: z.union([z.number().int().positive(), z.literal('peak')]) }),
+  z.strictObject({ policy: z.string().min(1) }),
+]);
+const schema = z.strictObject({
+  duration: seconds,
+  seed: z.number().int().min(0).default(1),
+  slo: seconds.default(1),
+  mode: z.enum(['aggregate', 'exact']).default('aggregate'),
+  traffic: z.strictObject({
+    pattern: z.strictObject({
+      peakRps: positive,
+      troughRatio: z.number().min(0).max(1).default(0.3),
+      peakAt: seconds.default(14 * 3600),
+      bursts: z.array(z.strictObject({ at: seconds, factor: z.number().gt(1).default(2), rise: seconds.default(60), hold: seconds.default(600) })).default([]),
+    }).optional(),
+    constant: z.strictObject({ rps: positive.optional(), load: positive.optional() }).optional(),
+    trace: z.string().min(1).optional(),
+    inputTokens: tokens.default({ mean: 50, spread: 0.5 }),
+    outputTokens: tokens.default({ mean: 50, spread: 0.5 }),
+  }),
+  fleet: z.strictObject({
+    engine: z.strictObject({ maxBatch: z.number().int().positive(), prefillBaseMs: z.number().min(0), prefillPerTokenMs: z.number().min(0), decodeBaseMs: positive, decodePerSeqMs: z.number().min(0) }).partial().default({}),
+    slowPods: z.strictObject({ oneIn: z.number().int().positive(), factor: z.number().gt(1) }).optional(),
+    noisyNeighbours: z.strictObject({ oneIn: z.number().int().positive(), factor: z.number().gt(1), period: seconds, busy: seconds }).optional(),
+    coldStart: z.strictObject({ imagePull: range, modelLoad: range }).default({ imagePull: [20, 40], modelLoad: [40, 80] }),
+    targetPerPod: positive.optional(),
+  }).prefault({}),
+  balancers: z.strictObject({ count: z.number().int().positive().default(1) }).default({ count: 1 }),
+  scaling: z.strictObject({ flushInterval: seconds.default(1) }).default({ flushInterval: 1 }),
+  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling })).min(1),
+});
+
+function problemsOf(e: z.ZodError): Problem[] {
+  return e.issues.map((i) => ({
+    path: i.path.map((x) => (typeof x === 'symbol' ? String(x) : x)),
+    message: i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message,
+  }));
+}
+
+/**
+ * Reads a scenario file (YAML; examples/simulate/ has commented ones). Problems come back as
+ * `file:line:column: path: reason`; a trace or scaling policy it names is read too, relative to the scenario,
+ * with its own problems as `file:line: reason`. Any problem means no scenario: nothing is simulated on bad data.
+ */
+export function loadScenario(file: string): Result<Scenario, string[]> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    return err([`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
+  }
+  const doc = parseLocated(text, file);
+  if (!doc.ok) return doc;
+  const parsed = schema.safeParse(doc.value.value);
+  if (!parsed.success) return err(problemsOf(parsed.error).map(doc.value.describe));
+  const s = parsed.data;
+  const problems: Problem[] = [];
+  const out: string[] = [];
+  const t = s.traffic;
+  const kinds = (['pattern', 'constant', 'trace'] as const).filter((k) => t[k] !== undefined);
+  if (kinds.length !== 1) problems.push({ path: ['traffic'], message: `give exactly one of pattern, constant, trace (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})` });
+  if (t.constant && (t.constant.rps === undefined) === (t.constant.load === undefined)) problems.push({ path: ['traffic', 'constant'], message: 'give exactly one of rps, load (a fraction of the fleet\'s capacity)' });
+  if (s.duration <= 0) problems.push({ path: ['duration'], message: 'must be above zero' });
+  if (s.slo <= 0) problems.push({ path: ['slo'], message: 'must be above zero' });
+  if (s.scaling.flushInterval <= 0) problems.push({ path: ['scaling', 'flushInterval'], message: 'must be above zero' });
+  const noisy = s.fleet.noisyNeighbours;
+  if (noisy && (noisy.period <= 0 || noisy.busy <= 0 || noisy.busy > noisy.period)) problems.push({ path: ['fleet', 'noisyNeighbours', 'busy'], message: 'busy must be above zero and at most period' });
+  const names = new Set<string>();
+  s.runs.forEach((r, i) => {
+    if (names.has(r.name)) problems.push({ path: ['runs', i, 'name'], message: `"${r.name}" names another run too` });
+    names.add(r.name);
+  });
+  if (s.mode === 'exact' && s.runs.some((r) => r.scaling === 'oracle')) problems.push({ path: ['mode'], message: 'the oracle runs in aggregate mode only (it has no requests of its own to route)' });
+  if (problems.length > 0) return err(problems.map(doc.value.describe));
+
+  const dir = path.dirname(file);
+  let traffic: Traffic | undefined;
+  if (t.pattern) traffic = { kind: 'pattern', peakRps: t.pattern.peakRps, troughRatio: t.pattern.troughRatio, peakAtS: t.pattern.peakAt, bursts: t.pattern.bursts.map((b) => ({ atS: b.at, factor: b.factor, riseS: b.rise, holdS: b.hold })) };
+  else if (t.constant) traffic = { kind: 'constant', rps: t.constant.rps ?? null, load: t.constant.load ?? null };
+  else {
+    const traceFile = path.resolve(dir, t.trace!);
+    let traceText: string;
+    try {
+      traceText = fs.readFileSync(traceFile, 'utf8');
+    } catch (e) {
+      return err([`${traceFile}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
+    }
+    const arrivals = parseTrace(traceText, traceFile);
+    if (!arrivals.ok) return arrivals;
+    traffic = { kind: 'trace', file: traceFile, arrivals: arrivals.value };
+  }
+  const runs: RunSpec[] = [];
+  let target: number | undefined = s.fleet.targetPerPod;
+  for (const [i, r] of s.runs.entries()) {
+    const sc = r.scaling;
+    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc } });
+    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed } });
+    else {
+      const policy = loadSimPolicy(sc.policy === 'default' ? null : path.resolve(dir, sc.policy));
+      if (!policy.ok) {
+        out.push(...policy.error.map((e) => `${e} (scaling policy of runs[${i}])`));
+        continue;
+      }
+      target ??= policy.value.modes.normal.targetPerPod;
+      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: policy.value } });
+    }
+  }
+  if (out.length > 0) return err(out);
+  return ok({
+    file, durationS: s.duration, seed: s.seed, sloMs: s.slo * 1000, mode: s.mode, traffic: traffic!,
+    inputTokens: t.inputTokens, outputTokens: t.outputTokens,
+    engine: { ...DEFAULT_ENGINE, ...s.fleet.engine },
+    slowPods: s.fleet.slowPods ?? null,
+    noisyPods: noisy ? { oneIn: noisy.oneIn, factor: noisy.factor, periodS: noisy.period, busyS: noisy.busy } : null,
+    coldStart: { pullS: s.fleet.coldStart.imagePull, loadS: s.fleet.coldStart.modelLoad },
+    balancers: s.balancers.count, flushS: s.scaling.flushInterval,
+    targetPerPod: target ?? DEFAULT_POLICY.modes.normal.targetPerPod,
+    runs,
+  });
+}
+
+/**
+ * A scaling policy file for a simulation: the policy of its only service, or its `defaults` when it lists
+ * none (`null`: the built-in default). Problems as `file:line:column: path: reason`.
+ */
+export function loadSimPolicy(file: string | null): Result<ScalingPolicy, string[]> {
+  if (file === null) return ok(DEFAULT_POLICY);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    return err([`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
+  }
+  const doc = parseLocated(text, file);
+  if (!doc.ok) return doc;
+  const withServices = { services: {}, ...(doc.value.value as object) };
+  const placeholder = (doc.value.value as { services?: object } | null)?.services === undefined;
+  const read = readPolicy(JSON.stringify(placeholder ? { ...withServices, services: { simulated: { deployment: 'simulated' } } } : withServices));
+  if (!read.ok) return err(read.error.map(doc.value.describe));
+  if (read.value.length !== 1) return err([`${file}:1:1: services: a simulation scales one service; this policy lists ${read.value.length}`]);
+  return ok(read.value[0]!.policy);
+}
+
+/** Command-line changes to a scenario; each is checked where it is given. */
+export interface ScenarioOverrides {
+  readonly mode?: Scenario['mode'];
+  readonly seed?: number;
+  readonly durationS?: number;
+  /** The pattern's peak, or a constant rate. */
+  readonly peakRps?: number;
+  readonly balancers?: number;
+  /** The size of every fixed-fleet run. */
+  readonly replicas?: number;
+}
+
+/** The scenario with `o` applied, or why `o` does not fit it. */
+export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenario, string> {
+  let traffic = s.traffic;
+  if (o.peakRps !== undefined) {
+    if (traffic.kind === 'trace') return err('--peak-rps: the scenario replays a trace, whose rate is its own');
+    traffic = traffic.kind === 'pattern' ? { ...traffic, peakRps: o.peakRps } : { kind: 'constant', rps: o.peakRps, load: null };
+  }
+  if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'oracle')) return err('--mode exact: the oracle runs in aggregate mode only');
+  if (o.replicas !== undefined && !s.runs.some((r) => r.scaling.kind === 'fixed')) return err('--replicas: the scenario has no fixed-fleet run');
+  return ok({
+    ...s, traffic,
+    ...(o.mode !== undefined && { mode: o.mode }),
+    ...(o.seed !== undefined && { seed: o.seed }),
+    ...(o.durationS !== undefined && { durationS: o.durationS }),
+    ...(o.balancers !== undefined && { balancers: o.balancers }),
+    runs: o.replicas === undefined ? s.runs : s.runs.map((r) => (r.scaling.kind === 'fixed' ? { ...r, scaling: { kind: 'fixed', replicas: o.replicas! } } : r)),
+  });
+}

@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { runAggregate } from '../../src/simulate/aggregate.js';
+import { runExact } from '../../src/simulate/exact.js';
+import { loadScenario, withOverrides, type Scenario } from '../../src/simulate/scenario.js';
+import { simulate } from '../../src/simulate/simulate.js';
+import { parseTrace } from '../../src/simulate/traffic.js';
+import { LatencyHistogram } from '../../src/simulate/histogram.js';
+import { ROOT } from '../support/processes.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simulate-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const write = (name: string, text: string) => {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+};
+const scenario = (text: string): Scenario => {
+  const s = loadScenario(write(`s-${Math.random().toString(36).slice(2)}.yaml`, text));
+  if (!s.ok) throw new Error(s.error.join('\n'));
+  return s.value;
+};
+
+describe('simulate: traces', () => {
+  it('reads CSV with its header and JSON lines, skipping blanks and comments', () => {
+    const csv = parseTrace('# a trace\ntime,input_tokens,output_tokens\n0,50,40\n0.5,10,60\n\n1.25,20,1\n', 't.csv');
+    expect(csv.ok && csv.value).to.deep.equal([{ t: 0, inputTokens: 50, outputTokens: 40 }, { t: 0.5, inputTokens: 10, outputTokens: 60 }, { t: 1.25, inputTokens: 20, outputTokens: 1 }]);
+    const jsonl = parseTrace('{"time": 0.1, "input_tokens": 5, "output_tokens": 7}\n{"time": 2, "input_tokens": 0, "output_tokens": 1}\n', 't.jsonl');
+    expect(jsonl.ok && jsonl.value.length).to.equal(2);
+  });
+
+  it('reports each malformed line as file:line: reason, and gives no requests at all', () => {
+    const bad = parseTrace('time,input_tokens,output_tokens\n0,50,40\n1,50,40\n0.5,10,10\n2,x,40\n2,10,0\n3,10\n', 'day.csv');
+    expect(bad).to.deep.equal({ ok: false, error: [
+      'day.csv:4: time 0.5 is before the previous line\'s 1: a trace is in arrival order',
+      'day.csv:5: input_tokens must be a whole number ≥ 0, got null',
+      'day.csv:6: output_tokens must be a whole number ≥ 1, got 0',
+      'day.csv:7: expected 3 fields (time,input_tokens,output_tokens), got 2',
+    ] });
+    const json = parseTrace('{"time": 1, "input_tokens": 5, "output_tokens": 7, "model": "x"}\n{"time": 2\n', 'day.jsonl');
+    expect(!json.ok && json.error[0]).to.equal('day.jsonl:1: unknown key "model"');
+    expect(!json.ok && json.error[1]).to.match(/^day\.jsonl:2: not JSON: /);
+    expect(parseTrace('when,in,out\n1,2,3\n', 'h.csv')).to.deep.equal({ ok: false, error: ['h.csv:1: a CSV trace starts with the header "time,input_tokens,output_tokens", not "when,in,out"'] });
+  });
+});
+
+describe('simulate: scenarios', () => {
+  it('refuses a bad scenario with file:line:column: path: reason for every problem, absurd values included', () => {
+    const f = write('bad.yaml', 'duration: 10m\ntraffic:\n  pattern: { peakRps: -5 }\n  constant: { rps: 10 }\nruns:\n  - { name: a, scaling: { fixed: 0 } }\n  - { name: b, balancer: fastest, scaling: kpa }\n');
+    const s = loadScenario(f);
+    expect(s.ok).to.equal(false);
+    const problems = !s.ok ? s.error : [];
+    expect(problems).to.include(`${f}:3:23: traffic.pattern.peakRps: Too small: expected number to be >0`);
+    expect(problems.some((p) => p.startsWith(`${f}:6:`) && p.includes('runs[0].scaling'))).to.equal(true);
+    expect(problems.some((p) => p.startsWith(`${f}:7:`) && p.includes('runs[1].balancer'))).to.equal(true);
+  });
+
+  it('says when traffic is not exactly one of pattern, constant and trace, and reads a named trace and policy relative to the scenario', () => {
+    const both = loadScenario(write('both.yaml', 'duration: 1m\ntraffic:\n  pattern: { peakRps: 5 }\n  constant: { rps: 10 }\nruns: [{ name: a, scaling: { fixed: 1 } }]\n'));
+    expect(!both.ok && both.error[0]).to.match(/both\.yaml:3:3: traffic: give exactly one of pattern, constant, trace \(got pattern, constant\)$/);
+    write('trace.csv', 'time,input_tokens,output_tokens\n0,50,oops\n');
+    const trace = loadScenario(write('t.yaml', 'duration: 1m\ntraffic: { trace: trace.csv }\nruns: [{ name: a, scaling: { fixed: 1 } }]\n'));
+    expect(!trace.ok && trace.error).to.deep.equal([`${path.join(dir, 'trace.csv')}:2: output_tokens must be a whole number ≥ 1, got null`]);
+    write('policy.yaml', 'defaults:\n  tolerance: 3\n');
+    const policy = loadScenario(write('p.yaml', 'duration: 1m\ntraffic: { constant: { rps: 10 } }\nruns: [{ name: a, scaling: { policy: policy.yaml } }]\n'));
+    expect(!policy.ok && policy.error[0]).to.equal(`${path.join(dir, 'policy.yaml')}:2:14: defaults.tolerance: Too big: expected number to be <1 (scaling policy of runs[0])`);
+  });
+
+  it('refuses overrides that do not fit the scenario, naming the flag', () => {
+    const s = scenario('duration: 1m\ntraffic: { constant: { rps: 100 } }\nruns: [{ name: a, scaling: kpa }, { name: o, scaling: oracle }]\n');
+    expect(withOverrides(s, { replicas: 3 })).to.deep.equal({ ok: false, error: '--replicas: the scenario has no fixed-fleet run' });
+    expect(withOverrides(s, { mode: 'exact' })).to.deep.equal({ ok: false, error: '--mode exact: the oracle runs in aggregate mode only' });
+    const more = withOverrides(s, { peakRps: 500, durationS: 120, seed: 9 });
+    expect(more.ok && more.value.traffic).to.deep.equal({ kind: 'constant', rps: 500, load: null });
+  });
+
+  it('refuses a per-request run too large to finish, and points at the aggregate mode', () => {
+    const s = scenario('duration: 24h\nmode: exact\ntraffic: { pattern: { peakRps: 200000 } }\nruns: [{ name: a, scaling: { fixed: 200 } }]\n');
+    const r = simulate(s);
+    expect(!r.ok && r.error).to.match(/^mode exact: about \d+ million requests per run is beyond the per-request mode's 50 million; use --mode aggregate, or a shorter --duration$/);
+  });
+});
+
+describe('simulate: the model', () => {
+  it('keeps latency quantiles within 1% whatever the weights', () => {
+    const h = new LatencyHistogram(1000);
+    for (let ms = 1; ms <= 1000; ms++) h.add(ms, 0.5);
+    expect(h.quantile(0.5) / 500).to.be.within(0.99, 1.01);
+    expect(h.quantile(0.99) / 990).to.be.within(0.99, 1.01);
+    h.add(5000, 10);
+    expect(h.overSlo()).to.equal(10);
+  });
+
+  it('gives the same result for the same seed, in both modes', () => {
+    const s = scenario('duration: 1m\nseed: 7\ntraffic: { constant: { load: 0.6 } }\nfleet: { slowPods: { oneIn: 4, factor: 2 } }\nbalancers: { count: 4 }\nruns: [{ name: a, scaling: { fixed: 4 } }]\n');
+    expect(runExact(s, s.runs[0]!)).to.deep.equal(runExact(s, s.runs[0]!));
+    expect(runAggregate(s, s.runs[0]!)).to.deep.equal(runAggregate(s, s.runs[0]!));
+  });
+
+  it('per-request and aggregate agree on a steady fleet well below saturation (p50 and p99 within 15%)', () => {
+    const s = scenario('duration: 3m\ntraffic: { constant: { load: 0.5 } }\nbalancers: { count: 8 }\nruns: [{ name: a, scaling: { fixed: 4 } }]\n');
+    const exact = runExact(s, s.runs[0]!).overall;
+    const fluid = runAggregate(s, s.runs[0]!).overall;
+    expect(fluid.requests / exact.requests).to.be.within(0.98, 1.02);
+    expect(fluid.p50Ms! / exact.p50Ms!).to.be.within(0.85, 1.15);
+    expect(fluid.p99Ms! / exact.p99Ms!).to.be.within(0.85, 1.15);
+  });
+
+  it('least request (Envoy\'s rule, each balancer on its own counts) keeps a slow pod from queueing where round robin does not', () => {
+    const s = scenario('duration: 1m\nmode: exact\ntraffic: { constant: { load: 0.8 } }\nfleet: { slowPods: { oneIn: 8, factor: 3 } }\nbalancers: { count: 16 }\nruns:\n  - { name: p2c, balancer: least-request, scaling: { fixed: 8 } }\n  - { name: rr, balancer: round-robin, scaling: { fixed: 8 } }\n');
+    const [p2c, rr] = s.runs.map((r) => runExact(s, r).overall);
+    expect(p2c!.p99Ms).to.be.below(1000);
+    expect(rr!.p99Ms! / p2c!.p99Ms!, 'P2C p99 at least 2× better').to.be.above(2);
+    expect(rr!.overSloFraction).to.be.above(0.05);
+  });
+
+  it('scales up for a burst and back down after it with the policy, never below the oracle\'s GPU-hours; a fixed fleet never scales', () => {
+    const s = scenario([
+      'duration: 40m', 'traffic:', '  pattern: { peakRps: 20000, troughRatio: 1, bursts: [{ at: 5m, factor: 2, rise: 60s, hold: 5m }] }',
+      'runs:', '  - { name: ours, scaling: { policy: default } }', '  - { name: kpa, scaling: kpa }', '  - { name: hpa, scaling: hpa }', '  - { name: fixed, scaling: { fixed: peak } }', '  - { name: oracle, scaling: oracle }', '',
+    ].join('\n'));
+    const report = simulate(s);
+    expect(report.ok).to.equal(true);
+    const runs = report.ok ? report.value.runs : [];
+    const [ours, , , fixed, oracle] = runs;
+    const before = ours!.minutes[4]!.ready;
+    expect(Math.max(...ours!.minutes.slice(5, 12).map((m) => m.desired)), 'scaled up for the burst').to.be.greaterThan(before * 1.5);
+    expect(ours!.minutes[39]!.ready, 'back down after it').to.be.lessThan(before * 1.3);
+    expect(fixed!.overall.scaleEvents).to.equal(0);
+    for (const r of runs) expect(r.overall.gpuHours, r.name).to.be.at.least(oracle!.overall.gpuHours);
+    expect(oracle!.overall.sloMinutes).to.equal(40);
+  });
+});
+
+describe('simulate: the committed scenarios load', () => {
+  for (const f of fs.readdirSync(path.join(ROOT, 'examples/simulate')).filter((f) => f.endsWith('.yaml'))) {
+    it(f, () => {
+      const s = loadScenario(path.join(ROOT, 'examples/simulate', f));
+      expect(s.ok ? [] : s.error).to.deep.equal([]);
+    });
+  }
+});
