@@ -91,7 +91,7 @@ function barChart(id: string, title: string, runs: readonly RunResult[], value: 
   const max = Math.max(...runs.map(value), 1e-9);
   const bars = runs.map((r, k) => {
     const v = value(r);
-    const w = ((W - L - 120) * v) / max;
+    const w = ((W - L - 260) * v) / max;
     return `<text x="${L - 8}" y="${k * row + 18}" text-anchor="end">${esc(r.name)}</text><rect class="bar" data-run="${esc(r.name)}" x="${L}" y="${k * row + 5}" width="${w.toFixed(1)}" height="${row - 10}" fill="${COLORS[k % COLORS.length]}"/><text x="${(L + w + 6).toFixed(1)}" y="${k * row + 18}">${esc(label(v))}</text>`;
   }).join('');
   return `<figure id="${id}"><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${runs.length * row + 6}" role="img" aria-label="${esc(title)}">${bars}</svg></figure>`;
