@@ -61,6 +61,9 @@ Scaler (sizes each policy service's Deployment from the fleet's in-flight reques
   --scaler                      run the scaler in this process
   --policy FILE                 the scaling policy (examples/scaling-policy.yaml shows every key), watched
   --policy-configmap NS/NAME    or: the policy from the ConfigMap's "policy.yaml" key, watched
+  --shadow-policy FILE|NS/NAME  a candidate policy run beside the active one on the same stats: its decisions
+                                are logged, counted and shown in /status/scaler, never applied (NS/NAME, when
+                                no such file exists, is a ConfigMap like --policy-configmap's)
   --dry-run                     decide and log, never write; without Kubernetes, replicas are counted from
                                 the served endpoints
   --lease NS/NAME|none          leader election Lease (default: <pod namespace>/inferplane-scaler, or
@@ -200,6 +203,7 @@ const SERVE_OPTIONS = {
   scaler: { type: 'boolean', default: false },
   policy: { type: 'string' },
   'policy-configmap': { type: 'string' },
+  'shadow-policy': { type: 'string' },
   'dry-run': { type: 'boolean', default: false },
   lease: { type: 'string' },
   'scaler-interval-ms': { type: 'string', default: '1000' },
@@ -457,14 +461,18 @@ async function runServe(args: string[]): Promise<void> {
     const policy = values.policy !== undefined ? { kind: 'file' as const, path: values.policy } : { kind: 'configmap' as const, ...namespaced(values['policy-configmap']!, '--policy-configmap') };
     // Kubernetes is needed to write, to read a ConfigMap, or when it is in use anyway; a dry run on a policy
     // file and the endpoints file needs no cluster (the compose stack).
-    const useKube = !values['dry-run'] || policy.kind === 'configmap' || values.discovery === 'kubernetes' || values.kubeconfig !== undefined;
+    const shadowValue = values['shadow-policy'];
+    const shadowPolicy = shadowValue === undefined ? undefined
+      : !fs.existsSync(shadowValue) && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(shadowValue) ? { kind: 'configmap' as const, ...namespaced(shadowValue, '--shadow-policy') }
+        : { kind: 'file' as const, path: shadowValue };
+    const useKube = !values['dry-run'] || policy.kind === 'configmap' || shadowPolicy?.kind === 'configmap' || values.discovery === 'kubernetes' || values.kubeconfig !== undefined;
     const kubeConfig = useKube ? kube() : undefined;
     const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: values['dry-run'] ? 'inferplane-scaler-dry-run' : 'inferplane-scaler' };
     if (values.lease !== undefined && values.lease !== 'none' && !kubeConfig) fail('--lease needs Kubernetes; a dry run on files runs alone');
     const advertiseHost = values['advertise-host'] ?? process.env['POD_IP'];
-    scaler = { policy, dryRun: values['dry-run'], ...(kubeConfig && { kubeConfig }), ...(lease && { lease }), ...(advertiseHost && { advertiseHost }), intervalMs: positive(values['scaler-interval-ms'], '--scaler-interval-ms') };
+    scaler = { policy, ...(shadowPolicy && { shadowPolicy }), dryRun: values['dry-run'], ...(kubeConfig && { kubeConfig }), ...(lease && { lease }), ...(advertiseHost && { advertiseHost }), intervalMs: positive(values['scaler-interval-ms'], '--scaler-interval-ms') };
   } else {
-    for (const flag of ['policy', 'policy-configmap', 'lease', 'advertise-host'] as const) if (values[flag] !== undefined) fail(`--${flag} needs --scaler`);
+    for (const flag of ['policy', 'policy-configmap', 'shadow-policy', 'lease', 'advertise-host'] as const) if (values[flag] !== undefined) fail(`--${flag} needs --scaler`);
     if (values['dry-run']) fail('--dry-run needs --scaler');
   }
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) fail('--tls-cert and --tls-key go together');

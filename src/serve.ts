@@ -48,9 +48,14 @@ export type Discovery =
       readonly maxDelayMs?: number;
     };
 
+/** Where a scaling policy is read from. */
+export type PolicyLocation = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'configmap'; readonly namespace: string; readonly name: string };
+
 /** Settings of the scaler (`inferplane serve --scaler`). */
 export interface ScalerSettings {
-  readonly policy: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'configmap'; readonly namespace: string; readonly name: string };
+  readonly policy: PolicyLocation;
+  /** A candidate policy decided beside the active one and never applied (`--shadow-policy`). */
+  readonly shadowPolicy?: PolicyLocation;
   /** Decide and log only. */
   readonly dryRun: boolean;
   /**
@@ -255,9 +260,11 @@ function endpointCounts(model: Model | undefined, service: string): ReplicaCount
 function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
   const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
-  const policy = o.policy.kind === 'file'
-    ? filePolicySource(o.policy.path, common)
-    : configMapPolicySource({ ...common, kubeConfig: o.kubeConfig!, namespace: o.policy.namespace, name: o.policy.name, events: events!, timers: realTimers });
+  const source = (where: PolicyLocation, role: 'active' | 'shadow') => where.kind === 'file'
+    ? filePolicySource(where.path, { ...common, role })
+    : configMapPolicySource({ ...common, role, kubeConfig: o.kubeConfig!, namespace: where.namespace, name: where.name, events: events!, timers: realTimers });
+  const policy = source(o.policy, 'active');
+  const shadow = o.shadowPolicy && source(o.shadowPolicy, 'shadow');
   // Unique per process even where two share a host name (client-go adds a random suffix the same way).
   const identity = `${d.instance}_${randomBytes(4).toString('hex')}`;
   const election = o.lease && createLeaderElector({
@@ -276,6 +283,7 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
   const scaler = createScaler({
     stats: d.stats,
     policy,
+    ...(shadow && { shadow }),
     store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
     ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log, ...(d.relayChannel && { channel: d.relayChannel }) }) }),
@@ -285,6 +293,7 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     ...(o.intervalMs !== undefined && { intervalMs: o.intervalMs }),
   });
   policy.start();
+  shadow?.start();
   election?.start();
   scaler.start();
   return {
@@ -295,6 +304,7 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     async release() {
       await election?.stop();
       await policy.stop();
+      await shadow?.stop();
     },
   };
 }

@@ -55,6 +55,7 @@ describe('inferplane CLI', () => {
       [['serve', '--no-such-flag'], 'inferplane: unknown option --no-such-flag'],
       [['serve', '--log-format', 'xml'], 'inferplane: --log-format must be json or text, got "xml"'],
       [['serve', 'extra'], 'inferplane: unexpected argument "extra" after "inferplane serve"'],
+      [['serve', '--shadow-policy', 'candidate.yaml'], 'inferplane: --shadow-policy needs --scaler'],
       [['--port', '1'], 'inferplane: a command is required first'],
     ] as const;
     await Promise.all(cases.map(async ([args, message]) => {

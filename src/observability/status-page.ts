@@ -53,6 +53,7 @@ export const STATUS_PAGE = String.raw`<!doctype html>
   .legend span { margin-right: 10px; font-size: 12px; }
   .legend i { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }
   pre { white-space: pre-wrap; margin: 4px 0; font-size: 12px; }
+  .shadow { color: #5a3fa0; }
 </style>
 </head>
 <body>
@@ -224,6 +225,9 @@ export const STATUS_PAGE = String.raw`<!doctype html>
     var policy = s.policy;
     var head = '<p>Role <b>' + esc(s.role) + '</b>' + (s.leader ? ' (leader ' + esc(s.leader) + ')' : '') + (s.dryRun ? ' · <b>dry run</b>: decisions are not written' : '') +
       ' · policy ' + esc(policy.source) + (policy.version ? ' version ' + esc(String(policy.version).slice(0, 12)) + ' since ' + since(policy.loadedAt) + ' ago' : ' <b>none in force</b>') + '</p>';
+    var shadowPolicy = s.shadowPolicy;
+    if (shadowPolicy) head += '<p>Shadow policy ' + esc(shadowPolicy.source) + (shadowPolicy.version ? ' version ' + esc(String(shadowPolicy.version).slice(0, 12)) : ' <b>none valid yet</b>') + ': decided beside the active one, never applied' +
+      (shadowPolicy.rejected ? '; its version ' + esc(String(shadowPolicy.rejected.version).slice(0, 12)) + ' was rejected: ' + esc(shadowPolicy.rejected.problems.join('; ')) : '') + '</p>';
     var rejected = policy.rejected ? '<div class="banner" id="policy-rejected">Policy version ' + esc(String(policy.rejected.version).slice(0, 12)) + ' rejected ' + since(policy.rejected.at) + ' ago; ' +
       (policy.version ? 'the previous one stays in force' : 'no policy is in force') + ':<pre>' + esc(policy.rejected.problems.join('\n')) + '</pre></div>' : '';
     var names = Object.keys(s.services).sort();
@@ -234,6 +238,7 @@ export const STATUS_PAGE = String.raw`<!doctype html>
         '<div>' + (last ? 'mode <b>' + esc(last.mode || '–') + '</b> · ' : '') + 'replicas ' + esc(v.current === null ? '?' : v.current) + ' (' + esc(v.ready === null ? '?' : v.ready) + ' ready)' +
         (last ? ' · last: <b>' + esc(last.action) + '</b> to ' + esc(last.replicas === null ? '?' : last.replicas) + ', ' + esc(last.reason) + ' (' + esc(last.outcome) + ')' : '') + '</div>' +
         (last && last.error ? '<div class="banner">' + esc(last.error) + '</div>' : '') +
+        (v.shadow ? '<div class="shadow">shadow policy (not applied): <b>' + esc(v.shadow.action) + '</b> to ' + esc(v.shadow.replicas) + ', ' + esc(v.shadow.reason) + ' (' + esc(v.shadow.mode) + ')</div>' : '') +
         (v.excludedReporters.length ? '<div class="muted">left out: ' + v.excludedReporters.map(function (r) { return esc(r.nodeId) + ' (' + esc(r.reason) + ')'; }).join('; ') + '</div>' : '') +
         chart(v.timeline) + '</div>';
     }).join('') + '</div>';

@@ -36,6 +36,11 @@ interface Common {
   readonly metrics: Metrics;
   /** Called with each newly accepted policy. */
   readonly onPolicy?: (services: readonly ServiceScaling[]) => void;
+  /**
+   * `shadow`: a candidate policy whose decisions are only recorded (`--shadow-policy`); its metrics and log
+   * lines say so, apart from the active policy's. Default `active`.
+   */
+  readonly role?: 'active' | 'shadow';
 }
 
 /** The shared part: validation, last-good keeping, logs and metrics. `reject` adds a source-specific report. */
@@ -45,8 +50,10 @@ function createPolicyHolder(source: string, o: Common) {
   let loadedAt: string | null = null;
   let rejected: PolicyStatus['rejected'] = null;
   let latestValid = true;
-  const rejections = o.metrics.counter('inferplane_scaler_policy_rejections_total', 'Scaling policy versions rejected as invalid');
-  o.metrics.gauge('inferplane_scaler_policy_valid', '1 when the latest scaling policy seen was valid (0: an older good one is in force, or none)', [], () => (latestValid && current ? 1 : 0));
+  const shadow = o.role === 'shadow';
+  const name = shadow ? 'shadow scaling policy' : 'scaling policy';
+  const rejections = o.metrics.counter(shadow ? 'inferplane_scaler_shadow_policy_rejections_total' : 'inferplane_scaler_policy_rejections_total', `${shadow ? 'Shadow s' : 'S'}caling policy versions rejected as invalid`);
+  o.metrics.gauge(shadow ? 'inferplane_scaler_shadow_policy_valid' : 'inferplane_scaler_policy_valid', `1 when the latest ${name} seen was valid (0: an older good one is in force, or none)`, [], () => (latestValid && current ? 1 : 0));
   return {
     /** Returns the problems when the text was rejected. */
     offer(text: string | undefined, v: string): string[] | null {
@@ -59,7 +66,7 @@ function createPolicyHolder(source: string, o: Common) {
         latestValid = false;
         rejected = { version: v, at: new Date().toISOString(), problems: lines };
         rejections.inc();
-        o.log.error(version === null ? 'invalid scaling policy; nothing is scaled until a valid one is read' : 'invalid scaling policy; the last good one stays in force', { source, version: v, inForce: version, problems: lines });
+        o.log.error(version === null ? (shadow ? 'invalid shadow scaling policy; no shadow decisions until a valid one is read' : 'invalid scaling policy; nothing is scaled until a valid one is read') : `invalid ${name}; the last good one stays in force`, { source, version: v, inForce: version, problems: lines });
         return lines;
       }
       current = parsed!.value;
@@ -67,7 +74,7 @@ function createPolicyHolder(source: string, o: Common) {
       loadedAt = new Date().toISOString();
       rejected = null;
       latestValid = true;
-      o.log.info('scaling policy loaded', { source, version: v, services: current.map((s) => `${s.service} -> ${s.deployment.namespace}/${s.deployment.name}`) });
+      o.log.info(`${name} loaded`, { source, version: v, services: current.map((s) => `${s.service} -> ${s.deployment.namespace}/${s.deployment.name}`) });
       o.onPolicy?.(current);
       return null;
     },
@@ -84,7 +91,7 @@ export function filePolicySource(file: string, o: Common): PolicySource {
     start() {
       watch ??= watchTextFile(file, {
         log: o.log,
-        what: 'scaling policy',
+        what: o.role === 'shadow' ? 'shadow scaling policy' : 'scaling policy',
         maxBytes: MAX_POLICY_BYTES,
         onText: (text) => void holder.offer(text, createHash('sha256').update(text).digest('hex').slice(0, 12)),
       });

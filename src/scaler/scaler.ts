@@ -44,8 +44,24 @@ export interface TimelinePoint {
   readonly mode: Decision['mode'] | null;
 }
 
+/** What a shadow policy would have done in one round (never applied). */
+export interface ShadowDecision {
+  readonly at: string;
+  readonly replicas: number;
+  readonly action: Decision['action'];
+  readonly reason: Reason;
+  readonly mode: Decision['mode'];
+  readonly inputs: Decision['inputs'];
+}
+
 /** Options of {@link createScaler}. */
 export interface ScalerOptions {
+  /**
+   * A candidate policy run beside the active one on the same stats and the same Deployment readings: its
+   * decisions are logged, counted and shown, never written (`--shadow-policy`). Services it lists that the
+   * active policy does not scale get no shadow decisions (there is no reading to decide on).
+   */
+  readonly shadow?: PolicySource;
   readonly stats: FleetStats;
   readonly policy: PolicySource;
   readonly store: ReplicaStore;
@@ -75,6 +91,8 @@ export interface ScalerStatus {
   readonly dryRun: boolean;
   readonly replicasFrom: ReplicaStore['kind'];
   readonly policy: PolicyStatus;
+  /** The shadow policy (`--shadow-policy`), when one runs. */
+  readonly shadowPolicy: PolicyStatus | null;
   readonly services: Record<string, {
     readonly deployment: string;
     readonly current: number | null;
@@ -83,6 +101,8 @@ export interface ScalerStatus {
     readonly last: DecisionRecord | null;
     /** Reporters left out of the latest fleet total (silent longer than the policy's maxSampleAge), and why. */
     readonly excludedReporters: readonly ExcludedReporter[];
+    /** What the shadow policy would have done in the latest round; null without one (or for this service). */
+    readonly shadow: ShadowDecision | null;
     /** Only when asked for (see {@link ScalerStatusFilter.timeline}). */
     readonly timeline?: readonly TimelinePoint[];
   }>;
@@ -114,6 +134,8 @@ export interface Scaler {
 interface ServiceState {
   history: FleetSample[];
   timeline: TimelinePoint[];
+  shadowState?: DecisionState;
+  shadow?: ShadowDecision;
   state?: DecisionState;
   excluded?: readonly ExcludedReporter[];
   /** spec.replicas as last read, and as last written by us: a read matching neither was changed by someone else. */
@@ -155,6 +177,8 @@ export function createScaler(o: ScalerOptions): Scaler {
   const requests = o.metrics.counter('inferplane_scaler_scale_requests_total', 'Writes to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome']);
   const decisionSeconds = o.metrics.histogram('inferplane_scaler_decision_duration_seconds', 'Time to decide one service: reading its Deployment (the API call) and deciding', ['service'], LATENCY_BUCKETS);
   const writeSeconds = o.metrics.histogram('inferplane_scaler_scale_write_duration_seconds', 'Time of one write to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome'], LATENCY_BUCKETS);
+  const shadowDecided = o.shadow && o.metrics.counter('inferplane_scaler_shadow_decisions_total', 'Decisions of the shadow policy (never applied), by service, action and reason', ['service', 'action', 'reason']);
+  if (o.shadow) o.metrics.gauge('inferplane_scaler_shadow_desired_replicas', 'Replicas the shadow policy\'s latest decision would have asked for (never applied)', ['service'], () => [...byService].flatMap(([service, st]) => (st.shadow ? [[{ service }, st.shadow.replicas] as const] : [])));
   const perService = (read: (s: ServiceState) => number | undefined) => () =>
     [...byService].flatMap(([service, s]) => (read(s) === undefined ? [] : [[{ service }, read(s)!] as const]));
   o.metrics.gauge('inferplane_scaler_leader', '1 while this replica is the acting scaler', [], () => (acting() ? 1 : 0));
@@ -204,6 +228,7 @@ export function createScaler(o: ScalerOptions): Scaler {
       s.ready = reading.ready;
       const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.state && { state: s.state }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }) });
       const base = { replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, inputs: d.inputs } as const;
+      if (attempt === 1) shadowDecide(svc, s, reading, now);
       decisionSeconds.observe({ service: svc.service }, (performance.now() - started) / 1000);
       if (d.replicas === reading.desired || o.dryRun || !o.store.write) {
         s.state = d.state;
@@ -232,6 +257,20 @@ export function createScaler(o: ScalerOptions): Scaler {
       if (attempt >= maxAttempts) return record(svc, s, { ...base, outcome: 'conflict', error: `the Deployment changed during each of ${attempt} attempts (409 Conflict)` });
     }
   }
+
+  // The candidate decides on exactly what the active policy saw, with its own carried state; nothing is written.
+  const shadowDecide = (svc: ServiceScaling, s: ServiceState, reading: { desired: number; ready: number }, now: number) => {
+    const policy = o.shadow?.current()?.find((x) => x.service === svc.service)?.policy;
+    if (!policy) return;
+    const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.shadowState && { state: s.shadowState }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }) });
+    const changed = d.action !== s.shadow?.action || d.reason !== s.shadow?.reason || d.replicas !== s.shadow?.replicas;
+    s.shadowState = d.state;
+    s.shadow = { at: new Date(now).toISOString(), replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, inputs: d.inputs };
+    shadowDecided!.inc({ service: svc.service, action: d.action, reason: d.reason });
+    const fields = { service: svc.service, replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, current: reading.desired, inputs: d.inputs };
+    if (changed) o.log.info('shadow scaling decision (not applied)', fields);
+    else o.log.debug('shadow scaling decision (not applied)', fields);
+  };
 
   const problem = (svc: ServiceScaling, s: ServiceState, e: unknown, decision?: Pick<DecisionRecord, 'replicas' | 'action' | 'mode' | 'inputs'>) => {
     const missing = e instanceof ReplicaError && e.kind === 'not-found';
@@ -308,6 +347,7 @@ export function createScaler(o: ScalerOptions): Scaler {
         dryRun: o.dryRun,
         replicasFrom: o.store.kind,
         policy: o.policy.status(),
+        shadowPolicy: o.shadow?.status() ?? null,
         services: Object.fromEntries((o.policy.current() ?? []).map((svc) => {
           const s = byService.get(svc.service);
           return [svc.service, {
@@ -317,6 +357,7 @@ export function createScaler(o: ScalerOptions): Scaler {
             externalChangeAt: s?.externalChangeAt !== undefined ? new Date(s.externalChangeAt).toISOString() : null,
             last: s?.last ?? null,
             excludedReporters: s?.excluded ?? [],
+            shadow: s?.shadow ?? null,
             ...(filter.timeline !== undefined && { timeline: (s?.timeline ?? []).slice(-Math.min(filter.timeline, TIMELINE_POINTS)) }),
           }];
         })),

@@ -108,3 +108,17 @@ describe('inferplane status, when the admin endpoint is not what it should be', 
     }
   });
 });
+
+describe('inferplane status scaler, with a shadow policy', () => {
+  it('shows what the shadow policy would do beside each service\'s last decision', async () => {
+    const at = new Date().toISOString();
+    const body = {
+      role: 'single', dryRun: false, policy: { source: 'file:policy.yaml', version: 'abc', rejected: null }, shadowPolicy: { source: 'file:candidate.yaml', version: 'def' },
+      services: { 'ml/a': { deployment: 'ml/a', current: 4, ready: 4, last: { action: 'hold', replicas: 4, reason: 'within-tolerance', mode: 'normal', at }, shadow: { action: 'scale-up', replicas: 11, reason: 'scale-up', mode: 'normal', at } } },
+    };
+    const text = await renderStatus({ kind: 'scaler' }, async () => body, false);
+    expect(text).to.contain('shadow policy file:candidate.yaml version def (decides beside the active one, never applied)');
+    expect(text).to.match(/SHADOW \(NOT APPLIED\)$/m);
+    expect(text).to.match(/^ml\/a\s+ml\/a\s+4\s+4\s+hold → 4\s+within-tolerance\s+normal\s+\d+s\s+scale-up → 11 \(scale-up\)$/m);
+  });
+});

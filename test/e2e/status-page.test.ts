@@ -42,10 +42,11 @@ describe('status page in headless Chromium (Debian chromium driven by playwright
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'status-page-'));
       fs.writeFileSync(path.join(dir, 'endpoints.yaml'), ENDPOINTS);
       fs.copyFileSync(path.join(ROOT, 'examples/compose-scaling-policy.yaml'), path.join(dir, 'policy.yaml'));
+      fs.writeFileSync(path.join(dir, 'candidate.yaml'), 'services:\n  llama-8b: { deployment: llama-8b, minReplicas: 2 }\n');
       running = await serve({
         discovery: { kind: 'file', path: path.join(dir, 'endpoints.yaml') }, xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0,
         limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log: createMemoryLogger(),
-        scaler: { policy: { kind: 'file', path: path.join(dir, 'policy.yaml') }, dryRun: true, intervalMs: 50 },
+        scaler: { policy: { kind: 'file', path: path.join(dir, 'policy.yaml') }, shadowPolicy: { kind: 'file', path: path.join(dir, 'candidate.yaml') }, dryRun: true, intervalMs: 50 },
       });
       page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       errors = collectErrors(page);
@@ -65,7 +66,8 @@ describe('status page in headless Chromium (Debian chromium driven by playwright
       const desired = page.locator('#scaler-body .card svg.chart path[data-series="desired"]').first();
       await desired.waitFor({ state: 'attached', timeout: 10_000 });
       expect(await desired.getAttribute('d'), 'a line through the decisions').to.match(/^M[\d.]+ [\d.]+ L/);
-      expect(await page.locator('#scaler-body').innerText()).to.contain('dry run');
+      expect(await page.locator('#scaler-body').innerText()).to.contain('dry run').and.contain('Shadow policy file:');
+      await page.locator('#scaler-body .card .shadow', { hasText: 'shadow policy (not applied)' }).waitFor({ timeout: 5_000 });
       expect(await page.locator('#fleet-tiles .tile').count()).to.equal(6);
       expect(errors).to.deep.equal([]);
     });

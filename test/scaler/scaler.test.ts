@@ -82,4 +82,42 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     expect(await metrics.value('inferplane_scaler_decision_duration_seconds', { service: 'ml/a' }), 'one observation per decision').to.equal(6);
     expect(await metrics.value('inferplane_scaler_scale_write_duration_seconds', { service: 'ml/a', outcome: 'written' }), 'one per write').to.equal(1);
   });
+
+  it('runs a shadow policy beside the active one on the same readings: decided, logged, counted and shown, never written', async () => {
+    const timers = createFakeTimers();
+    const stats = createFleetStats({ minIntervalMs: 0 });
+    const candidate = readPolicy('services:\n  ml/a: { deployment: a, maxReplicas: 50, modes: { normal: { targetPerPod: 50 } } }\n');
+    if (!candidate.ok) throw new Error('bad candidate');
+    const shadow: PolicySource = { start() {}, stop: async () => undefined, current: () => candidate.value, status: () => ({ source: 'file:candidate.yaml', version: '2', loadedAt: null, rejected: null }) };
+    let replicas = 4;
+    const writes: number[] = [];
+    const store: ReplicaStore = {
+      kind: 'kubernetes',
+      read: async () => ({ desired: replicas, ready: replicas, version: String(replicas) }),
+      write: async (_t, n) => {
+        writes.push(n);
+        replicas = n;
+        return 'written';
+      },
+    };
+    const metrics = createMetrics();
+    const log = createMemoryLogger();
+    const scaler = createScaler({ stats, policy: source, shadow, store, dryRun: false, log, metrics, timers });
+    // 4 pods at 126 in flight each: the active policy (target 126) holds; the candidate (target 50) wants 11.
+    for (let t = 0; t < 5; t++) {
+      stats.record('envoy-1', timers.now(), new Map([['ml/a/http', 126 * 4]]));
+      await scaler.tick();
+      timers.advance(1_000);
+    }
+    expect(writes, 'the shadow never writes').to.deep.equal([]);
+    const status = scaler.status();
+    expect(status.shadowPolicy).to.include({ source: 'file:candidate.yaml', version: '2' });
+    expect(status.services['ml/a']!.last).to.include({ action: 'hold', replicas: 4 });
+    expect(status.services['ml/a']!.shadow).to.include({ action: 'scale-up', replicas: 11, reason: 'panic-scale-up' });
+    expect(await metrics.value('inferplane_scaler_shadow_decisions_total', { service: 'ml/a', action: 'scale-up', reason: 'panic-scale-up' })).to.equal(5);
+    expect(await metrics.value('inferplane_scaler_shadow_desired_replicas', { service: 'ml/a' })).to.equal(11);
+    const lines = log.lines.filter((l) => l.msg === 'shadow scaling decision (not applied)');
+    expect(lines.filter((l) => l.level === 'info'), 'logged at info when it changes, at debug while it repeats').to.have.length(1);
+    expect(lines[0]!.fields).to.include({ service: 'ml/a', replicas: 11, action: 'scale-up', current: 4 });
+  });
 });
