@@ -222,8 +222,13 @@ function decideFreely(input: DecideInput): Decision {
   if (wanted > base) {
     if (base > 0 && (wanted - base) / base <= p.tolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
     if (base >= p.maxReplicas) return decision(base, 'at-max', mode, panicking, wanted, state);
-    const step = Math.max(m.maxUpPods, Math.ceil((base * m.maxUpPercent) / 100));
-    return decision(Math.min(wanted, base + step, p.maxReplicas), panicking ? 'panic-scale-up' : 'scale-up', mode, panicking, wanted, state);
+    // The step is measured from the pods that serve, and pods still starting have used it: measured from
+    // spec.replicas, a decision every second while pods load for minutes would compound it, and the queue that
+    // builds meanwhile (in flight counts it) would carry the fleet far past what the rate needs.
+    const serving = Math.max(1, replicas.ready);
+    const cap = serving + Math.max(m.maxUpPods, Math.ceil((serving * m.maxUpPercent) / 100));
+    if (cap <= base) return decision(base, 'capacity-on-the-way', mode, panicking, wanted, state);
+    return decision(Math.min(wanted, cap, p.maxReplicas), panicking ? 'panic-scale-up' : 'scale-up', mode, panicking, wanted, state);
   }
   if (wanted === base) {
     // Asked-for pods still loading are the capacity this demand needs: nothing more to add.

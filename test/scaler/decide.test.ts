@@ -173,4 +173,12 @@ describe('decide (pure scaling decision)', () => {
     const d = run()[50]!;
     expect(d.inputs).to.have.keys('now', 'desired', 'ready', 'stableDemand', 'panicDemand', 'targetPerPod', 'wanted', 'samples', 'latestAgeMs', 'envoys');
   });
+
+  it('measures each scale-up step from the ready pods: while pods load, a queue swelling the count in flight does not compound the step every second', () => {
+    // 10 pods serve; a burst outruns them and the queue grows 20,000 a second while new pods take 90 s to load.
+    const r = simulate({ seconds: 60, start: 10, loadSeconds: 90, load: (t) => 10 * 256 + 20_000 * t });
+    const cap = 10 + Math.max(DEFAULT_POLICY.modes.emergency.maxUpPods, Math.ceil((10 * DEFAULT_POLICY.modes.emergency.maxUpPercent) / 100));
+    expect(Math.max(...r.decisions.map((d) => d.replicas)), 'at most one emergency step from the 10 ready pods').to.equal(cap);
+    expect(r.at(59)).to.include({ replicas: cap, reason: 'capacity-on-the-way' });
+  });
 });
