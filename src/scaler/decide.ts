@@ -9,8 +9,9 @@
  *   panic-window demand would need `panicThreshold`× the ready pods, the scaler panics: no scale-down until a
  *   full stable window has passed without panic;
  * - wanted pods = ceil(demand / target concurrency per pod) of the current mode;
- * - up: at once, by at most max(`maxUpPods`, `maxUpPercent`% of the base) per decision; pods that exist but are
- *   not ready yet (a GPU server loads for minutes) count as capacity on the way, so a surge is answered once;
+ * - up: at once, to at most the ready pods plus max(`maxUpPods`, `maxUpPercent`% of them); pods that exist but
+ *   are not ready yet (a GPU server loads for minutes) count as capacity on the way and have spent the step,
+ *   so a surge is answered once;
  * - down: only when every recommendation over `scaleDownWindowMs` is lower, to the highest of them, by at most
  *   `maxDownPercent`% per decision;
  * - within `tolerance` of the base: hold (no flapping under steady load);
