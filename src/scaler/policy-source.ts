@@ -52,8 +52,12 @@ function createPolicyHolder(source: string, o: Common) {
   let latestValid = true;
   const shadow = o.role === 'shadow';
   const name = shadow ? 'shadow scaling policy' : 'scaling policy';
-  const rejections = o.metrics.counter(shadow ? 'inferplane_scaler_shadow_policy_rejections_total' : 'inferplane_scaler_policy_rejections_total', `${shadow ? 'Shadow s' : 'S'}caling policy versions rejected as invalid`);
-  o.metrics.gauge(shadow ? 'inferplane_scaler_shadow_policy_valid' : 'inferplane_scaler_policy_valid', `1 when the latest ${name} seen was valid (0: an older good one is in force, or none)`, [], () => (latestValid && current ? 1 : 0));
+  const valid = () => (latestValid && current ? 1 : 0);
+  const rejections = shadow
+    ? o.metrics.counter('inferplane_scaler_shadow_policy_rejections_total', 'Shadow scaling policy versions rejected as invalid')
+    : o.metrics.counter('inferplane_scaler_policy_rejections_total', 'Scaling policy versions rejected as invalid');
+  if (shadow) o.metrics.gauge('inferplane_scaler_shadow_policy_valid', '1 when the latest shadow scaling policy seen was valid (0: an older good one is in force, or none)', [], valid);
+  else o.metrics.gauge('inferplane_scaler_policy_valid', '1 when the latest scaling policy seen was valid (0: an older good one is in force, or none)', [], valid);
   return {
     /** Returns the problems when the text was rejected. */
     offer(text: string | undefined, v: string): string[] | null {
