@@ -86,6 +86,19 @@ export interface TrafficSettings {
   readonly healthCheck: HealthCheckSettings | null;
   /** Off by default: while any host is in slow start, Envoy leaves power-of-two-choices for a weighted schedule. */
   readonly slowStart: SlowStartSettings | null;
+  /** A share of this service's requests sent to another service (a new model version) instead. */
+  readonly canary: VariantTarget | null;
+  /** A share of this service's requests copied to another service; its answers are discarded. */
+  readonly shadow: VariantTarget | null;
+}
+
+/**
+ * Another service of the same model (a canary or a shadow), on the same port names. `percent`: of the
+ * requests, above 0, at most 100 for a shadow and below 100 for a canary (the primary keeps the rest).
+ */
+export interface VariantTarget {
+  readonly service: string;
+  readonly percent: number;
 }
 
 /** Retry policy: which failures retry, how often, and the fleet-wide budget that caps retry storms. */
@@ -155,6 +168,8 @@ export const DEFAULT_SETTINGS: TrafficSettings = {
   circuitBreakers: { maxConnections: 100_000, maxPendingRequests: 100_000, maxRequests: 100_000 },
   outlierDetection: null,
   healthCheck: null,
+  canary: null,
+  shadow: null,
   slowStart: null,
 };
 

@@ -122,6 +122,7 @@ export function readModel(raw: unknown): Result<Model, Problem[]> {
     services.push(svc);
   });
   checkRouteConflicts(r, services, seen);
+  for (const v of variantProblems(services)) r.fail(['services', seen.get(v.service)!, 'settings', v.setting, 'service'], v.message);
   if (r.problems.length > 0 || !listener) return err(r.problems);
   services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return ok({ listener, services });
@@ -298,7 +299,7 @@ function checkRouteConflicts(r: Reader, services: readonly Service[], index: Rea
   for (const c of routeConflicts(services)) r.fail(['services', index.get(c.service)!, 'routes', c.route], c.message);
 }
 
-const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart'];
+const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart', 'canary', 'shadow'];
 
 /**
  * Validates raw per-service settings (the `settings` block of the endpoints file; Kubernetes annotations map
@@ -390,6 +391,23 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
     if (typeof ag !== 'number' || !(ag > 0) || ag > 100) r.fail([...at, 'aggression'], 'expected a number above 0 and at most 100');
     return { windowMs: dur('window', sd.windowMs, b, at) ?? 0, aggression: typeof ag === 'number' ? ag : 1 };
   });
+  // A canary takes a share of the requests (the primary keeps the rest); a shadow copies up to all of them.
+  const variant = (key: 'canary' | 'shadow', share: 'weight' | 'percent', max: number, below: boolean) => {
+    const v = o[key];
+    if (v === undefined || v === null || v === false) return null;
+    const at = [...p, key];
+    const b = r.object(v, at, ['service', share]);
+    if (!b) return null;
+    const service = b['service'] === undefined ? (r.fail([...at, 'service'], 'missing: the service to send to'), undefined) : r.string(b['service'], [...at, 'service'], SERVICE_NAME, 'service name');
+    const n = b[share];
+    if (typeof n !== 'number' || !(n > 0) || (below ? n >= max : n > max)) {
+      r.fail([...at, share], `expected a percentage above 0 and ${below ? 'below' : 'at most'} ${max}, got ${JSON.stringify(n)}`);
+      return null;
+    }
+    return service === undefined ? null : { service, percent: n };
+  };
+  const canary = variant('canary', 'weight', 100, true);
+  const shadow = variant('shadow', 'percent', 100, false);
   for (const [block, key] of [[healthCheck, 'healthCheck'], [outlierDetection, 'outlierDetection'], [slowStart, 'slowStart']] as const) {
     if (block && Object.values(block).some((v) => v === 0) && r.problems.length === before) {
       r.fail([...p, key], 'durations and thresholds must be greater than zero');
@@ -398,7 +416,30 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
   if (r.problems.length > before || timeoutMs === undefined || idleTimeoutMs === undefined || connectTimeoutMs === undefined || !circuitBreakers) {
     return undefined;
   }
-  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart };
+  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart, canary, shadow };
+}
+
+/**
+ * Canaries and shadows that point nowhere useful: at a service that is not served, at the service itself,
+ * or at one lacking a port the service routes to. Each names the service and the setting (`canary`/`shadow`).
+ */
+export function variantProblems(services: readonly Service[]): { service: string; setting: 'canary' | 'shadow'; message: string }[] {
+  const byName = new Map(services.map((s) => [s.name, s]));
+  const out: { service: string; setting: 'canary' | 'shadow'; message: string }[] = [];
+  for (const s of services) {
+    for (const setting of ['canary', 'shadow'] as const) {
+      const v = s.settings[setting];
+      if (!v) continue;
+      const target = byName.get(v.service);
+      if (v.service === s.name) out.push({ service: s.name, setting, message: `the service itself: a ${setting} is another service` });
+      else if (!target) out.push({ service: s.name, setting, message: `no service "${v.service}" is served` });
+      else {
+        const missing = [...new Set(s.routes.map((r) => r.port))].filter((port) => !target.ports.some((tp) => tp.name === port));
+        if (missing.length > 0) out.push({ service: s.name, setting, message: `"${v.service}" has no port ${missing.map((m) => `"${m}"`).join(', ')}, which ${s.name}'s routes use` });
+      }
+    }
+  }
+  return out;
 }
 
 function firstPort(e: Endpoint): number {

@@ -46,7 +46,8 @@ export function apiRoutes(services: readonly Service[]): ResourceSpec[] {
     const route: Route = {
       match: { prefix: '' },
       route: {
-        cluster: clusterName(s.name, s.ports[0]!.name),
+        // gRPC clients take weighted clusters (gRFC A28) and ignore mirroring, so only the canary applies.
+        ...destination(s, s.ports[0]!.name),
         ...(s.settings.timeoutMs > 0 && { max_stream_duration: { max_stream_duration: duration(s.settings.timeoutMs) } }),
       },
     };
@@ -54,6 +55,20 @@ export function apiRoutes(services: readonly Service[]): ResourceSpec[] {
     const value: RouteConfiguration = { name, virtual_hosts: [{ name, domains: ['*'], routes: [route] }] };
     return { typeUrl: TypeUrl.Route, name, value, wildcard: true };
   });
+}
+
+/** Weights of a canary split, in parts per this many (a percentage to three decimals). */
+const WEIGHT_PARTS = 100_000;
+
+/**
+ * Where a route sends: its service's cluster, or with a canary, weighted clusters (the canary's share, the
+ * primary the rest). Envoy's and proxyless gRPC's route actions take both forms alike.
+ */
+function destination(s: Service, port: string): { cluster: string } | { weighted_clusters: { clusters: { name: string; weight: { value: number } }[] } } {
+  const c = s.settings.canary;
+  if (!c) return { cluster: clusterName(s.name, port) };
+  const canary = Math.round((c.percent / 100) * WEIGHT_PARTS);
+  return { weighted_clusters: { clusters: [{ name: clusterName(s.name, port), weight: { value: WEIGHT_PARTS - canary } }, { name: clusterName(c.service, port), weight: { value: canary } }] } };
 }
 
 function envoyRoute(s: Service, r: RouteSpec): Route {
@@ -65,7 +80,9 @@ function envoyRoute(s: Service, r: RouteSpec): Route {
       ...(r.headers.length > 0 && { headers: r.headers.map(([name, exact]) => ({ name, string_match: { exact } })) }),
     },
     route: {
-      cluster: clusterName(s.name, r.port),
+      ...destination(s, r.port),
+      // Envoy sends the copy without waiting for it and drops its answer; the client sees only the primary's.
+      ...(st.shadow && { request_mirror_policies: [{ cluster: clusterName(st.shadow.service, r.port), runtime_fraction: { default_value: { numerator: Math.round(st.shadow.percent * 10_000), denominator: 'MILLION' } } }] }),
       timeout: duration(st.timeoutMs),
       idle_timeout: duration(st.idleTimeoutMs),
       ...(st.retries.attempts > 0 && { retry_policy: retryPolicy(st) }),

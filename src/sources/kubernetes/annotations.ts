@@ -29,6 +29,8 @@ export const SETTING_ANNOTATIONS: Readonly<Record<string, readonly [path: readon
   'outlier-detection': [['outlierDetection'], 'block'],
   'health-check': [['healthCheck'], 'block'],
   'slow-start': [['slowStart'], 'block'],
+  canary: [['canary'], 'block'],
+  shadow: [['shadow'], 'block'],
 };
 
 /** The annotation holding the Envoy route matches (a YAML/JSON list, as `routes` in the endpoints file). */

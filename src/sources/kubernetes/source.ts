@@ -1,8 +1,8 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import type { ListenerSpec, Model, Service } from '../../model/model.js';
-import { routeConflicts } from '../../model/validate.js';
+import { routeConflicts, variantProblems } from '../../model/validate.js';
 import type { Logger } from '../../observability/log.js';
-import { readAnnotations } from './annotations.js';
+import { ANNOTATION_PREFIX, readAnnotations } from './annotations.js';
 import { mergeSlices, SERVICE_NAME_LABEL, serviceKey, servicePorts } from './endpointslices.js';
 import type { EventRecorder } from './events.js';
 import { createSupervisedInformer, LIST_PAGE_SIZE, listAllPages, type SupervisedInformer } from './informer.js';
@@ -118,7 +118,8 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
     if (reported.get(`${key} ${reason}`) === text) return;
     reported.set(`${key} ${reason}`, text);
     if (problems.length === 0) return;
-    for (const problem of problems) o.log.warn(reason === 'InvalidAnnotation' ? 'invalid annotation; keeping the last good settings' : 'endpoint problem', { service: key, reason, problem });
+    const msg = reason === 'InvalidAnnotation' ? 'invalid annotation; keeping the last good settings' : reason === 'VariantProblem' ? 'canary or shadow not served' : 'endpoint problem';
+    for (const problem of problems) o.log.warn(msg, { service: key, reason, problem });
     void o.events.warn(svc, { apiVersion: 'v1', kind: 'Service' }, reason, text);
   };
 
@@ -216,6 +217,22 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
         set.add(c.route);
       }
       services = services.map((s) => (drop.has(s.name) ? { ...s, routes: s.routes.filter((_, i) => !drop.get(s.name)!.has(i)) } : s));
+    }
+    // A canary or shadow pointing at no served service (or one without the port) is not served: reported on
+    // the Service, the rest of its settings kept.
+    const variants = variantProblems(services);
+    if (variants.length > 0) {
+      const strip = new Map<string, Set<'canary' | 'shadow'>>();
+      for (const v of variants) {
+        report(built.get(v.service)!.svc, v.service, 'VariantProblem', [`${ANNOTATION_PREFIX}${v.setting}: ${v.message}; not served`]);
+        let set = strip.get(v.service);
+        if (!set) strip.set(v.service, (set = new Set()));
+        set.add(v.setting);
+      }
+      services = services.map((s) => {
+        const set = strip.get(s.name);
+        return set ? { ...s, settings: { ...s.settings, ...(set.has('canary') && { canary: null }), ...(set.has('shadow') && { shadow: null }) } } : s;
+      });
     }
     if (!stopped) o.onModel({ listener: o.listener, services }, fast ? changedNow : undefined, since);
   }

@@ -141,6 +141,23 @@ describe('Kubernetes discovery through the API-server stand-in (real client-node
     expect([...made].sort()).to.deep.equal(accessCalls({ component: 'discovery' }));
   });
 
+  it('serves a canary from its annotation, and reports one to a missing Service as an Event without dropping the rest (API-server stand-in)', async () => {
+    const routeSource = () => k.h.cache.get('default')!.types[TypeUrl.Route].resources.get('ingress')?.source ?? '';
+    api.apply(service('ml', 'llama-v2', {}));
+    api.apply(slice('ml', 'llama-v2', 'llama-v2-a', [{ address: '10.0.0.2' }]));
+    api.apply(service('ml', 'llama', { annotations: { 'inferplane.io/canary': '{service: ml/llama-v2, weight: 10}' } }));
+    await eventually(() => routeSource().includes('"weighted_clusters"') && routeSource().includes('"name":"ml/llama-v2/http","weight":{"value":10000}'), 'the canary is served');
+    const before = api.list('events').length;
+    api.apply(service('ml', 'llama', { annotations: { 'inferplane.io/canary': '{service: ml/llama-v9, weight: 10}', 'inferplane.io/timeout': '45s' } }));
+    await eventually(() => api.list('events').some((e: any) => e.reason === 'VariantProblem'), 'a VariantProblem Event');
+    const ev = api.list('events').slice(before).find((e: any) => e.reason === 'VariantProblem') as any;
+    expect(ev.involvedObject).to.include({ kind: 'Service', namespace: 'ml', name: 'llama' });
+    expect(ev.message).to.equal('inferplane.io/canary: no service "ml/llama-v9" is served; not served');
+    await eventually(() => routeSource().includes('"timeout":{"seconds":"45"}'), 'the rest of the settings are served');
+    expect(routeSource()).not.to.include('weighted_clusters');
+    api.remove('services', 'ml', 'llama-v2');
+  });
+
   it('removes a deleted Service', async () => {
     api.remove('services', 'ml', 'llama');
     await eventually(() => !k.h.cache.get('default')!.types[TypeUrl.Cluster].resources.has(EDS), 'the cluster is gone');
