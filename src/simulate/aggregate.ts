@@ -47,7 +47,8 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   const muMax = (speed: number) => (1000 * B) / (speed * (a + b * B));
   const oracle = run.scaling.kind === 'oracle';
   const fleet = new Fleet(s, random, oracle);
-  const flows = new Map<Pod, PodFlow>();
+  // Weak: a pod the fleet dropped (the oracle drops them at once) takes its flow with it.
+  const flows = new WeakMap<Pod, PodFlow>();
   const scaler: Autoscaler | null = scalerFor(s, run);
   const rec = new RunRecorder(s.sloMs);
   const flowOf = (p: Pod) => {

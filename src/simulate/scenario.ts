@@ -121,19 +121,24 @@ function problemsOf(e: z.ZodError): Problem[] {
   }));
 }
 
+/** A file's text, or why it cannot be read, as `file: cannot read: reason`. */
+function readText(file: string): Result<string, string[]> {
+  try {
+    return ok(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    return err([`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
+  }
+}
+
 /**
  * Reads a scenario file (YAML; examples/simulate/ has commented ones). Problems come back as
  * `file:line:column: path: reason`; a trace or scaling policy it names is read too, relative to the scenario,
  * with its own problems as `file:line: reason`. Any problem means no scenario: nothing is simulated on bad data.
  */
 export function loadScenario(file: string): Result<Scenario, string[]> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    return err([`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
-  }
-  const doc = parseLocated(text, file);
+  const text = readText(file);
+  if (!text.ok) return text;
+  const doc = parseLocated(text.value, file);
   if (!doc.ok) return doc;
   const parsed = schema.safeParse(doc.value.value);
   if (!parsed.success) return err(problemsOf(parsed.error).map(doc.value.describe));
@@ -163,13 +168,9 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   else if (t.constant) traffic = { kind: 'constant', rps: t.constant.rps ?? null, load: t.constant.load ?? null };
   else {
     const traceFile = path.resolve(dir, t.trace!);
-    let traceText: string;
-    try {
-      traceText = fs.readFileSync(traceFile, 'utf8');
-    } catch (e) {
-      return err([`${traceFile}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
-    }
-    const arrivals = parseTrace(traceText, traceFile);
+    const traceText = readText(traceFile);
+    if (!traceText.ok) return traceText;
+    const arrivals = parseTrace(traceText.value, traceFile);
     if (!arrivals.ok) return arrivals;
     traffic = { kind: 'trace', file: traceFile, arrivals: arrivals.value };
   }
@@ -209,17 +210,13 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
  */
 export function loadSimPolicy(file: string | null): Result<ScalingPolicy, string[]> {
   if (file === null) return ok(DEFAULT_POLICY);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    return err([`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`]);
-  }
-  const doc = parseLocated(text, file);
+  const text = readText(file);
+  if (!text.ok) return text;
+  const doc = parseLocated(text.value, file);
   if (!doc.ok) return doc;
-  const withServices = { services: {}, ...(doc.value.value as object) };
-  const placeholder = (doc.value.value as { services?: object } | null)?.services === undefined;
-  const read = readPolicy(JSON.stringify(placeholder ? { ...withServices, services: { simulated: { deployment: 'simulated' } } } : withServices));
+  // A policy of defaults alone is read as the policy of one placeholder service.
+  const value = (doc.value.value ?? {}) as Record<string, unknown>;
+  const read = readPolicy(JSON.stringify(value['services'] === undefined ? { ...value, services: { simulated: { deployment: 'simulated' } } } : value));
   if (!read.ok) return err(read.error.map(doc.value.describe));
   if (read.value.length !== 1) return err([`${file}:1:1: services: a simulation scales one service; this policy lists ${read.value.length}`]);
   return ok(read.value[0]!.policy);
