@@ -14,6 +14,7 @@ import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
 import { createStatsScraper, type StatsScraper } from './scaler/scrape.js';
 import { deploymentStore, endpointStore } from './scaler/replicas.js';
 import { createScaler, type Scaler } from './scaler/scaler.js';
+import { createQueueReader, type PodAddresses } from './scaler/queue.js';
 import { realTimers } from './sources/kubernetes/timers.js';
 import type { Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -223,7 +224,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     targets: () => xds.nodes().flatMap((n) => (n.statsUrl ? [{ nodeId: n.nodeId, url: n.statsUrl }] : [])),
     stats, log: o.log, metrics,
   }));
-  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
+  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), pods: (service) => podAddresses(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
   const memory = startMemoryRelease({ load: () => xds.streamCount(), log: o.log, metrics });
   const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, model: publisher.model, ...(notReadyReason && { notReadyReason }), ...(configProblems && { configProblems }), ...(scaler && { scaler: scaler.scaler.status }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
@@ -256,8 +257,16 @@ function endpointCounts(model: Model | undefined, service: string): ReplicaCount
   return { desired: live.length, ready: live.filter((e) => e.ready).length };
 }
 
+/** The ready endpoints of a served service on its first port: where its model servers' /metrics are. */
+function podAddresses(model: Model | undefined, service: string): { address: string; port: number }[] {
+  const svc = model?.services.find((s) => s.name === service);
+  const port = svc?.ports[0]?.name;
+  if (!svc || port === undefined) return [];
+  return svc.endpoints.filter((e) => e.ready && !e.terminating && e.ports[port] !== undefined).map((e) => ({ address: e.address, port: e.ports[port]! }));
+}
+
 /** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
-function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
+function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
   const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
   const source = (where: PolicyLocation, role: 'active' | 'shadow') => where.kind === 'file'
@@ -284,6 +293,7 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     stats: d.stats,
     policy,
     ...(shadow && { shadow }),
+    queue: createQueueReader({ pods: d.pods }),
     store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
     ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log, ...(d.relayChannel && { channel: d.relayChannel }) }) }),

@@ -109,6 +109,7 @@ export function explainDecision(service: string, d: { action: string; replicas: 
     'at-max': `${demand}, capped at the policy's maxReplicas`,
     'at-min': `${demand}, held at the policy's minReplicas`,
     'external-change': 'someone else changed the Deployment\'s replicas just now; the scaler leaves it for a cool-off period',
+    'queue-pressure': `the pods report ${n(i['queueWaiting'], 0)} requests waiting${i['kvCacheUsage'] === null || i['kvCacheUsage'] === undefined ? '' : ` and a KV cache ${Math.round(i['kvCacheUsage'] * 100)}% full`}, past the policy's queueSignal: a step of pods is added though ${demand}`,
   };
   return `${at}: ${(why as Record<string, string>)[d.reason] ?? d.reason}.`;
 }

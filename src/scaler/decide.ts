@@ -75,6 +75,22 @@ export interface ScalingPolicy {
   readonly forcedMode: Mode | null;
   /** After someone else changes the replica count, the scaler holds it for this long (never fights a human). */
   readonly externalCoolOffMs: number;
+  /**
+   * Optional second signal, off (null) by default: the model servers' own queues. When the pods report at
+   * least `waitingPerPod` requests waiting per ready pod, or a KV-cache usage of at least `kvCacheUsage`
+   * (0–1), the scaler adds a step of pods even if the in-flight count is within target, and never scales down.
+   */
+  readonly queueSignal: { readonly waitingPerPod: number | null; readonly kvCacheUsage: number | null } | null;
+}
+
+/** What the pods' own metrics say (vLLM's `num_requests_waiting`, summed; `kv_cache_usage_perc`, averaged). */
+export interface QueueReading {
+  readonly at: number;
+  readonly waiting: number;
+  /** 0–1; null when no pod reports it. */
+  readonly kvCacheUsage: number | null;
+  /** Pods that answered. */
+  readonly pods: number;
 }
 
 /**
@@ -100,6 +116,7 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   modeThresholds: { surge: 1.5, emergency: 3 },
   forcedMode: null,
   externalCoolOffMs: 600_000,
+  queueSignal: null,
 };
 
 /** What a decision carries to the next one (returned by {@link decide}, passed back in). */
@@ -119,7 +136,7 @@ export interface DecisionState {
 export type Reason =
   | 'no-data' | 'stale-data' | 'partial-data' | 'below-min' | 'above-max' | 'scale-up' | 'panic-scale-up'
   | 'capacity-on-the-way' | 'within-tolerance' | 'panic-no-scale-down' | 'scale-down-stabilizing'
-  | 'scale-down' | 'at-max' | 'at-min' | 'external-change' | 'fewer-reporters';
+  | 'scale-down' | 'at-max' | 'at-min' | 'external-change' | 'fewer-reporters' | 'queue-pressure';
 
 /** One decision, with everything it was based on. */
 export interface Decision {
@@ -139,6 +156,9 @@ export interface Decision {
     readonly samples: number;
     readonly latestAgeMs: number | null;
     readonly envoys: number | null;
+    /** The queue signal's reading, when the policy has one and it is fresh. */
+    readonly queueWaiting: number | null;
+    readonly kvCacheUsage: number | null;
   };
   readonly state: DecisionState;
 }
@@ -154,6 +174,14 @@ export interface DecideInput {
   readonly state?: DecisionState;
   /** When the replica count was last changed by someone other than this scaler, if ever. */
   readonly externalChangeAt?: number;
+  /** The pods' queues, for a policy with a `queueSignal`; a reading older than `maxSampleAgeMs` is ignored. */
+  readonly queue?: QueueReading;
+}
+
+/** The most pods one decision may reach: the ready ones plus the mode's step, measured from them. */
+function upCap(ready: number, m: ModeSettings): number {
+  const serving = Math.max(1, ready);
+  return serving + Math.max(m.maxUpPods, Math.ceil((serving * m.maxUpPercent) / 100));
 }
 
 function mean(samples: readonly FleetSample[]): number | null {
@@ -178,9 +206,11 @@ function decideFreely(input: DecideInput): Decision {
   const stableDemand = mean(window);
   const panicDemand = mean(window.filter((s) => s.at > now - p.panicWindowMs));
   const base = replicas.desired;
+  const q = p.queueSignal && input.queue && now - input.queue.at <= p.maxSampleAgeMs && input.queue.pods > 0 ? input.queue : undefined;
   const inputs = (mode: Mode, wanted: number | null) => ({
     now, desired: base, ready: replicas.ready, stableDemand, panicDemand, targetPerPod: p.modes[mode].targetPerPod, wanted,
     samples: window.length, latestAgeMs: latest ? now - latest.at : null, envoys: latest ? latest.envoys : null,
+    queueWaiting: q ? q.waiting : null, kvCacheUsage: q ? q.kvCacheUsage : null,
   });
   const decision = (replicasOut: number, reason: Reason, mode: Mode, panic: boolean, wanted: number | null, state: DecisionState): Decision => ({
     replicas: replicasOut,
@@ -218,16 +248,25 @@ function decideFreely(input: DecideInput): Decision {
   const state: DecisionState = { mode, modeUntil, panicUntil, recommendations, since: prev.since };
 
   if (base < p.minReplicas) return decision(p.minReplicas, 'below-min', mode, panicking, wanted, state);
+  // The pods' own queues, when the policy listens to them: waiting requests or a full KV cache mean the pods
+  // are past what they serve well, whatever the in-flight count says.
+  const qs = p.queueSignal;
+  const queuePressure = q !== undefined && qs !== null &&
+    ((qs.waitingPerPod !== null && q.waiting / Math.max(1, replicas.ready) >= qs.waitingPerPod) || (qs.kvCacheUsage !== null && q.kvCacheUsage !== null && q.kvCacheUsage >= qs.kvCacheUsage));
   if (base > p.maxReplicas) return decision(p.maxReplicas, 'above-max', mode, panicking, wanted, state);
 
+  if (queuePressure && wanted <= base) {
+    if (base >= p.maxReplicas) return decision(base, 'at-max', mode, panicking, wanted, state);
+    const cap = upCap(replicas.ready, m);
+    return cap <= base ? decision(base, 'capacity-on-the-way', mode, panicking, wanted, state) : decision(Math.min(cap, p.maxReplicas), 'queue-pressure', mode, panicking, wanted, state);
+  }
   if (wanted > base) {
     if (base > 0 && (wanted - base) / base <= p.tolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
     if (base >= p.maxReplicas) return decision(base, 'at-max', mode, panicking, wanted, state);
     // The step is measured from the pods that serve, and pods still starting have used it: measured from
     // spec.replicas, a decision every second while pods load for minutes would compound it, and the queue that
     // builds meanwhile (in flight counts it) would carry the fleet far past what the rate needs.
-    const serving = Math.max(1, replicas.ready);
-    const cap = serving + Math.max(m.maxUpPods, Math.ceil((serving * m.maxUpPercent) / 100));
+    const cap = upCap(replicas.ready, m);
     if (cap <= base) return decision(base, 'capacity-on-the-way', mode, panicking, wanted, state);
     return decision(Math.min(wanted, cap, p.maxReplicas), panicking ? 'panic-scale-up' : 'scale-up', mode, panicking, wanted, state);
   }

@@ -36,6 +36,7 @@ const settings = z.strictObject({
   modeThresholds: z.strictObject({ surge: z.number().positive(), emergency: z.number().positive() }).partial(),
   mode: z.enum(['auto', ...MODES]),
   externalChangeCoolOff: duration,
+  queueSignal: z.strictObject({ waitingPerPod: z.number().positive(), kvCacheUsage: z.number().gt(0).max(1) }).partial(),
 }).partial();
 const LABEL = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
 const NAME = new RegExp(`^(${LABEL}/)?${LABEL}$`);
@@ -83,6 +84,7 @@ function merge(base: ScalingPolicy, s: Settings | undefined): ScalingPolicy {
     modeThresholds: { ...base.modeThresholds, ...s.modeThresholds },
     forcedMode: s.mode === undefined ? base.forcedMode : s.mode === 'auto' ? null : s.mode,
     externalCoolOffMs: s.externalChangeCoolOff ?? base.externalCoolOffMs,
+    queueSignal: s.queueSignal === undefined ? base.queueSignal : { waitingPerPod: s.queueSignal.waitingPerPod ?? null, kvCacheUsage: s.queueSignal.kvCacheUsage ?? null },
   };
 }
 
@@ -93,6 +95,7 @@ function crossCheck(p: ScalingPolicy, at: (string | number)[]): Problem[] {
   if (p.panicWindowMs <= 0 || p.panicWindowMs >= p.stableWindowMs) out.push({ path: [...at, 'panicWindow'], message: 'panicWindow must be above zero and shorter than stableWindow' });
   if (p.modeThresholds.emergency <= p.modeThresholds.surge) out.push({ path: [...at, 'modeThresholds', 'emergency'], message: 'the emergency threshold must be above the surge threshold' });
   if (p.maxSampleAgeMs <= 0) out.push({ path: [...at, 'maxSampleAge'], message: 'must be above zero' });
+  if (p.queueSignal && p.queueSignal.waitingPerPod === null && p.queueSignal.kvCacheUsage === null) out.push({ path: [...at, 'queueSignal'], message: 'give waitingPerPod, kvCacheUsage or both (or leave queueSignal out)' });
   for (const m of ['surge', 'emergency'] as const) {
     const t = p.modes[m].targetPerPod;
     if (t > p.modes.normal.targetPerPod) out.push({ path: [...at, 'modes', m, 'targetPerPod'], message: `${t} is looser than normal's ${p.modes.normal.targetPerPod}: under more pressure the scaler would want fewer pods` });

@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/log.js';
 import { LATENCY_BUCKETS, type Metrics } from '../observability/metrics.js';
 import type { Timers } from '../sources/kubernetes/timers.js';
-import { decide, MODES, type Decision, type DecisionState, type FleetSample, type Reason } from './decide.js';
+import { decide, MODES, type Decision, type DecisionState, type FleetSample, type QueueReading, type Reason } from './decide.js';
 import type { LeaderElector } from './lease.js';
 import type { PolicySource, PolicyStatus } from './policy-source.js';
 import type { ServiceScaling } from './policy.js';
@@ -62,6 +62,8 @@ export interface ScalerOptions {
    * active policy does not scale get no shadow decisions (there is no reading to decide on).
    */
   readonly shadow?: PolicySource;
+  /** The pods' queues, read before deciding a service whose policy (or shadow policy) has a `queueSignal`. */
+  readonly queue?: (service: string) => Promise<QueueReading | undefined>;
   readonly stats: FleetStats;
   readonly policy: PolicySource;
   readonly store: ReplicaStore;
@@ -226,9 +228,11 @@ export function createScaler(o: ScalerOptions): Scaler {
       }
       s.seen = reading.desired;
       s.ready = reading.ready;
-      const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.state && { state: s.state }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }) });
+      const wantsQueue = policy.queueSignal !== null || o.shadow?.current()?.find((x) => x.service === svc.service)?.policy.queueSignal;
+      const queue = wantsQueue && o.queue ? await timed(o.queue(svc.service), `reading the queues of ${svc.service}'s pods`).catch(() => undefined) : undefined;
+      const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.state && { state: s.state }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }), ...(queue && { queue }) });
       const base = { replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, inputs: d.inputs } as const;
-      if (attempt === 1) shadowDecide(svc, s, reading, now);
+      if (attempt === 1) shadowDecide(svc, s, reading, now, queue);
       decisionSeconds.observe({ service: svc.service }, (performance.now() - started) / 1000);
       if (d.replicas === reading.desired || o.dryRun || !o.store.write) {
         s.state = d.state;
@@ -259,10 +263,10 @@ export function createScaler(o: ScalerOptions): Scaler {
   }
 
   // The candidate decides on exactly what the active policy saw, with its own carried state; nothing is written.
-  const shadowDecide = (svc: ServiceScaling, s: ServiceState, reading: { desired: number; ready: number }, now: number) => {
+  const shadowDecide = (svc: ServiceScaling, s: ServiceState, reading: { desired: number; ready: number }, now: number, queue: QueueReading | undefined) => {
     const policy = o.shadow?.current()?.find((x) => x.service === svc.service)?.policy;
     if (!policy) return;
-    const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.shadowState && { state: s.shadowState }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }) });
+    const d = decide({ history: s.history, replicas: reading, policy, now, ...(s.shadowState && { state: s.shadowState }), ...(s.externalChangeAt !== undefined && { externalChangeAt: s.externalChangeAt }), ...(queue && { queue }) });
     const changed = d.action !== s.shadow?.action || d.reason !== s.shadow?.reason || d.replicas !== s.shadow?.replicas;
     s.shadowState = d.state;
     s.shadow = { at: new Date(now).toISOString(), replicas: d.replicas, action: d.action, reason: d.reason, mode: d.mode, inputs: d.inputs };

@@ -77,6 +77,7 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
     return [
       '# TYPE vllm:num_requests_running gauge', `vllm:num_requests_running{${l}} ${engine.running()}`,
       '# TYPE vllm:num_requests_waiting gauge', `vllm:num_requests_waiting{${l}} ${engine.waiting()}`,
+      '# TYPE vllm:kv_cache_usage_perc gauge', `vllm:kv_cache_usage_perc{${l}} ${engine.running() / o.engine.maxBatch}`,
       '# TYPE vllm:gpu_cache_usage_perc gauge', `vllm:gpu_cache_usage_perc{${l}} ${engine.running() / o.engine.maxBatch}`,
       '# TYPE vllm:request_success_total counter', `vllm:request_success_total{${l},finished_reason="length"} ${success}`,
       `vllm:request_success_total{${l},finished_reason="abort"} ${aborted}`,

@@ -171,7 +171,8 @@ describe('decide (pure scaling decision)', () => {
     const run = () => simulate({ seconds: 300, start: 3, load: (t) => (t % 97 < 40 ? 9 * T : 3 * T) }).decisions;
     expect(run()).to.deep.equal(run());
     const d = run()[50]!;
-    expect(d.inputs).to.have.keys('now', 'desired', 'ready', 'stableDemand', 'panicDemand', 'targetPerPod', 'wanted', 'samples', 'latestAgeMs', 'envoys');
+    expect(d.inputs).to.have.keys('now', 'desired', 'ready', 'stableDemand', 'panicDemand', 'targetPerPod', 'wanted', 'samples', 'latestAgeMs', 'envoys', 'queueWaiting', 'kvCacheUsage');
+    expect(d.inputs).to.include({ queueWaiting: null, kvCacheUsage: null });
   });
 
   it('measures each scale-up step from the ready pods: while pods load, a queue swelling the count in flight does not compound the step every second', () => {
@@ -180,5 +181,34 @@ describe('decide (pure scaling decision)', () => {
     const cap = 10 + Math.max(DEFAULT_POLICY.modes.emergency.maxUpPods, Math.ceil((10 * DEFAULT_POLICY.modes.emergency.maxUpPercent) / 100));
     expect(Math.max(...r.decisions.map((d) => d.replicas)), 'at most one emergency step from the 10 ready pods').to.equal(cap);
     expect(r.at(59)).to.include({ replicas: cap, reason: 'capacity-on-the-way' });
+  });
+
+  describe('the queue signal (optional: vLLM\'s waiting requests and KV-cache usage)', () => {
+    const policy: ScalingPolicy = { ...DEFAULT_POLICY, queueSignal: { waitingPerPod: 5, kvCacheUsage: 0.9 } };
+    const history = Array.from({ length: 60 }, (_, t) => ({ at: t * 1000, activeRequests: 4 * T * 0.95, envoys: 10 }));
+    const at = (queue?: { waiting: number; kvCacheUsage: number | null; at?: number }, p = policy, replicas = { desired: 4, ready: 4 }) =>
+      decide({ history, replicas, policy: p, now: 59_000, ...(queue && { queue: { at: queue.at ?? 58_500, pods: 4, waiting: queue.waiting, kvCacheUsage: queue.kvCacheUsage } }) });
+
+    it('adds a step of pods when the pods\' queues grow though the in-flight count is within target', () => {
+      expect(at()).to.include({ replicas: 4, reason: 'within-tolerance' });
+      const d = at({ waiting: 40, kvCacheUsage: 0.5 });
+      expect(d).to.include({ action: 'scale-up', reason: 'queue-pressure', replicas: 4 + DEFAULT_POLICY.modes.normal.maxUpPods });
+      expect(d.inputs).to.include({ queueWaiting: 40, kvCacheUsage: 0.5 });
+      expect(at({ waiting: 0, kvCacheUsage: 0.95 })).to.include({ reason: 'queue-pressure' });
+      expect(at({ waiting: 19, kvCacheUsage: 0.5 }), 'under 5 waiting per pod').to.include({ reason: 'within-tolerance' });
+    });
+
+    it('is off by default, ignores a stale reading, and counts pods still loading as capacity on the way', () => {
+      expect(at({ waiting: 400, kvCacheUsage: 1 }, DEFAULT_POLICY)).to.include({ reason: 'within-tolerance' });
+      expect(at({ waiting: 400, kvCacheUsage: 1, at: 40_000 })).to.include({ reason: 'within-tolerance' });
+      expect(at({ waiting: 400, kvCacheUsage: 1 }, policy, { desired: 8, ready: 4 })).to.include({ replicas: 8, reason: 'capacity-on-the-way' });
+    });
+
+    it('never scales down while the queues are full', () => {
+      const low = Array.from({ length: 400 }, (_, t) => ({ at: t * 1000, activeRequests: T, envoys: 10 }));
+      const d = decide({ history: low, replicas: { desired: 8, ready: 8 }, policy, now: 399_000, state: { mode: 'normal', modeUntil: 0, panicUntil: 0, recommendations: [], since: 0 }, queue: { at: 398_000, pods: 8, waiting: 80, kvCacheUsage: null } });
+      expect(d.action).to.equal('scale-up');
+      expect(d.reason).to.equal('queue-pressure');
+    });
   });
 });

@@ -1,0 +1,48 @@
+import { expect } from 'chai';
+import { readPolicy } from '../../src/scaler/policy.js';
+import { createQueueReader, parseVllmQueue } from '../../src/scaler/queue.js';
+import { eventually } from '../support/harness.js';
+import { freePort } from '../support/processes.js';
+import { completion, startTestSim } from '../support/traffic.js';
+
+describe('the queue signal: vLLM\'s queues read from the pods', () => {
+  it('parses waiting requests (summed over models) and KV-cache usage (current and older name), skipping comments and garbage', () => {
+    const text = [
+      '# HELP vllm:num_requests_waiting Number of requests waiting.',
+      'vllm:num_requests_waiting{model_name="a"} 3', 'vllm:num_requests_waiting{model_name="b"} 2',
+      'vllm:kv_cache_usage_perc{model_name="a"} 0.4', 'vllm:gpu_cache_usage_perc{model_name="a"} 0.6', 'vllm:num_requests_waiting{model_name="c"} NaN',
+    ].join('\n');
+    expect(parseVllmQueue(text)).to.deep.equal({ waiting: 5, kvCacheUsage: 0.6 });
+    expect(parseVllmQueue('other_metric 1\n')).to.equal(undefined);
+  });
+
+  it('reads real simulators\' /metrics: waiting summed, the cache averaged over the pods that answered, a silent pod left out', async function () {
+    this.timeout(20_000);
+    const sims = await Promise.all([startTestSim({ maxBatch: 2, decodeBaseMs: 200 }), startTestSim({ maxBatch: 2, decodeBaseMs: 200 })]);
+    const closed = await freePort();
+    try {
+      const pods = [...sims.map((s) => ({ address: '127.0.0.1', port: s.port })), { address: '127.0.0.1', port: closed }];
+      const read = createQueueReader({ pods: () => pods, timeoutMs: 2_000 });
+      const idle = await read('llama');
+      expect(idle).to.include({ pods: 2, waiting: 0, kvCacheUsage: 0 });
+      const load = sims.flatMap((s) => Array.from({ length: 6 }, () => completion(`http://127.0.0.1:${s.port}/v1/completions`, { maxTokens: 5 })));
+      await eventually(async () => (await read('llama'))?.waiting === 8, '2 running and 4 waiting on each');
+      expect(await read('llama')).to.include({ pods: 2, kvCacheUsage: 1 });
+      await Promise.all(load);
+      expect(await createQueueReader({ pods: () => [{ address: '127.0.0.1', port: closed }] })('llama'), 'no pod answering: no reading').to.equal(undefined);
+    } finally {
+      await Promise.all(sims.map((s) => s.close()));
+    }
+  });
+
+  it('takes queueSignal in the policy file, and refuses one with neither threshold', () => {
+    const good = readPolicy('services:\n  ml/a: { deployment: a, queueSignal: { waitingPerPod: 8 } }\n');
+    expect(good.ok && good.value[0]!.policy.queueSignal).to.deep.equal({ waitingPerPod: 8, kvCacheUsage: null });
+    const off = readPolicy('services:\n  ml/a: { deployment: a }\n');
+    expect(off.ok && off.value[0]!.policy.queueSignal).to.equal(null);
+    const empty = readPolicy('services:\n  ml/a: { deployment: a, queueSignal: {} }\n');
+    expect(!empty.ok && empty.error).to.deep.equal([{ path: ['services', 'ml/a', 'queueSignal'], message: 'give waitingPerPod, kvCacheUsage or both (or leave queueSignal out)' }]);
+    const bad = readPolicy('services:\n  ml/a: { deployment: a, queueSignal: { kvCacheUsage: 1.5 } }\n');
+    expect(!bad.ok && bad.error[0]!.path).to.deep.equal(['services', 'ml/a', 'queueSignal', 'kvCacheUsage']);
+  });
+});
