@@ -309,7 +309,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     for (const t of ADS_ORDER) {
       const ts = this.types.get(t);
       if (!ts) continue;
-      const names: string[] = ts.wildcard ? ['*'] : [];
+      const names: string[] = ts.wildcard && maxNames > 0 ? ['*'] : [];
       for (const n of ts.names) {
         if (names.length >= maxNames) break;
         names.push(n);

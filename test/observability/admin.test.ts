@@ -114,6 +114,7 @@ describe('admin server', () => {
     const page = JSON.parse((await get('/status/nodes?limit=10&q=N-')).text);
     expect(page).to.include({ total: 1, matched: 1, offset: 0 });
     expect(page.nodes[0].types.cds).to.include({ sync: 'pending', subscribedCount: 1 }).and.not.have.property('subscribed');
+    expect(h.server.nodes({ maxNames: 0 })[0]!.types['cds']!.subscribed, 'no names asked for, none listed, not even the wildcard').to.deep.equal([]);
     expect(JSON.parse((await get('/status/nodes?q=nobody')).text)).to.include({ total: 1, matched: 0 });
     const services = JSON.parse((await get('/status/services?q=a')).text);
     expect(services).to.include({ total: 2, matched: 1 });
