@@ -170,17 +170,15 @@ function splitEqualInFlight(flows: PodFlow[], speeds: number[], lambda: number, 
   const denominator = 1000 * inv - lambda * b;
   const F = inv > 0 && denominator > 0 ? (lambda * a) / denominator : Infinity;
   if (F <= B) {
+    // Nobody waits: a queued pod takes no new requests while its queue drains.
     for (let i = 0; i < flows.length; i++) {
       const f = flows[i]!;
-      const mu = muMax(speeds[i]!);
       if (f.queue > 0) {
         f.running = B;
-        waits[i] = 0;
-        f.queue = Math.max(0, f.queue - mu);
+        f.queue = Math.max(0, f.queue - muMax(speeds[i]!) * TICK_S);
       } else {
         f.running = F;
         arrivals[i] = (1000 * F) / (speeds[i]! * (a + b * F));
-        waits[i] = 0;
       }
     }
     return;
@@ -228,7 +226,6 @@ function splitEvenly(flows: PodFlow[], speeds: number[], lambda: number, arrival
     } else {
       // Little's law at the pod: c = λ L(c) / 1000 with L(c) = s (a + b c).
       f.running = (each * s * a) / (1000 - each * s * b);
-      waits[i] = 0;
     }
   }
 }
