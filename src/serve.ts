@@ -14,7 +14,7 @@ import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
 import { createStatsScraper, type StatsScraper } from './scaler/scrape.js';
 import { deploymentStore, endpointStore } from './scaler/replicas.js';
 import { createScaler, type Scaler } from './scaler/scaler.js';
-import { createQueueReader, type PodAddresses } from './scaler/queue.js';
+import { createPodLoadReader, createPodScrape, createQueueReader, type PodAddresses } from './scaler/queue.js';
 import { realTimers } from './sources/kubernetes/timers.js';
 import type { Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -289,11 +289,13 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     ...(o.advertiseHost !== undefined && { annotations: { [STATS_ADDRESS_ANNOTATION]: `${o.advertiseHost.includes(':') ? `[${o.advertiseHost}]` : o.advertiseHost}:${d.xdsPort}` } }),
   });
   if (election && o.advertiseHost === undefined) d.log.warn('no advertise address: other replicas cannot forward their Envoys\' stats to this one when it leads, so a leader sees only the Envoys connected to it');
+  const scrape = createPodScrape({ pods: d.pods });
   const scaler = createScaler({
     stats: d.stats,
     policy,
     ...(shadow && { shadow }),
-    queue: createQueueReader({ pods: d.pods }),
+    queue: createQueueReader(scrape),
+    podLoad: createPodLoadReader(scrape),
     store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
     ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log, ...(d.relayChannel && { channel: d.relayChannel }) }) }),

@@ -81,6 +81,11 @@ export interface ScalingPolicy {
    * (0–1), the scaler adds a step of pods even if the in-flight count is within target, and never scales down.
    */
   readonly queueSignal: { readonly waitingPerPod: number | null; readonly kvCacheUsage: number | null } | null;
+  /**
+   * Before lowering replicas, set each pod's `controller.kubernetes.io/pod-deletion-cost` to the requests in
+   * flight on it, so the ReplicaSet removes the idlest pods (on by default; applied by the scaler, not here).
+   */
+  readonly scaleDownIdlestFirst: boolean;
 }
 
 /** What the pods' own metrics say (vLLM's `num_requests_waiting`, summed; `kv_cache_usage_perc`, averaged). */
@@ -117,6 +122,7 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   forcedMode: null,
   externalCoolOffMs: 600_000,
   queueSignal: null,
+  scaleDownIdlestFirst: true,
 };
 
 /** What a decision carries to the next one (returned by {@link decide}, passed back in). */

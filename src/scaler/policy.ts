@@ -37,6 +37,7 @@ const settings = z.strictObject({
   mode: z.enum(['auto', ...MODES]),
   externalChangeCoolOff: duration,
   queueSignal: z.strictObject({ waitingPerPod: z.number().positive(), kvCacheUsage: z.number().gt(0).max(1) }).partial(),
+  scaleDownIdlestFirst: z.boolean(),
 }).partial();
 const LABEL = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
 const NAME = new RegExp(`^(${LABEL}/)?${LABEL}$`);
@@ -85,6 +86,7 @@ function merge(base: ScalingPolicy, s: Settings | undefined): ScalingPolicy {
     forcedMode: s.mode === undefined ? base.forcedMode : s.mode === 'auto' ? null : s.mode,
     externalCoolOffMs: s.externalChangeCoolOff ?? base.externalCoolOffMs,
     queueSignal: s.queueSignal === undefined ? base.queueSignal : { waitingPerPod: s.queueSignal.waitingPerPod ?? null, kvCacheUsage: s.queueSignal.kvCacheUsage ?? null },
+    scaleDownIdlestFirst: s.scaleDownIdlestFirst ?? base.scaleDownIdlestFirst,
   };
 }
 

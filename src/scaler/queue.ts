@@ -1,46 +1,72 @@
 import type { QueueReading } from './decide.js';
 
-/** One pod's queue as its metrics say; undefined when the text has neither gauge. */
-export function parseVllmQueue(text: string): { waiting: number; kvCacheUsage: number | null } | undefined {
+/** What one model server's /metrics says about its work (vLLM's names). */
+export interface PodWork {
+  /** Requests in the running batch, summed over the models it serves. */
+  readonly running: number;
+  /** Requests queued behind the batch, summed over the models. */
+  readonly waiting: number;
+  /** The fullest KV cache (0–1); null when not reported. */
+  readonly kvCacheUsage: number | null;
+}
+
+/** One pod's work as its metrics say; undefined when the text has none of the gauges. */
+export function parseVllmWork(text: string): PodWork | undefined {
+  let running: number | undefined;
   let waiting: number | undefined;
   let kv: number | null = null;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
-    const m = /^(vllm:num_requests_waiting|vllm:kv_cache_usage_perc|vllm:gpu_cache_usage_perc)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    const m = /^(vllm:num_requests_running|vllm:num_requests_waiting|vllm:kv_cache_usage_perc|vllm:gpu_cache_usage_perc)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m) continue;
     const v = Number(m[3]);
     if (!Number.isFinite(v) || v < 0) continue;
-    // Summed over the models a server serves; the cache as its fullest (older vLLM calls it gpu_cache_usage_perc).
-    if (m[1] === 'vllm:num_requests_waiting') waiting = (waiting ?? 0) + v;
+    // Older vLLM calls the cache gauge gpu_cache_usage_perc.
+    if (m[1] === 'vllm:num_requests_running') running = (running ?? 0) + v;
+    else if (m[1] === 'vllm:num_requests_waiting') waiting = (waiting ?? 0) + v;
     else kv = Math.max(kv ?? 0, Math.min(1, v));
   }
-  return waiting === undefined && kv === null ? undefined : { waiting: waiting ?? 0, kvCacheUsage: kv };
+  return running === undefined && waiting === undefined && kv === null ? undefined : { running: running ?? 0, waiting: waiting ?? 0, kvCacheUsage: kv };
 }
 
 /** Where a service's model servers are: address and the port serving vLLM's /metrics. */
 export type PodAddresses = (service: string) => readonly { readonly address: string; readonly port: number }[];
 
+/** One scrape of a service's pods: each pod's work, undefined where it did not answer. */
+export type PodScrape = (service: string) => Promise<{ readonly at: number; readonly pods: readonly { readonly address: string; readonly port: number; readonly work: PodWork | undefined }[] }>;
+
 /**
- * Reads the queue signal of a service from its pods' `/metrics` (vLLM's names), all at once, each within
- * `timeoutMs`: waiting requests summed, KV-cache usage averaged over the pods that answered. A pod that does
- * not answer is left out (never read as an empty queue; with no pod answering there is no reading).
+ * Reads `/metrics` of every pod of a service at once, each within `timeoutMs`. A pod that does not answer, answers
+ * with an error, or reports none of vLLM's gauges has no reading (never an idle one).
  */
-export function createQueueReader(o: { pods: PodAddresses; timeoutMs?: number; now?: () => number }): (service: string) => Promise<QueueReading | undefined> {
+export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; now?: () => number }): PodScrape {
   const timeoutMs = o.timeoutMs ?? 1_000;
   const now = o.now ?? Date.now;
   return async (service) => {
-    const pods = o.pods(service);
     const at = now();
-    const readings = await Promise.all(pods.map(async (p) => {
+    const pods = await Promise.all(o.pods(service).map(async (p) => {
+      let work: PodWork | undefined;
       try {
         const host = p.address.includes(':') ? `[${p.address}]` : p.address;
         const res = await fetch(`http://${host}:${p.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
-        return res.ok ? parseVllmQueue(await res.text()) : undefined;
+        if (res.ok) work = parseVllmWork(await res.text());
       } catch {
-        return undefined;
+        // Left without a reading.
       }
+      return { address: p.address, port: p.port, work };
     }));
-    const answered = readings.filter((r): r is NonNullable<typeof r> => r !== undefined);
+    return { at, pods };
+  };
+}
+
+/**
+ * The queue signal of a service from one scrape of its pods: waiting requests summed, KV-cache usage averaged
+ * over the pods that answered. A pod that does not answer is left out; with no pod answering there is no reading.
+ */
+export function createQueueReader(scrape: PodScrape): (service: string) => Promise<QueueReading | undefined> {
+  return async (service) => {
+    const { at, pods } = await scrape(service);
+    const answered = pods.flatMap((p) => (p.work ? [p.work] : []));
     if (answered.length === 0) return undefined;
     const kv = answered.filter((r) => r.kvCacheUsage !== null);
     return {
@@ -48,4 +74,12 @@ export function createQueueReader(o: { pods: PodAddresses; timeoutMs?: number; n
       kvCacheUsage: kv.length === 0 ? null : kv.reduce((n, r) => n + r.kvCacheUsage!, 0) / kv.length,
     };
   };
+}
+
+/**
+ * Requests in flight on each pod of a service (running plus waiting, as the pod itself counts them across every
+ * Envoy), by address; pods that did not answer are absent.
+ */
+export function createPodLoadReader(scrape: PodScrape): (service: string) => Promise<ReadonlyMap<string, number>> {
+  return async (service) => new Map((await scrape(service)).pods.flatMap((p) => (p.work ? [[p.address, p.work.running + p.work.waiting] as const] : [])));
 }

@@ -1,4 +1,4 @@
-import { AppsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1LabelSelector } from '@kubernetes/client-node';
 import type { ReplicaCounts } from './decide.js';
 
 /** The workload one service's replicas are read from and written to. */
@@ -10,7 +10,25 @@ export interface ScaleTarget {
 /** What a read saw: the counts, and the version a write must match (optimistic concurrency). */
 export interface ReplicaReading extends ReplicaCounts {
   readonly version: string;
+  /** The label selector of the workload's pods (Kubernetes syntax); absent where there are no pods to list. */
+  readonly selector?: string;
 }
+
+/** One pod of a workload, as {@link ReplicaStore.pods} lists it. */
+export interface PodInfo {
+  readonly name: string;
+  /** status.podIP; absent before the pod has one. */
+  readonly ip?: string;
+  /** The Ready condition is True. */
+  readonly ready: boolean;
+  /** Being deleted already (metadata.deletionTimestamp set). */
+  readonly deleting: boolean;
+  /** The pod's `controller.kubernetes.io/pod-deletion-cost` annotation as it stands. */
+  readonly deletionCost?: string;
+}
+
+/** The annotation a ReplicaSet reads when it picks the pods to delete on scale-down: lower costs go first. */
+export const DELETION_COST_ANNOTATION = 'controller.kubernetes.io/pod-deletion-cost';
 
 /** Why a read or write did not happen: `not-found` (the workload does not exist) or `api` (anything else). */
 export class ReplicaError extends Error {
@@ -30,6 +48,25 @@ export interface ReplicaStore {
    * reads again and decides again). Throws {@link ReplicaError}. Absent on read-only stores.
    */
   write?(target: ScaleTarget, replicas: number, version: string): Promise<'written' | 'conflict'>;
+  /** Lists the workload's pods (in its namespace, by the read's selector). Throws {@link ReplicaError}. */
+  pods?(target: ScaleTarget, selector: string): Promise<PodInfo[]>;
+  /** Sets one pod's deletion cost (a merge patch of its annotation). Throws {@link ReplicaError}. */
+  setDeletionCost?(target: ScaleTarget, pod: string, cost: number): Promise<void>;
+}
+
+/** A LabelSelector as the `labelSelector` query parameter spells it (set-based syntax for expressions). */
+export function selectorText(sel: V1LabelSelector | undefined): string | undefined {
+  const terms = Object.entries(sel?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel?.matchExpressions ?? []) {
+    const values = `(${(e.values ?? []).join(',')})`;
+    if (e.operator === 'In') terms.push(`${e.key} in ${values}`);
+    else if (e.operator === 'NotIn') terms.push(`${e.key} notin ${values}`);
+    else if (e.operator === 'Exists') terms.push(e.key);
+    else if (e.operator === 'DoesNotExist') terms.push(`!${e.key}`);
+    else return undefined;
+  }
+  // An empty selector would match every pod of the namespace: never a workload's own.
+  return terms.length > 0 ? terms.join(',') : undefined;
 }
 
 function apiError(e: unknown, what: string): ReplicaError {
@@ -52,12 +89,15 @@ function apiError(e: unknown, what: string): ReplicaError {
  */
 export function deploymentStore(kubeConfig: KubeConfig): ReplicaStore {
   const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   return {
     kind: 'kubernetes',
     async read(t) {
       try {
         const d = await apps.readNamespacedDeployment({ name: t.name, namespace: t.namespace });
-        return { desired: d.spec?.replicas ?? 1, ready: d.status?.readyReplicas ?? 0, version: d.metadata?.resourceVersion ?? '' };
+        const selector = selectorText(d.spec?.selector);
+        return { desired: d.spec?.replicas ?? 1, ready: d.status?.readyReplicas ?? 0, version: d.metadata?.resourceVersion ?? '', ...(selector !== undefined && { selector }) };
       } catch (e) {
         throw apiError(e, `reading Deployment ${t.namespace}/${t.name}`);
       }
@@ -73,6 +113,30 @@ export function deploymentStore(kubeConfig: KubeConfig): ReplicaStore {
       } catch (e) {
         if ((e as { code?: number }).code === 409) return 'conflict';
         throw apiError(e, `scaling Deployment ${t.namespace}/${t.name} to ${replicas}`);
+      }
+    },
+    async pods(t, selector) {
+      try {
+        const list = await core.listNamespacedPod({ namespace: t.namespace, labelSelector: selector });
+        return list.items.map((p) => {
+          const cost = p.metadata?.annotations?.[DELETION_COST_ANNOTATION];
+          return {
+            name: p.metadata?.name ?? '',
+            ...(p.status?.podIP && { ip: p.status.podIP }),
+            ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+            deleting: p.metadata?.deletionTimestamp !== undefined && p.metadata.deletionTimestamp !== null,
+            ...(cost !== undefined && { deletionCost: cost }),
+          };
+        });
+      } catch (e) {
+        throw apiError(e, `listing the pods of Deployment ${t.namespace}/${t.name} (${selector})`);
+      }
+    },
+    async setDeletionCost(t, pod, cost) {
+      try {
+        await core.patchNamespacedPod({ name: pod, namespace: t.namespace, body: { metadata: { annotations: { [DELETION_COST_ANNOTATION]: String(cost) } } } }, mergePatch);
+      } catch (e) {
+        throw apiError(e, `setting the deletion cost of pod ${t.namespace}/${pod}`);
       }
     },
   };

@@ -6,7 +6,8 @@ import type { LeaderElector } from './lease.js';
 import type { PolicySource, PolicyStatus } from './policy-source.js';
 import type { ServiceScaling } from './policy.js';
 import { STATS_ADDRESS_ANNOTATION, type StatsRelay } from './relay.js';
-import { ReplicaError, type ReplicaStore } from './replicas.js';
+import { deletionCosts } from './deletion-cost.js';
+import { ReplicaError, type ReplicaReading, type ReplicaStore } from './replicas.js';
 import type { ExcludedReporter, FleetStats } from './stats.js';
 
 /** Why nothing could be decided for a service this tick (the decision function was not reached). */
@@ -30,6 +31,11 @@ export interface DecisionRecord {
   readonly outcome: 'written' | 'unchanged' | 'dry-run' | 'conflict' | 'error';
   readonly error?: string;
   readonly inputs: Decision['inputs'] | null;
+  /**
+   * For a scale-down with `scaleDownIdlestFirst`: the pods whose deletion cost was set before the write (by
+   * name, to the requests in flight on each), and what failed (the scale-down goes ahead without them).
+   */
+  readonly deletionCosts?: { readonly set: Readonly<Record<string, number>>; readonly unchanged: number; readonly error?: string };
 }
 
 /** One point of a service's replica timeline (one per decision round), for the status page's chart. */
@@ -64,6 +70,8 @@ export interface ScalerOptions {
   readonly shadow?: PolicySource;
   /** The pods' queues, read before deciding a service whose policy (or shadow policy) has a `queueSignal`. */
   readonly queue?: (service: string) => Promise<QueueReading | undefined>;
+  /** Requests in flight on each pod of a service, by pod IP: the deletion costs set before a scale-down. */
+  readonly podLoad?: (service: string) => Promise<ReadonlyMap<string, number>>;
   readonly stats: FleetStats;
   readonly policy: PolicySource;
   readonly store: ReplicaStore;
@@ -179,6 +187,7 @@ export function createScaler(o: ScalerOptions): Scaler {
   const requests = o.metrics.counter('inferplane_scaler_scale_requests_total', 'Writes to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome']);
   const decisionSeconds = o.metrics.histogram('inferplane_scaler_decision_duration_seconds', 'Time to decide one service: reading its Deployment (the API call) and deciding', ['service'], LATENCY_BUCKETS);
   const writeSeconds = o.metrics.histogram('inferplane_scaler_scale_write_duration_seconds', 'Time of one write to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome'], LATENCY_BUCKETS);
+  const costWrites = o.metrics.counter('inferplane_scaler_deletion_cost_writes_total', 'Pod deletion costs set before a scale-down, by service and outcome (set, error)', ['service', 'outcome']);
   const shadowDecided = o.shadow && o.metrics.counter('inferplane_scaler_shadow_decisions_total', 'Decisions of the shadow policy (never applied), by service, action and reason', ['service', 'action', 'reason']);
   if (o.shadow) o.metrics.gauge('inferplane_scaler_shadow_desired_replicas', 'Replicas the shadow policy\'s latest decision would have asked for (never applied)', ['service'], () => [...byService].flatMap(([service, st]) => (st.shadow ? [[{ service }, st.shadow.replicas] as const] : [])));
   const perService = (read: (s: ServiceState) => number | undefined) => () =>
@@ -238,6 +247,7 @@ export function createScaler(o: ScalerOptions): Scaler {
         s.state = d.state;
         return record(svc, s, { ...base, outcome: d.replicas === reading.desired ? 'unchanged' : 'dry-run' });
       }
+      const costs = d.replicas < reading.desired && policy.scaleDownIdlestFirst ? await markIdlest(svc, reading) : undefined;
       let outcome;
       const writing = performance.now();
       const wrote = (outcome: string) => {
@@ -250,16 +260,49 @@ export function createScaler(o: ScalerOptions): Scaler {
         wrote('error');
         // A write that timed out may still land: seeing its count later is not someone else's change.
         s.written = d.replicas;
-        return problem(svc, s, e, base);
+        return problem(svc, s, e, { ...base, ...(costs && { deletionCosts: costs }) });
       }
       wrote(outcome);
       if (outcome === 'written') {
         s.state = d.state;
         s.seen = s.written = d.replicas;
-        return record(svc, s, { ...base, outcome: 'written' });
+        return record(svc, s, { ...base, outcome: 'written', ...(costs && { deletionCosts: costs }) });
       }
-      if (attempt >= maxAttempts) return record(svc, s, { ...base, outcome: 'conflict', error: `the Deployment changed during each of ${attempt} attempts (409 Conflict)` });
+      if (attempt >= maxAttempts) return record(svc, s, { ...base, outcome: 'conflict', error: `the Deployment changed during each of ${attempt} attempts (409 Conflict)`, ...(costs && { deletionCosts: costs }) });
     }
+  }
+
+  // Costs go on before the write: the ReplicaSet picks its victims the moment it sees the lower count. A failure
+  // here costs only the choice of pods, so the scale-down goes ahead (it is already the slow, careful direction).
+  async function markIdlest(svc: ServiceScaling, reading: ReplicaReading): Promise<DecisionRecord['deletionCosts']> {
+    const { store } = o;
+    if (!store.pods || !store.setDeletionCost || !o.podLoad || reading.selector === undefined) return undefined;
+    const set: Record<string, number> = {};
+    let unchanged = 0;
+    const errors: string[] = [];
+    try {
+      const [pods, load] = await Promise.all([
+        timed(store.pods(svc.deployment, reading.selector), `listing the pods of ${svc.deployment.namespace}/${svc.deployment.name}`),
+        timed(o.podLoad(svc.service), `reading the load of ${svc.service}'s pods`),
+      ]);
+      const current = new Map(pods.map((p) => [p.name, p.deletionCost]));
+      await Promise.all([...deletionCosts(pods, load)].map(async ([pod, cost]) => {
+        if (current.get(pod) === String(cost)) return void unchanged++;
+        try {
+          await timed(store.setDeletionCost!(svc.deployment, pod, cost), `setting the deletion cost of ${pod}`);
+          set[pod] = cost;
+          costWrites.inc({ service: svc.service, outcome: 'set' });
+        } catch (e) {
+          costWrites.inc({ service: svc.service, outcome: 'error' });
+          errors.push(e instanceof Error ? e.message : String(e));
+        }
+      }));
+    } catch (e) {
+      costWrites.inc({ service: svc.service, outcome: 'error' });
+      errors.push(e instanceof Error ? e.message : String(e));
+    }
+    if (errors.length > 0) o.log.warn('pod deletion costs not all set; scaling down anyway, the ReplicaSet picks the pods', { service: svc.service, errors });
+    return { set, unchanged, ...(errors.length > 0 && { error: errors.join('; ') }) };
   }
 
   // The candidate decides on exactly what the active policy saw, with its own carried state; nothing is written.
@@ -276,7 +319,7 @@ export function createScaler(o: ScalerOptions): Scaler {
     else o.log.debug('shadow scaling decision (not applied)', fields);
   };
 
-  const problem = (svc: ServiceScaling, s: ServiceState, e: unknown, decision?: Pick<DecisionRecord, 'replicas' | 'action' | 'mode' | 'inputs'>) => {
+  const problem = (svc: ServiceScaling, s: ServiceState, e: unknown, decision?: Pick<DecisionRecord, 'replicas' | 'action' | 'mode' | 'inputs' | 'deletionCosts'>) => {
     const missing = e instanceof ReplicaError && e.kind === 'not-found';
     record(svc, s, {
       ...(decision ?? { replicas: null, action: 'hold', mode: s.state?.mode ?? null, inputs: null }),

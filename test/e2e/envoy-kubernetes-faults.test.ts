@@ -1,45 +1,28 @@
 import { expect } from 'chai';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { serve, type Running } from '../../src/serve.js';
-import { DEFAULT_ENGINE } from '../../src/sim/engine.js';
-import { DEFAULT_SIM, startSimServer, type SimServer } from '../../src/sim/server.js';
 import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
 import { startApiServer, type ApiServerStandIn } from '../support/apiserver.js';
 import { envoyVersion, startEnvoy, type RunningEnvoy } from '../support/envoy.js';
 import { eventually } from '../support/harness.js';
 import { kubeConfigFor, service, slice } from '../support/kube.js';
 import { freePort } from '../support/processes.js';
-import { completion, SIM_MODEL, startTraffic } from '../support/traffic.js';
+import { completion, startSimPods, startTraffic, type SimPods } from '../support/traffic.js';
 
 const PODS = ['127.0.0.21', '127.0.0.22', '127.0.0.23', '127.0.0.24'];
 const CLUSTER = 'ml/llm/http';
 
-/** vLLM simulators as pods: each on its own loopback address, all on one port (pod IPs share the port). */
-async function startPods(): Promise<{ port: number; sims: SimServer[] }> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await freePort();
-    const sims: SimServer[] = [];
-    try {
-      for (const address of PODS) sims.push(await startSimServer({ ...DEFAULT_SIM, model: SIM_MODEL, engine: { ...DEFAULT_ENGINE, decodeBaseMs: 10 } }, address, port));
-      return { port, sims };
-    } catch {
-      await Promise.all(sims.map((s) => s.close()));
-    }
-  }
-  throw new Error('no common free port on the pod addresses');
-}
-
 describe(`faults of the Kubernetes API (stand-in API server) under traffic through real Envoy ${envoyVersion()}`, function () {
   this.timeout(120_000);
   let api: ApiServerStandIn;
-  let pods: Awaited<ReturnType<typeof startPods>>;
+  let pods: SimPods;
   let running: Running;
   let envoy: RunningEnvoy;
   let url: string;
 
   before(async () => {
     api = await startApiServer();
-    pods = await startPods();
+    pods = await startSimPods(PODS);
     api.apply(service('ml', 'llm', { ports: [{ name: 'http', port: 80 }] }));
     api.apply(slice('ml', 'llm', 'llm-1', PODS.slice(0, 3).map((address) => ({ address })), { ports: [{ name: 'http', port: pods.port }] }));
     const listenerPort = await freePort();

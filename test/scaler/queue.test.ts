@@ -1,19 +1,21 @@
 import { expect } from 'chai';
 import { readPolicy } from '../../src/scaler/policy.js';
-import { createQueueReader, parseVllmQueue } from '../../src/scaler/queue.js';
+import { createPodScrape, createQueueReader, parseVllmWork } from '../../src/scaler/queue.js';
 import { eventually } from '../support/harness.js';
 import { freePort } from '../support/processes.js';
 import { completion, startTestSim } from '../support/traffic.js';
 
 describe('the queue signal: vLLM\'s queues read from the pods', () => {
-  it('parses waiting requests (summed over models) and KV-cache usage (current and older name), skipping comments and garbage', () => {
+  it('parses running and waiting requests (summed over models) and KV-cache usage (current and older name), skipping comments and garbage', () => {
     const text = [
       '# HELP vllm:num_requests_waiting Number of requests waiting.',
       'vllm:num_requests_waiting{model_name="a"} 3', 'vllm:num_requests_waiting{model_name="b"} 2',
+      'vllm:num_requests_running{model_name="a"} 7', 'vllm:num_requests_running{model_name="b"} -1',
       'vllm:kv_cache_usage_perc{model_name="a"} 0.4', 'vllm:gpu_cache_usage_perc{model_name="a"} 0.6', 'vllm:num_requests_waiting{model_name="c"} NaN',
     ].join('\n');
-    expect(parseVllmQueue(text)).to.deep.equal({ waiting: 5, kvCacheUsage: 0.6 });
-    expect(parseVllmQueue('other_metric 1\n')).to.equal(undefined);
+    expect(parseVllmWork(text)).to.deep.equal({ running: 7, waiting: 5, kvCacheUsage: 0.6 });
+    expect(parseVllmWork('vllm:num_requests_running 2\n')).to.deep.equal({ running: 2, waiting: 0, kvCacheUsage: null });
+    expect(parseVllmWork('other_metric 1\n')).to.equal(undefined);
   });
 
   it('reads real simulators\' /metrics: waiting summed, the cache averaged over the pods that answered, a silent pod left out', async function () {
@@ -22,14 +24,15 @@ describe('the queue signal: vLLM\'s queues read from the pods', () => {
     const closed = await freePort();
     try {
       const pods = [...sims.map((s) => ({ address: '127.0.0.1', port: s.port })), { address: '127.0.0.1', port: closed }];
-      const read = createQueueReader({ pods: () => pods, timeoutMs: 2_000 });
+      const scrape = createPodScrape({ pods: () => pods, timeoutMs: 2_000 });
+      const read = createQueueReader(scrape);
       const idle = await read('llama');
       expect(idle).to.include({ pods: 2, waiting: 0, kvCacheUsage: 0 });
-      const load = sims.flatMap((s) => Array.from({ length: 6 }, () => completion(`http://127.0.0.1:${s.port}/v1/completions`, { maxTokens: 5 })));
-      await eventually(async () => (await read('llama'))?.waiting === 8, '2 running and 4 waiting on each');
+      const requests = sims.flatMap((s, i) => Array.from({ length: 6 - i }, () => completion(`http://127.0.0.1:${s.port}/v1/completions`, { maxTokens: 5 })));
+      await eventually(async () => (await read('llama'))?.waiting === 7, '2 running on each, 4 and 3 waiting');
       expect(await read('llama')).to.include({ pods: 2, kvCacheUsage: 1 });
-      await Promise.all(load);
-      expect(await createQueueReader({ pods: () => [{ address: '127.0.0.1', port: closed }] })('llama'), 'no pod answering: no reading').to.equal(undefined);
+      await Promise.all(requests);
+      expect(await createQueueReader(createPodScrape({ pods: () => [{ address: '127.0.0.1', port: closed }] }))('llama'), 'no pod answering: no reading').to.equal(undefined);
     } finally {
       await Promise.all(sims.map((s) => s.close()));
     }

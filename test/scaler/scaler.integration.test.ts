@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { envoyStream, fakeFleet, report } from '../support/envoy-stats.js';
 import { eventually } from '../support/harness.js';
 import { callOf, testScalerSettings } from '../support/kube.js';
+import { startDeploymentController, type DeploymentController } from '../support/replicaset.js';
 
 // Short windows so the whole life of a surge fits in seconds; the shapes are those of the defaults.
 const POLICY = `
@@ -44,7 +45,7 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
   this.timeout(30_000);
   let api: ApiServerStandIn;
   let dir: string;
-  let controller: NodeJS.Timeout;
+  let controller: DeploymentController;
   const replicas: Running[] = [];
   const fleets: ReturnType<typeof fakeFleet>[] = [];
 
@@ -79,15 +80,12 @@ describe('scaler, end to end against the API-server stand-in (fake Envoy fleet o
     fs.writeFileSync(path.join(dir, 'endpoints.yaml'), 'services:\n  - name: ml/llama\n    endpoints: [{ address: 10.0.0.1, port: 8000 }]\n');
     api.apply(deployment(2));
     api.apply(policyMap(POLICY));
-    // The Deployment controller, with pods that are ready at once: status follows spec.
-    controller = setInterval(() => {
-      const d = api.get('deployments', 'ml', 'llama');
-      const want = (d?.['spec'] as { replicas: number } | undefined)?.replicas;
-      if (d && want !== (d['status'] as { readyReplicas: number }).readyReplicas) api.apply({ ...d, status: { replicas: want, readyReplicas: want } });
-    }, 50);
+    // Pods ready at once; on scale-down the ReplicaSet's own choice of pods (they have no metrics here, so the
+    // scaler sets every deletion cost to 0 before writing, and the newest go first).
+    controller = startDeploymentController(api, { namespace: 'ml', name: 'llama', labels: { app: 'llama' }, ips: Array.from({ length: 30 }, (_, i) => `10.1.0.${i + 1}`) });
   });
   after(async () => {
-    clearInterval(controller);
+    controller.stop();
     for (const f of fleets) f.close();
     for (const r of replicas) await r.stop(200);
     await api.close();

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 /**
  * A stand-in for the Kubernetes API server, for tests: real HTTP on loopback, used by the real
  * @kubernetes/client-node clients and informers, following the documented wire behaviour:
- * - list: `{kind: XList, metadata: {resourceVersion}, items}`, with labelSelector (=, ==, !=, exists, !exists)
+ * - list: `{kind: XList, metadata: {resourceVersion}, items}`, with labelSelector (=, ==, !=, in, notin, exists,
+ *   !exists)
  *   and fieldSelector (metadata.name, metadata.namespace; others are refused with 400, as the API server does);
  *   with `limit`, pages in key order (namespace, name) from one snapshot: `metadata.continue` and
  *   `remainingItemCount` while more remain, every page carrying the snapshot's resourceVersion; a `continue`
@@ -12,7 +13,7 @@ import type { AddressInfo } from 'node:net';
  * - watch (`?watch=true&resourceVersion=N`): newline-delimited `{type, object}` for every change after N, kept
  *   open; a version older than the retained history gets HTTP 410 (or, if asked, an ERROR event with code 410);
  * - create, get, replace (409 on a stale `metadata.resourceVersion`), merge patch, delete;
- * - the `scale` subresource of Deployments (autoscaling/v1 Scale) and Leases, Events, ConfigMaps.
+ * - the `scale` subresource of Deployments (autoscaling/v1 Scale) and Leases, Events, ConfigMaps, Pods.
  * Faults can be injected: failing requests (e.g. 500), dropped watches, slow responses, compaction.
  */
 export interface ApiServerStandIn {
@@ -55,6 +56,7 @@ interface ResourceInfo {
 
 const RESOURCES: Record<string, ResourceInfo> = {
   services: { group: '', version: 'v1', kind: 'Service' },
+  pods: { group: '', version: 'v1', kind: 'Pod' },
   configmaps: { group: '', version: 'v1', kind: 'ConfigMap' },
   events: { group: '', version: 'v1', kind: 'Event' },
   endpointslices: { group: 'discovery.k8s.io', version: 'v1', kind: 'EndpointSlice' },
@@ -84,7 +86,13 @@ interface Watcher {
 
 function parseSelector(text: string | null): (labels: Record<string, string>) => boolean {
   if (!text) return () => true;
-  const terms = text.split(',').map((t) => t.trim()).filter(Boolean).map((t) => {
+  // Commas also separate the values of a set: split only outside parentheses.
+  const terms = text.split(/,(?![^(]*\))/).map((t) => t.trim()).filter(Boolean).map((t) => {
+    const set = /^(\S+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(t);
+    if (set) {
+      const values = set[3]!.split(',').map((v) => v.trim());
+      return set[2] === 'in' ? (l: Record<string, string>) => values.includes(l[set[1]!]!) : (l: Record<string, string>) => !values.includes(l[set[1]!]!);
+    }
     let m = /^([^!=]+)!=(.*)$/.exec(t);
     if (m) return (l: Record<string, string>) => l[m![1]!.trim()] !== m![2]!.trim();
     m = /^([^!=]+)==?(.*)$/.exec(t);

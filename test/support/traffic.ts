@@ -3,6 +3,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { DEFAULT_ENGINE, type EngineParams } from '../../src/sim/engine.js';
 import { DEFAULT_SIM, startSimServer, type SimServer } from '../../src/sim/server.js';
+import { freePort } from './processes.js';
 
 /** The model the test simulators serve. */
 export const SIM_MODEL = 'sim-model';
@@ -29,6 +30,27 @@ async function metricsOf(port: number): Promise<Map<string, number>> {
     out.set(key, (out.get(key) ?? 0) + Number(m[3]));
   }
   return out;
+}
+
+/** vLLM simulators as pods: each on its own loopback address, all on one port (as pod IPs share a port). */
+export interface SimPods {
+  readonly port: number;
+  readonly sims: SimServer[];
+}
+
+/** Starts one simulator per address (127.0.0.0/8), on a port free on all of them. */
+export async function startSimPods(addresses: readonly string[], engine: Partial<EngineParams> = {}): Promise<SimPods> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const sims: SimServer[] = [];
+    try {
+      for (const address of addresses) sims.push(await startSimServer({ ...DEFAULT_SIM, model: SIM_MODEL, engine: { ...DEFAULT_ENGINE, decodeBaseMs: 10, ...engine } }, address, port));
+      return { port, sims };
+    } catch {
+      await Promise.all(sims.map((s) => s.close()));
+    }
+  }
+  throw new Error('no common free port on the pod addresses');
 }
 
 /** Starts a simulator on 127.0.0.1 with `engine` changes (e.g. slower decode steps). */
@@ -111,12 +133,13 @@ export function startTraffic(url: string, o: { concurrency: number; headers?: Re
 }
 
 /** One completion request through `url`; `ok` only for a 200 with a whole answer (SSE: through `[DONE]`). */
-export async function completion(url: string, o: { headers?: Record<string, string>; maxTokens?: number; stream?: boolean }): Promise<{ ok: true; text: string } | { ok: false; status?: number; error: string }> {
+export async function completion(url: string, o: { headers?: Record<string, string>; maxTokens?: number; stream?: boolean; signal?: AbortSignal }): Promise<{ ok: true; text: string } | { ok: false; status?: number; error: string }> {
   try {
     const r = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...o.headers },
       body: JSON.stringify({ model: SIM_MODEL, prompt: 'Hello', max_tokens: o.maxTokens ?? 5, stream: o.stream ?? false }),
+      ...(o.signal && { signal: o.signal }),
     });
     const text = await r.text();
     if (r.status !== 200) return { ok: false, status: r.status, error: text.slice(0, 300) };

@@ -28,6 +28,8 @@ export const KUBERNETES_ACCESS: readonly ApiAccess[] = [
   { apiGroup: '', resource: 'events', verbs: ['create'], scope: 'cluster', usedBy: ['discovery', 'scaler'] },
   { apiGroup: 'apps', resource: 'deployments', verbs: ['get'], scope: 'cluster', usedBy: ['scaler'] },
   { apiGroup: 'apps', resource: 'deployments/scale', verbs: ['update'], scope: 'cluster', usedBy: ['scaler'] },
+  // Before a scale-down: the Deployment's pods listed by its selector, and their deletion-cost annotation set.
+  { apiGroup: '', resource: 'pods', verbs: ['list', 'patch'], scope: 'cluster', usedBy: ['scaler'] },
   { apiGroup: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], scope: 'namespace', usedBy: ['scaler'] },
   { apiGroup: '', resource: 'configmaps', verbs: ['list', 'watch'], scope: 'namespace', usedBy: ['scaler'] },
 ];
