@@ -16,6 +16,7 @@ import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes
 import { DEFAULT_LIMITS } from './xds/stream.js';
 import { parseIdentityRule, type IdentityRule } from './xds/identity.js';
 import { adminFetcher, renderStatus, StatusError, type StatusView } from './cli/status.js';
+import { forceMode } from './cli/mode.js';
 import { parseDuration } from './model/validate.js';
 import { MAX_EXACT_REQUESTS } from './simulate/exact.js';
 import { minuteTable, renderHtml, summaryTable } from './simulate/report.js';
@@ -103,6 +104,16 @@ What a running inferplane says on its admin port, as tables (JSON with --json):
   --json                        the admin endpoint's JSON, for scripts
 `;
 
+const MODE_USAGE = `usage: inferplane mode SERVICE normal|surge|emergency|auto [--for DURATION] [--admin URL]
+
+Forces a service's mode: the scaler's targets and the service's data-plane playbook (timeouts, retries, shed
+routes, fallback) switch at once, until set back to auto or for --for (e.g. 10m). Taken only by the replica
+that acts as the scaler, from loopback: run it in that pod (kubectl exec) or through kubectl port-forward.
+
+  --for DURATION                lift the forced mode by itself after this long
+  --admin URL                   the admin endpoint (default http://127.0.0.1:${DEFAULT_ADMIN_PORT})
+`;
+
 const SIMULATE_USAGE = `usage: inferplane simulate SCENARIO.yaml [options]
 
 What-if: replays a day (or a trace) of traffic through simulated Envoys, vLLM pods with cold starts and
@@ -122,7 +133,7 @@ examples/simulate/ has scenarios to start from.
   --html FILE                   write a self-contained HTML report with charts
 `;
 
-const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}\n${STATUS_USAGE}\n${SIMULATE_USAGE}`;
+const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}\n${STATUS_USAGE}\n${MODE_USAGE}\n${SIMULATE_USAGE}`;
 
 /** The usage printed with an error: the command's own once it is known. */
 let usage = USAGE;
@@ -230,6 +241,12 @@ const STATUS_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+const MODE_OPTIONS = {
+  admin: { type: 'string', default: `http://127.0.0.1:${DEFAULT_ADMIN_PORT}` },
+  for: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 const SIMULATE_OPTIONS = {
   mode: { type: 'string' },
   duration: { type: 'string' },
@@ -248,6 +265,7 @@ const COMMANDS = {
   simulate: { options: SIMULATE_OPTIONS, usage: SIMULATE_USAGE },
   'sim-vllm': { options: SIM_OPTIONS, usage: SIM_USAGE },
   status: { options: STATUS_OPTIONS, usage: STATUS_USAGE },
+  mode: { options: MODE_OPTIONS, usage: MODE_USAGE },
 } as const;
 type Command = keyof typeof COMMANDS;
 
@@ -258,7 +276,7 @@ type Command = keyof typeof COMMANDS;
 function parseCommand<C extends Command>(command: C, args: string[]) {
   usage = COMMANDS[command].usage;
   try {
-    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: command === 'status' || command === 'simulate', strict: true });
+    return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: command === 'status' || command === 'simulate' || command === 'mode', strict: true });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(message);
@@ -290,11 +308,12 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve …, inferplane sim-vllm …, inferplane status … or inferplane simulate …');
+  if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve …, inferplane sim-vllm …, inferplane status …, inferplane mode … or inferplane simulate …');
   if (!(command in COMMANDS)) fail(`unknown command "${command}"`);
   if (command === 'sim-vllm') return runSim(args);
   if (command === 'status') return runStatus(args);
   if (command === 'simulate') return runSimulate(args);
+  if (command === 'mode') return runMode(args);
   return runServe(args);
 }
 
@@ -319,6 +338,27 @@ async function runStatus(args: string[]): Promise<void> {
   } catch (e) {
     if (!(e instanceof StatusError)) throw e;
     process.stderr.write(`inferplane status: ${e.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+async function runMode(args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand('mode', args);
+  if (values.help) {
+    process.stdout.write(MODE_USAGE);
+    return;
+  }
+  const [service, mode, ...extra] = positionals;
+  if (service === undefined || mode === undefined) fail('give SERVICE and MODE, e.g. inferplane mode ml/llama-8b emergency --for 10m');
+  if (extra.length > 0) fail(`unexpected argument "${extra[0]}" after "inferplane mode ${service} ${mode}"`);
+  if (!['normal', 'surge', 'emergency', 'auto'].includes(mode)) fail(`"${mode}" is not a mode: normal, surge, emergency or auto`);
+  if (values.for !== undefined && !parseDuration(values.for).ok) fail(`--for: ${(parseDuration(values.for) as { error: string }).error}`);
+  if (!/^https?:\/\//.test(values.admin)) fail(`--admin must be an http:// or https:// URL, got "${values.admin}"`);
+  try {
+    process.stdout.write(`${await forceMode(values.admin, service, mode, values.for)}\n`);
+  } catch (e) {
+    if (!(e instanceof StatusError)) throw e;
+    process.stderr.write(`inferplane mode: ${e.message}\n`);
     process.exitCode = 1;
   }
 }

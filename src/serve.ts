@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from './config/package-root.js';
 import type * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ListenerSpec, Model } from './model/model.js';
+import { applyPlaybooks, type ListenerSpec, type Model } from './model/model.js';
 import { envoyRoot } from './xds/protos.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ReplicaCounts } from './scaler/decide.js';
@@ -13,7 +13,7 @@ import { configMapPolicySource, filePolicySource } from './scaler/policy-source.
 import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
 import { createStatsScraper, type StatsScraper } from './scaler/scrape.js';
 import { deploymentStore, endpointStore } from './scaler/replicas.js';
-import { createScaler, type Scaler } from './scaler/scaler.js';
+import { createScaler, type ModeState, type Scaler, type ScalerOptions } from './scaler/scaler.js';
 import { createPodLoadReader, createPodScrape, createQueueReader, type PodAddresses } from './scaler/queue.js';
 import { realTimers } from './sources/kubernetes/timers.js';
 import type { Logger } from './observability/log.js';
@@ -125,8 +125,14 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const publisher = createPublisher({ cache, log: o.log, metrics, maxResponseBytes: o.limits.maxResponseBytes });
   // Envoy's protos load on first use (~0.2 s): at startup, not in the middle of serving the first large build.
   envoyRoot();
-  const publish = (m: Model, endpointsOnly?: ReadonlySet<string>, eventAt?: number): Promise<unknown> =>
-    publisher.publish(m, endpointsOnly, eventAt).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
+  // What the source last gave, and the modes its playbooks follow: either changing republishes.
+  let sourceModel: Model | undefined;
+  let modes: ReadonlyMap<string, ModeState> = new Map();
+  const modeOf = (service: string) => modes.get(service)?.mode ?? 'normal';
+  const publish = (m: Model, endpointsOnly?: ReadonlySet<string>, eventAt?: number): Promise<unknown> => {
+    sourceModel = m;
+    return publisher.publish(applyPlaybooks(m, modeOf), endpointsOnly, eventAt).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
+  };
   const stats = createFleetStats();
   if (o.identity && !o.tls?.clientCaFile) throw new Error('node identity needs mTLS (a client CA)');
   const tls = o.tls && createTlsSource(o.tls, { log: o.log, metrics });
@@ -224,9 +230,19 @@ export async function serve(o: ServeOptions): Promise<Running> {
     targets: () => xds.nodes().flatMap((n) => (n.statsUrl ? [{ nodeId: n.nodeId, url: n.statsUrl }] : [])),
     stats, log: o.log, metrics,
   }));
-  const scaler = o.scaler && startScaler(o.scaler, { stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort, counts: (service) => endpointCounts(publisher.model(), service), pods: (service) => podAddresses(publisher.model(), service), ...(tls && { relayChannel: () => tls.clientChannel() }) });
+  const scaler = o.scaler && startScaler(o.scaler, {
+    stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort,
+    counts: (service) => endpointCounts(publisher.model(), service),
+    pods: (service) => podAddresses(publisher.model(), service),
+    known: (service) => publisher.model()?.services.some((s) => s.name === service) ?? false,
+    onModes: (next) => {
+      modes = next;
+      if (sourceModel) void publish(sourceModel);
+    },
+    ...(tls && { relayChannel: () => tls.clientChannel() }),
+  });
   const memory = startMemoryRelease({ load: () => xds.streamCount(), log: o.log, metrics });
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, model: publisher.model, ...(notReadyReason && { notReadyReason }), ...(configProblems && { configProblems }), ...(scaler && { scaler: scaler.scaler.status }) });
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, model: publisher.model, ...(notReadyReason && { notReadyReason }), ...(configProblems && { configProblems }), ...(scaler && { scaler: scaler.scaler.status, forceMode: scaler.scaler.force }) });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,
@@ -266,7 +282,7 @@ function podAddresses(model: Model | undefined, service: string): { address: str
 }
 
 /** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
-function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
+function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'known'> & { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
   const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
   const source = (where: PolicyLocation, role: 'active' | 'shadow') => where.kind === 'file'
@@ -302,6 +318,8 @@ function startScaler(o: ScalerSettings, d: { stats: FleetStats; metrics: Metrics
     log: d.log,
     metrics: d.metrics,
     timers: realTimers,
+    ...(d.onModes && { onModes: d.onModes }),
+    ...(d.known && { known: d.known }),
     ...(o.intervalMs !== undefined && { intervalMs: o.intervalMs }),
   });
   policy.start();

@@ -144,16 +144,19 @@ export async function renderStatus(view: StatusView, get: Fetch, json: boolean, 
       type Decided = { action: string; replicas: number; reason: string; mode: string; at: string };
       const services = expect<Record<string, { deployment: string; current: number | null; ready: number | null; last?: Decided | null; shadow?: Decided | null }>>(body, 'services', '/status/scaler');
       if (json) return JSON.stringify(body, null, 2);
-      const b = body as { role: string; dryRun: boolean; policy: { source: string; version: string | null; rejected: { error?: string } | null }; shadowPolicy?: { source: string; version: string | null } | null };
+      const b = body as { role: string; dryRun: boolean; policy: { source: string; version: string | null; rejected: { error?: string } | null }; shadowPolicy?: { source: string; version: string | null } | null; modes?: Record<string, { mode: string; reason: string; until: string | null }> };
+      const modes = b.modes ?? {};
+      const modeCell = (name: string, last: Decided | null | undefined) => (modes[name] ? `${modes[name].mode} (${modes[name].reason}${modes[name].until ? ` until ${modes[name].until}` : ''})` : last?.mode ?? '-');
       const head = [`role ${b.role}${b.dryRun ? ' (dry run: decides, never writes)' : ''}; policy ${b.policy.source} version ${b.policy.version ?? '-'}`];
       if (b.policy.rejected) head.push(`last policy REJECTED: ${b.policy.rejected.error ?? JSON.stringify(b.policy.rejected)}`);
       const shadow = b.shadowPolicy ? [`shadow policy ${b.shadowPolicy.source} version ${b.shadowPolicy.version ?? '-'} (decides beside the active one, never applied)`] : [];
       const rows = Object.entries(services).sort(([a], [c]) => a.localeCompare(c)).map(([name, s]) => [
-        name, s.deployment, String(s.current ?? '-'), String(s.ready ?? '-'), s.last ? `${s.last.action} → ${s.last.replicas}` : '-', s.last?.reason ?? '-', s.last?.mode ?? '-', s.last ? age(s.last.at, now) : '-',
+        name, s.deployment, String(s.current ?? '-'), String(s.ready ?? '-'), s.last ? `${s.last.action} → ${s.last.replicas}` : '-', s.last?.reason ?? '-', modeCell(name, s.last), s.last ? age(s.last.at, now) : '-',
         ...(b.shadowPolicy ? [s.shadow ? `${s.shadow.action} → ${s.shadow.replicas} (${s.shadow.reason})` : '-'] : []),
       ]);
       const header = ['SERVICE', 'DEPLOYMENT', 'CURRENT', 'READY', 'LAST DECISION', 'REASON', 'MODE', 'AGE', ...(b.shadowPolicy ? ['SHADOW (NOT APPLIED)'] : [])];
-      return [...head, ...shadow, '', rows.length === 0 ? 'no services under the policy' : table([header, ...rows])].join('\n');
+      const others = Object.keys(modes).filter((n) => !services[n]).sort().map((n) => `mode of ${n} (not scaled by the policy): ${modeCell(n, null)}`);
+      return [...head, ...shadow, ...others, '', rows.length === 0 ? 'no services under the policy' : table([header, ...rows])].join('\n');
     }
     case 'explain': {
       const body = await get(`/status/scaler?service=${encodeURIComponent(view.service)}&limit=1`);

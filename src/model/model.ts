@@ -41,6 +41,8 @@ export interface ServicePort {
 
 /** A request match on the Envoy listener that selects a service port. */
 export interface RouteSpec {
+  /** Optional; unique within the service: how a playbook's `shed` list names it. */
+  readonly name?: string;
   /** Path prefix, starting with '/'. */
   readonly prefix: string;
   /** Exact header matches, sorted by header name; header names lower-case. */
@@ -90,6 +92,43 @@ export interface TrafficSettings {
   readonly canary: VariantTarget | null;
   /** A share of this service's requests copied to another service; its answers are discarded. */
   readonly shadow: VariantTarget | null;
+  /** What changes in the data plane while the scaler is in surge or emergency mode for this service. */
+  readonly playbooks: Readonly<Partial<Record<PlaybookMode, Playbook>>>;
+  /**
+   * The playbook in force. Never set by a source: only {@link applyPlaybooks} sets it, on the model it
+   * publishes while the service is in that mode; null in normal mode.
+   */
+  readonly inForce: InForcePlaybook | null;
+}
+
+/** The scaler's modes that may carry a data-plane playbook (normal is the settings themselves). */
+export type PlaybookMode = 'surge' | 'emergency';
+
+/** The scaler's modes: normal, and the two with playbooks. */
+export type Mode = 'normal' | PlaybookMode;
+
+/** The modes that may carry a playbook, in order of pressure. */
+export const PLAYBOOK_MODES: readonly PlaybookMode[] = ['surge', 'emergency'];
+
+/**
+ * One mode's data-plane changes. Each of timeout, retry attempts and per-try timeout replaces the normal
+ * setting when given (null: unchanged).
+ */
+export interface Playbook {
+  readonly timeoutMs: number | null;
+  readonly retryAttempts: number | null;
+  readonly perTryTimeoutMs: number | null;
+  /** Routes (by name) answered at the edge with 503 and Retry-After, so the service's core flows keep its pods. */
+  readonly shed: readonly string[];
+  /** Seconds in the Retry-After header of shed routes. */
+  readonly retryAfterSeconds: number;
+  /** A (smaller) model service the rest of the routes go to instead, on the same port names; no canary split. */
+  readonly fallback: string | null;
+}
+
+/** A playbook in force, with the mode that brought it. */
+export interface InForcePlaybook extends Playbook {
+  readonly mode: PlaybookMode;
 }
 
 /**
@@ -171,7 +210,57 @@ export const DEFAULT_SETTINGS: TrafficSettings = {
   canary: null,
   shadow: null,
   slowStart: null,
+  playbooks: {},
+  inForce: null,
 };
+
+/** Retry-After of shed routes when a playbook does not say. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 30;
+
+/**
+ * The model as published while services are in modes: each service in a mode its settings have a playbook for
+ * gets that playbook's timeout and retries and {@link TrafficSettings.inForce}; the rest are returned as they
+ * are (the same objects). A fallback to a service this model does not serve is dropped (sources refuse those;
+ * this only guards a race). Results are cached per source object, so an unchanged service stays the same object
+ * from one publication to the next (the endpoints-only fast path depends on it).
+ */
+export function applyPlaybooks(model: Model, modeOf: (service: string) => Mode): Model {
+  let changed = false;
+  const names = new Set(model.services.map((s) => s.name));
+  const services = model.services.map((s) => {
+    const mode = modeOf(s.name);
+    const pb = mode === 'normal' ? undefined : s.settings.playbooks[mode];
+    if (!pb || mode === 'normal') return s;
+    changed = true;
+    const fallback = pb.fallback !== null && names.has(pb.fallback) ? pb.fallback : null;
+    const key = `${mode} ${fallback ?? ''}`;
+    const settings = cached(SETTINGS_APPLIED, s.settings, key, () => {
+      const st = s.settings;
+      return {
+        ...st,
+        timeoutMs: pb.timeoutMs ?? st.timeoutMs,
+        retries: { ...st.retries, attempts: pb.retryAttempts ?? st.retries.attempts, perTryTimeoutMs: pb.perTryTimeoutMs ?? st.retries.perTryTimeoutMs },
+        canary: fallback !== null ? null : st.canary,
+        inForce: { ...pb, fallback, mode },
+      };
+    });
+    return cached(SERVICES_APPLIED, s, key, () => ({ ...s, settings }));
+  });
+  return changed ? { listener: model.listener, services } : model;
+}
+
+// Keyed by the source's objects: a service whose endpoints alone changed keeps its applied settings object.
+const SETTINGS_APPLIED = new WeakMap<TrafficSettings, Map<string, TrafficSettings>>();
+const SERVICES_APPLIED = new WeakMap<Service, Map<string, Service>>();
+
+function cached<K extends object, V>(memo: WeakMap<K, Map<string, V>>, from: K, key: string, make: () => V): V {
+  let byKey = memo.get(from);
+  if (!byKey) memo.set(from, (byKey = new Map()));
+  let out = byKey.get(key);
+  if (out === undefined) byKey.set(key, (out = make()));
+  return out;
+}
+
 
 /** Defaults for the optional blocks, used when a source enables one without giving every field. */
 export const DEFAULT_OPTIONAL = {

@@ -3,10 +3,14 @@ import { err, ok, type Result } from '../result.js';
 import {
   DEFAULT_LISTENER,
   DEFAULT_OPTIONAL,
+  DEFAULT_RETRY_AFTER_SECONDS,
   DEFAULT_SETTINGS,
+  PLAYBOOK_MODES,
   type Endpoint,
   type ListenerSpec,
   type Model,
+  type Playbook,
+  type PlaybookMode,
   type RouteSpec,
   type Service,
   type ServicePort,
@@ -122,7 +126,7 @@ export function readModel(raw: unknown): Result<Model, Problem[]> {
     services.push(svc);
   });
   checkRouteConflicts(r, services, seen);
-  for (const v of variantProblems(services)) r.fail(['services', seen.get(v.service)!, 'settings', v.setting, 'service'], v.message);
+  for (const v of variantProblems(services)) r.fail(['services', seen.get(v.service)!, 'settings', ...v.path], v.message);
   if (r.problems.length > 0 || !listener) return err(r.problems);
   services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return ok({ listener, services });
@@ -157,6 +161,7 @@ function readService(r: Reader, raw: unknown, p: Path): Service | undefined {
   const endpoints = readEndpoints(r, o['endpoints'], [...p, 'endpoints'], portNames);
   const routes = o['routes'] === undefined ? defaultRoutes(name, portNames[0]!) : readRoutes(r, o['routes'], [...p, 'routes'], portNames);
   if (!settings || !endpoints || !routes) return undefined;
+  for (const x of playbookRouteProblems(settings, routes)) r.fail([...p, 'settings', ...x.path], x.message);
   return { name, ports, endpoints, settings, routes };
 }
 
@@ -240,8 +245,10 @@ function readRoutes(r: Reader, raw: unknown, p: Path, portNames: readonly string
   const before = r.problems.length;
   list.forEach((x, i) => {
     const q = [...p, i];
-    const o = r.object(x, q, ['prefix', 'headers', 'port']);
+    const o = r.object(x, q, ['name', 'prefix', 'headers', 'port']);
     if (!o) return;
+    const name = o['name'] === undefined ? undefined : r.string(o['name'], [...q, 'name'], PORT_NAME, 'route name (lower-case DNS label)');
+    if (name !== undefined && out.some((x) => x.name === name)) r.fail([...q, 'name'], `duplicate route name "${name}"`);
     const prefix = o['prefix'] === undefined ? '/' : r.string(o['prefix'], [...q, 'prefix'], /^\/[^\s]*$/, 'path prefix (must start with /)');
     const port = o['port'] === undefined ? portNames[0] : r.string(o['port'], [...q, 'port']);
     if (port !== undefined && !portNames.includes(port)) r.fail([...q, 'port'], `no port named "${port}" in this service`);
@@ -256,7 +263,7 @@ function readRoutes(r: Reader, raw: unknown, p: Path, portNames: readonly string
     }
     if (prefix === undefined || port === undefined) return;
     headers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    out.push({ prefix, headers, port });
+    out.push({ ...(name !== undefined && { name }), prefix, headers, port });
   });
   return r.problems.length > before ? undefined : out;
 }
@@ -299,7 +306,22 @@ function checkRouteConflicts(r: Reader, services: readonly Service[], index: Rea
   for (const c of routeConflicts(services)) r.fail(['services', index.get(c.service)!, 'routes', c.route], c.message);
 }
 
-const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart', 'canary', 'shadow'];
+const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart', 'canary', 'shadow', 'playbooks'];
+
+/**
+ * Playbooks whose `shed` lists name a route the service does not have (by name): each with its path under the
+ * settings (`playbooks.emergency.shed[1]`).
+ */
+export function playbookRouteProblems(settings: TrafficSettings, routes: readonly RouteSpec[]): Problem[] {
+  const names = routes.flatMap((rt) => (rt.name === undefined ? [] : [rt.name]));
+  const out: Problem[] = [];
+  for (const mode of PLAYBOOK_MODES) {
+    settings.playbooks[mode]?.shed.forEach((route, i) => {
+      if (!names.includes(route)) out.push({ path: ['playbooks', mode, 'shed', i], message: `no route named "${route}" in this service (${names.length > 0 ? `named routes: ${names.join(', ')}` : 'no route has a name; give routes a name to shed them'})` });
+    });
+  }
+  return out;
+}
 
 /**
  * Validates raw per-service settings (the `settings` block of the endpoints file; Kubernetes annotations map
@@ -408,6 +430,31 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
   };
   const canary = variant('canary', 'weight', 100, true);
   const shadow = variant('shadow', 'percent', 100, false);
+  const playbooks: Partial<Record<PlaybookMode, Playbook>> = {};
+  const pbRaw = o['playbooks'];
+  if (pbRaw !== undefined && pbRaw !== null) {
+    const pp = [...p, 'playbooks'];
+    const pbs = r.object(pbRaw, pp, PLAYBOOK_MODES);
+    for (const mode of PLAYBOOK_MODES) {
+      if (!pbs || pbs[mode] === undefined || pbs[mode] === null) continue;
+      const at = [...pp, mode];
+      const b = r.object(pbs[mode], at, ['timeout', 'retries', 'shed', 'retryAfter', 'fallback']);
+      if (!b) continue;
+      const rb = b['retries'] === undefined ? {} : r.object(b['retries'], [...at, 'retries'], ['attempts', 'perTryTimeout']);
+      const shed = (r.list(b['shed'], [...at, 'shed']) ?? []).map((v, i) => r.string(v, [...at, 'shed', i], PORT_NAME, 'route name') ?? '');
+      const retryAfter = b['retryAfter'] === undefined ? DEFAULT_RETRY_AFTER_SECONDS * 1000 : r.duration(b['retryAfter'], [...at, 'retryAfter']);
+      if (retryAfter !== undefined && (retryAfter < 1000 || retryAfter % 1000 !== 0)) r.fail([...at, 'retryAfter'], 'Retry-After is whole seconds, at least 1s');
+      const fallback = b['fallback'] === undefined || b['fallback'] === null ? null : r.string(b['fallback'], [...at, 'fallback'], SERVICE_NAME, 'service name');
+      playbooks[mode] = {
+        timeoutMs: b['timeout'] === undefined ? null : dur('timeout', 0, b, at) ?? null,
+        retryAttempts: rb?.['attempts'] === undefined ? null : int('attempts', 0, 0, 10, rb, [...at, 'retries']) ?? null,
+        perTryTimeoutMs: rb?.['perTryTimeout'] === undefined ? null : dur('perTryTimeout', 0, rb, [...at, 'retries']) ?? null,
+        shed,
+        retryAfterSeconds: Math.round((retryAfter ?? 0) / 1000),
+        fallback: fallback ?? null,
+      };
+    }
+  }
   for (const [block, key] of [[healthCheck, 'healthCheck'], [outlierDetection, 'outlierDetection'], [slowStart, 'slowStart']] as const) {
     if (block && Object.values(block).some((v) => v === 0) && r.problems.length === before) {
       r.fail([...p, key], 'durations and thresholds must be greater than zero');
@@ -416,26 +463,35 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
   if (r.problems.length > before || timeoutMs === undefined || idleTimeoutMs === undefined || connectTimeoutMs === undefined || !circuitBreakers) {
     return undefined;
   }
-  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart, canary, shadow };
+  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart, canary, shadow, playbooks, inForce: null };
 }
 
+/** Where a service's traffic may be sent besides itself: a canary, a shadow, or a playbook's fallback. */
+export type VariantSetting = 'canary' | 'shadow' | `playbooks.${PlaybookMode}.fallback`;
+
 /**
- * Canaries and shadows that point nowhere useful: at a service that is not served, at the service itself,
- * or at one lacking a port the service routes to. Each names the service and the setting (`canary`/`shadow`).
+ * Canaries, shadows and playbook fallbacks that point nowhere useful: at a service that is not served, at the
+ * service itself, or at one lacking a port the service routes to. Each names the service, the setting, and the
+ * path of the offending key under the service's settings.
  */
-export function variantProblems(services: readonly Service[]): { service: string; setting: 'canary' | 'shadow'; message: string }[] {
+export function variantProblems(services: readonly Service[]): { service: string; setting: VariantSetting; path: Path; message: string }[] {
   const byName = new Map(services.map((s) => [s.name, s]));
-  const out: { service: string; setting: 'canary' | 'shadow'; message: string }[] = [];
+  const out: { service: string; setting: VariantSetting; path: Path; message: string }[] = [];
   for (const s of services) {
-    for (const setting of ['canary', 'shadow'] as const) {
-      const v = s.settings[setting];
-      if (!v) continue;
-      const target = byName.get(v.service);
-      if (v.service === s.name) out.push({ service: s.name, setting, message: `the service itself: a ${setting} is another service` });
-      else if (!target) out.push({ service: s.name, setting, message: `no service "${v.service}" is served` });
+    const targets: [VariantSetting, string | undefined, Path, string][] = [
+      ['canary', s.settings.canary?.service, ['canary', 'service'], 'a canary'],
+      ['shadow', s.settings.shadow?.service, ['shadow', 'service'], 'a shadow'],
+      ...PLAYBOOK_MODES.map((m): [VariantSetting, string | undefined, Path, string] => [`playbooks.${m}.fallback`, s.settings.playbooks[m]?.fallback ?? undefined, ['playbooks', m, 'fallback'], 'a fallback']),
+    ];
+    for (const [setting, name, path, what] of targets) {
+      if (name === undefined) continue;
+      const target = byName.get(name);
+      const problem = (message: string) => out.push({ service: s.name, setting, path, message });
+      if (name === s.name) problem(`the service itself: ${what} is another service`);
+      else if (!target) problem(`no service "${name}" is served`);
       else {
         const missing = [...new Set(s.routes.map((r) => r.port))].filter((port) => !target.ports.some((tp) => tp.name === port));
-        if (missing.length > 0) out.push({ service: s.name, setting, message: `"${v.service}" has no port ${missing.map((m) => `"${m}"`).join(', ')}, which ${s.name}'s routes use` });
+        if (missing.length > 0) problem(`"${name}" has no port ${missing.map((m) => `"${m}"`).join(', ')}, which ${s.name}'s routes use`);
       }
     }
   }

@@ -6,7 +6,9 @@ import type { XdsServer } from '../xds/server.js';
 import type { Metrics } from './metrics.js';
 import type { Model } from '../model/model.js';
 import { healthOf } from '../translate/endpoint.js';
-import type { ScalerStatusFilter } from '../scaler/scaler.js';
+import type { Mode } from '../scaler/decide.js';
+import { ForceError, type ScalerStatusFilter } from '../scaler/scaler.js';
+import { parseDuration } from '../model/validate.js';
 import { syncState, type SyncState } from '../xds/stream.js';
 import { STATUS_PAGE } from './status-page.js';
 
@@ -27,6 +29,16 @@ export interface AdminOptions {
   readonly scaler?: (filter: ScalerStatusFilter) => unknown;
   /** The model being served, for `/status/services`. */
   readonly model?: () => Model | undefined;
+  /** Forces a service's mode (`POST /scaler/mode`), when the scaler runs here; throws {@link ForceError}. */
+  readonly forceMode?: (service: string, mode: Mode | 'auto', forMs?: number) => unknown;
+}
+
+/** The largest request body the admin server reads (`POST /scaler/mode`). */
+const MAX_BODY = 4096;
+
+/** Whether a peer address is this host's loopback (IPv4, IPv6, or IPv4-mapped). */
+export function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
 
 /** Endpoint counts by state, as Envoy is told: healthy, draining (terminating, still serving), not ready. */
@@ -76,15 +88,51 @@ export const STATUS_NAMES = 100;
  * summed over the Envoys reporting stats; `?reporters=N`: the N stalest reporters and their total),
  * `/status/scaler` (role, policy in force or rejected, per-service replicas and the last decisions with their
  * inputs, newest first; `?service=ns/name&limit=N&timeline=N`) and `/metrics`
- * (Prometheus text).
+ * (Prometheus text). One write: `POST /scaler/mode` with a JSON body `{service, mode, for?}` forces a service's
+ * mode (see {@link Scaler.force}); it is taken only from loopback (`kubectl port-forward`, `kubectl exec`), as
+ * `application/json` (which a cross-site form cannot send), and answers 409 on a standby replica.
  */
 export async function startAdminServer(host: string, port: number, o: AdminOptions): Promise<AdminServer> {
   const json = (res: http.ServerResponse, code: number, body: unknown) => {
     res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify(body, null, 2) + '\n');
   };
+  async function forceMode(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'POST') return json(res, 405, { error: `method ${req.method} not allowed; use POST with {"service": "...", "mode": "normal|surge|emergency|auto", "for": "10m"}` });
+    if (!o.forceMode) return json(res, 404, { error: 'the scaler is not running in this process (serve --scaler)' });
+    if (!isLoopback(req.socket.remoteAddress)) return json(res, 403, { error: 'modes are forced only from loopback (kubectl port-forward or kubectl exec into the pod)' });
+    if (!String(req.headers['content-type']).startsWith('application/json')) return json(res, 415, { error: 'the body must be application/json' });
+    let text = '';
+    for await (const chunk of req) {
+      text += String(chunk);
+      if (text.length > MAX_BODY) return json(res, 413, { error: `the body is over ${MAX_BODY} bytes` });
+    }
+    let body: { service?: unknown; mode?: unknown; for?: unknown };
+    try {
+      body = JSON.parse(text) as typeof body;
+      if (typeof body !== 'object' || body === null) throw new Error('not an object');
+    } catch {
+      return json(res, 400, { error: 'the body is not a JSON object: {"service": "...", "mode": "normal|surge|emergency|auto", "for": "10m"}' });
+    }
+    if (typeof body.service !== 'string') return json(res, 400, { error: 'service: expected the service name as a string' });
+    if (typeof body.mode !== 'string') return json(res, 400, { error: 'mode: expected normal, surge, emergency or auto' });
+    let forMs: number | undefined;
+    if (body.for !== undefined) {
+      const d = parseDuration(body.for);
+      if (!d.ok) return json(res, 400, { error: `for: ${d.error}` });
+      forMs = d.value;
+    }
+    try {
+      return json(res, 200, { service: body.service, mode: body.mode, state: (await o.forceMode(body.service, body.mode as Mode | 'auto', forMs)) ?? { mode: 'normal' } });
+    } catch (e) {
+      if (!(e instanceof ForceError)) throw e;
+      return json(res, e.kind === 'standby' ? 409 : 400, { error: e.message });
+    }
+  }
+
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname === '/scaler/mode') return void forceMode(req, res).catch((e: unknown) => json(res, 500, { error: e instanceof Error ? e.message : String(e) }));
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed; use GET` });
     switch (url.pathname) {
       case '/healthz':

@@ -230,12 +230,21 @@ export const STATUS_PAGE = String.raw`<!doctype html>
       (shadowPolicy.rejected ? '; its version ' + esc(String(shadowPolicy.rejected.version).slice(0, 12)) + ' was rejected: ' + esc(shadowPolicy.rejected.problems.join('; ')) : '') + '</p>';
     var rejected = policy.rejected ? '<div class="banner" id="policy-rejected">Policy version ' + esc(String(policy.rejected.version).slice(0, 12)) + ' rejected ' + since(policy.rejected.at) + ' ago; ' +
       (policy.version ? 'the previous one stays in force' : 'no policy is in force') + ':<pre>' + esc(policy.rejected.problems.join('\n')) + '</pre></div>' : '';
+    var modes = s.modes || {};
+    // The mode is what the data plane follows (its playbook): say why, and since when, when it is not normal.
+    function modeOf(name, last) {
+      var m = modes[name];
+      if (m) return 'mode <b class="mode-' + esc(m.mode) + '">' + esc(m.mode) + '</b> (' + esc(m.reason) + ', ' + since(m.since) + (m.until ? ', until ' + esc(m.until) : '') + ') · ';
+      return last ? 'mode <b>' + esc(last.mode || '–') + '</b> · ' : '';
+    }
     var names = Object.keys(s.services).sort();
+    var others = Object.keys(modes).filter(function (n) { return !s.services[n]; }).sort();
+    if (others.length) head += '<p id="forced-modes">Modes of services the policy does not scale: ' + others.map(function (n) { return esc(n) + ' ' + modeOf(n, null).replace(/ · $/, ''); }).join('; ') + '</p>';
     var cards = names.length === 0 ? '<p class="muted">The policy lists no service.</p>' : '<div class="cards">' + names.map(function (name) {
       var v = s.services[name];
       var last = v.last;
       return '<div class="card" data-service="' + esc(name) + '"><h3>' + esc(name) + ' <span class="muted">→ ' + esc(v.deployment) + '</span></h3>' +
-        '<div>' + (last ? 'mode <b>' + esc(last.mode || '–') + '</b> · ' : '') + 'replicas ' + esc(v.current === null ? '?' : v.current) + ' (' + esc(v.ready === null ? '?' : v.ready) + ' ready)' +
+        '<div>' + modeOf(name, last) + 'replicas ' + esc(v.current === null ? '?' : v.current) + ' (' + esc(v.ready === null ? '?' : v.ready) + ' ready)' +
         (last ? ' · last: <b>' + esc(last.action) + '</b> to ' + esc(last.replicas === null ? '?' : last.replicas) + ', ' + esc(last.reason) + ' (' + esc(last.outcome) + ')' : '') + '</div>' +
         (last && last.error ? '<div class="banner">' + esc(last.error) + '</div>' : '') +
         (v.shadow ? '<div class="shadow">shadow policy (not applied): <b>' + esc(v.shadow.action) + '</b> to ' + esc(v.shadow.replicas) + ', ' + esc(v.shadow.reason) + ' (' + esc(v.shadow.mode) + ')</div>' : '') +

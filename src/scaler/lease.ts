@@ -31,6 +31,11 @@ export interface LeaderElector {
   isLeader(): boolean;
   /** The holder as last seen (this replica's identity when leading), with its annotations. */
   holder(): { identity: string; annotations: Record<string, string> } | undefined;
+  /**
+   * Sets an annotation the leader writes on the Lease from its next acquire or renewal on (followers see it
+   * when they next read the Lease: within about two retry periods).
+   */
+  annotate(key: string, value: string): void;
 }
 
 /**
@@ -52,6 +57,7 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
   let timer: unknown;
   let stopped = true;
   let inFlight: Promise<void> = Promise.resolve();
+  const annotations: Record<string, string> = { ...o.annotations };
 
   const setLeading = (v: boolean) => {
     if (v === leading) return;
@@ -64,7 +70,7 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { ...prev?.metadata, name: o.name, namespace: o.namespace, annotations: { ...prev?.metadata?.annotations, ...o.annotations } },
+      metadata: { ...prev?.metadata, name: o.name, namespace: o.namespace, annotations: { ...prev?.metadata?.annotations, ...annotations } },
       spec: {
         holderIdentity: o.identity,
         leaseDurationSeconds: seconds,
@@ -141,6 +147,7 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
     },
     // A leader whose renewals stalled stops acting at the deadline, even while its request is still hanging.
     isLeader: () => leading && o.timers.now() - lastRenew < renewDeadlineMs,
-    holder: () => (leading ? { identity: o.identity, annotations: { ...o.annotations } } : observed && observed.identity !== '' ? { identity: observed.identity, annotations: observed.annotations } : undefined),
+    annotate: (key, value) => void (annotations[key] = value),
+    holder: () => (leading ? { identity: o.identity, annotations: { ...annotations } } : observed && observed.identity !== '' ? { identity: observed.identity, annotations: observed.annotations } : undefined),
   };
 }

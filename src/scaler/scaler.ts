@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/log.js';
 import { LATENCY_BUCKETS, type Metrics } from '../observability/metrics.js';
 import type { Timers } from '../sources/kubernetes/timers.js';
-import { decide, MODES, type Decision, type DecisionState, type FleetSample, type QueueReading, type Reason } from './decide.js';
+import { decide, MODES, type Decision, type DecisionState, type FleetSample, type Mode, type QueueReading, type Reason } from './decide.js';
 import type { LeaderElector } from './lease.js';
 import type { PolicySource, PolicyStatus } from './policy-source.js';
 import type { ServiceScaling } from './policy.js';
@@ -60,6 +60,29 @@ export interface ShadowDecision {
   readonly inputs: Decision['inputs'];
 }
 
+/**
+ * A service's mode as the data plane follows it (its playbook), and why: `scaler` (the decision's pressure
+ * logic), `policy` (the policy's `mode`), `operator` (forced through the admin endpoint), or `leader` (this
+ * replica stands by and follows what the acting scaler published on the Lease).
+ */
+export interface ModeState {
+  readonly mode: Mode;
+  readonly reason: 'scaler' | 'policy' | 'operator' | 'leader';
+  readonly since: string;
+  /** When an operator's forced mode ends by itself (null: until set back to auto). */
+  readonly until: string | null;
+}
+
+/** The Lease annotation on which the acting scaler publishes every service's mode, for the standby replicas. */
+export const MODES_ANNOTATION = 'inferplane.io/modes';
+
+/** Why an operator's mode could not be forced here: `standby` (ask the leader) or `bad-request`. */
+export class ForceError extends Error {
+  constructor(readonly kind: 'standby' | 'bad-request', message: string) {
+    super(message);
+  }
+}
+
 /** Options of {@link createScaler}. */
 export interface ScalerOptions {
   /**
@@ -88,6 +111,13 @@ export interface ScalerOptions {
   readonly intervalMs?: number;
   /** Decisions kept for `/status/scaler`. Default 200. */
   readonly keepDecisions?: number;
+  /**
+   * Called with every service's mode whenever any changes (the data plane's playbooks follow it). Services
+   * not listed are in normal mode.
+   */
+  readonly onModes?: (modes: ReadonlyMap<string, ModeState>) => void;
+  /** Services served here, which an operator may force a mode on though the policy does not scale them. */
+  readonly known?: (service: string) => boolean;
   /** Reads and writes per service per tick when the Deployment keeps changing under us (409). Default 3. */
   readonly maxAttempts?: number;
   /** An API call not answered within this long fails the round for that service. Default 5 s. */
@@ -103,6 +133,8 @@ export interface ScalerStatus {
   readonly policy: PolicyStatus;
   /** The shadow policy (`--shadow-policy`), when one runs. */
   readonly shadowPolicy: PolicyStatus | null;
+  /** Services in surge or emergency mode (and any an operator forced), with why and since when. */
+  readonly modes: Readonly<Record<string, ModeState>>;
   readonly services: Record<string, {
     readonly deployment: string;
     readonly current: number | null;
@@ -139,6 +171,12 @@ export interface Scaler {
   /** Runs one decision round now (the loop calls it every interval); resolves when it is done. */
   tick(): Promise<void>;
   status(filter?: ScalerStatusFilter): ScalerStatus;
+  /**
+   * Forces a service's mode (scaling targets and data-plane playbook alike) until `auto` is set again or, with
+   * `forMs`, until then. Only where the scaler acts (the leader, or a single replica): a standby throws a
+   * {@link ForceError} naming the leader. The service must be scaled by the policy or served (`known`).
+   */
+  force(service: string, mode: Mode | 'auto', forMs?: number): Promise<ModeState | null>;
 }
 
 interface ServiceState {
@@ -182,6 +220,9 @@ export function createScaler(o: ScalerOptions): Scaler {
   let running: Promise<void> | undefined;
   let stopped = true;
   let wasLeading = false;
+  const overrides = new Map<string, { mode: Mode; until: number | null }>();
+  let modes = new Map<string, ModeState>();
+  const modeChanges = o.metrics.counter('inferplane_playbook_mode_changes_total', 'Changes of a service\'s mode (and so its data-plane playbook), by service, new mode and reason', ['service', 'mode', 'reason']);
 
   const decided = o.metrics.counter('inferplane_scaler_decisions_total', 'Scaling decisions, by service, action and reason', ['service', 'action', 'reason']);
   const requests = o.metrics.counter('inferplane_scaler_scale_requests_total', 'Writes to a Deployment\'s scale subresource, by service and outcome', ['service', 'outcome']);
@@ -222,7 +263,8 @@ export function createScaler(o: ScalerOptions): Scaler {
   };
 
   async function decideOne(svc: ServiceScaling, s: ServiceState, now: number): Promise<void> {
-    const { policy } = svc;
+    const forced = overrides.get(svc.service);
+    const policy = forced ? { ...svc.policy, forcedMode: forced.mode } : svc.policy;
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       let reading;
@@ -331,6 +373,53 @@ export function createScaler(o: ScalerOptions): Scaler {
     if (missing) s.seen = s.written = undefined;
   };
 
+  // Where the scaler acts, modes come from its own state; a standby follows what the leader published.
+  function refreshModes(now: number): void {
+    for (const [service, ov] of overrides) if (ov.until !== null && now >= ov.until) {
+      overrides.delete(service);
+      o.log.info('forced mode expired; back to auto', { service, mode: ov.mode });
+    }
+    const next = new Map<string, ModeState>();
+    const stamp = (service: string, mode: Mode, reason: ModeState['reason'], until: number | null = null) => {
+      const prev = modes.get(service);
+      const same = prev && prev.mode === mode && prev.reason === reason;
+      next.set(service, { mode, reason, since: same ? prev.since : new Date(now).toISOString(), until: until === null ? null : new Date(until).toISOString() });
+    };
+    if (acting()) {
+      for (const svc of o.policy.current() ?? []) {
+        if (overrides.has(svc.service)) continue;
+        const mode = svc.policy.forcedMode ?? byService.get(svc.service)?.state?.mode ?? 'normal';
+        if (mode !== 'normal') stamp(svc.service, mode, svc.policy.forcedMode ? 'policy' : 'scaler');
+      }
+      for (const [service, ov] of overrides) stamp(service, ov.mode, 'operator', ov.until);
+      o.election?.annotate(MODES_ANNOTATION, JSON.stringify(Object.fromEntries([...next].map(([k, v]) => [k, v.mode]))));
+    } else {
+      const text = o.election?.holder()?.annotations[MODES_ANNOTATION];
+      if (text === undefined) return; // No leader seen yet, or it publishes nothing: keep what we follow.
+      try {
+        for (const [service, mode] of Object.entries(JSON.parse(text) as Record<string, unknown>)) {
+          if (typeof mode === 'string' && (MODES as readonly string[]).includes(mode) && mode !== 'normal') stamp(service, mode as Mode, 'leader');
+        }
+      } catch {
+        return;
+      }
+    }
+    const changed = [...new Set([...modes.keys(), ...next.keys()])].filter((k) => modes.get(k)?.mode !== next.get(k)?.mode || modes.get(k)?.reason !== next.get(k)?.reason);
+    if (changed.length === 0) {
+      modes = next;
+      return;
+    }
+    for (const service of changed) {
+      const to = next.get(service) ?? { mode: 'normal' as const, reason: acting() ? ('scaler' as const) : ('leader' as const) };
+      const from = modes.get(service)?.mode ?? 'normal';
+      if (from === to.mode) continue;
+      modeChanges.inc({ service, mode: to.mode, reason: to.reason });
+      o.log.info('mode changed; the data plane follows its playbook', { service, from, to: to.mode, reason: to.reason });
+    }
+    modes = next;
+    o.onModes?.(modes);
+  }
+
   async function tick(): Promise<void> {
     const now = o.timers.now();
     o.stats.expire(now);
@@ -360,16 +449,18 @@ export function createScaler(o: ScalerOptions): Scaler {
       while (s.history.length > 0 && s.history[0]!.at <= from) s.history.shift();
       if (leading) await decideOne(svc, s, now);
     }));
+    refreshModes(o.timers.now());
   }
 
+  // One round at a time, whether the loop or an operator's switch asks for it.
+  const round = (): Promise<void> => running ?? (running = tick()
+    .catch((e: unknown) => o.log.error('scaler round failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }))
+    .finally(() => void (running = undefined)));
   const loop = () => {
     if (stopped) return;
-    running = tick()
-      .catch((e: unknown) => o.log.error('scaler round failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }))
-      .finally(() => {
-        running = undefined;
-        if (!stopped) timer = o.timers.setTimeout(loop, intervalMs);
-      });
+    void round().finally(() => {
+      if (!stopped) timer = o.timers.setTimeout(loop, intervalMs);
+    });
   };
 
   return {
@@ -385,7 +476,25 @@ export function createScaler(o: ScalerOptions): Scaler {
       await running;
       o.relay?.close();
     },
-    tick: () => running ?? tick(),
+    tick: round,
+    async force(service, mode, forMs) {
+      if (!acting()) throw new ForceError('standby', `this replica stands by; force the mode on the leader${o.election?.holder() ? ` (${o.election.holder()!.identity})` : ''}`);
+      if (mode !== 'auto' && !(MODES as readonly string[]).includes(mode)) throw new ForceError('bad-request', `"${String(mode)}" is not a mode: auto, ${MODES.join(', ')}`);
+      if (!(o.policy.current() ?? []).some((s) => s.service === service) && !(o.known?.(service) ?? false)) throw new ForceError('bad-request', `no service "${service}" is scaled or served here`);
+      if (forMs !== undefined && !(Number.isFinite(forMs) && forMs > 0)) throw new ForceError('bad-request', 'the duration must be above zero');
+      const now = o.timers.now();
+      const before = overrides.get(service);
+      if (mode === 'auto') overrides.delete(service);
+      else overrides.set(service, { mode, until: forMs === undefined ? null : now + forMs });
+      o.log.info(mode === 'auto' ? 'forced mode lifted by the operator' : 'mode forced by the operator', { service, mode, ...(before && { was: before.mode }), ...(forMs !== undefined && { forMs }) });
+      // The operator's switch is not held back until the next round: the data plane follows at once. Lifted,
+      // the mode is the pressure's again, which takes a decision (one already under way may predate the lift).
+      if (mode === 'auto') {
+        await running;
+        await round();
+      } else refreshModes(now);
+      return modes.get(service) ?? null;
+    },
     status(filter = {}) {
       const list = decisions.filter((d) => filter.service === undefined || d.service === filter.service).reverse().slice(0, filter.limit ?? keep);
       return {
@@ -395,6 +504,7 @@ export function createScaler(o: ScalerOptions): Scaler {
         replicasFrom: o.store.kind,
         policy: o.policy.status(),
         shadowPolicy: o.shadow?.status() ?? null,
+        modes: Object.fromEntries(modes),
         services: Object.fromEntries((o.policy.current() ?? []).map((svc) => {
           const s = byService.get(svc.service);
           return [svc.service, {

@@ -7,8 +7,9 @@ import { runSteps, type Steps } from '../steps.js';
 
 /**
  * The Envoy listener's route table, plus one route table per service for its proxyless API listener.
- * In the Envoy table, header-matching routes come before prefix-only ones and longer prefixes before shorter
- * (Envoy takes the first match), ties by service name, so the order is a function of content alone.
+ * In the Envoy table, header-matching routes come before prefix-only ones, longer prefixes before shorter, and
+ * then more headers before fewer (Envoy takes the first match), ties by service name, so the order is a
+ * function of content alone.
  */
 export function routes(spec: ListenerSpec, services: readonly Service[]): ResourceSpec[] {
   return [envoyRoutes(spec, services), ...apiRoutes(services)];
@@ -28,6 +29,8 @@ export function* envoyRoutesSteps(spec: ListenerSpec, services: readonly Service
   entries.sort((a, b) =>
     Number(b.r.headers.length > 0) - Number(a.r.headers.length > 0) ||
     b.r.prefix.length - a.r.prefix.length ||
+    // More headers, a narrower match: `x-model: m, x-priority: batch` must come before `x-model: m`.
+    b.r.headers.length - a.r.headers.length ||
     (a.s.name < b.s.name ? -1 : a.s.name > b.s.name ? 1 : 0) ||
     (a.r.prefix < b.r.prefix ? -1 : a.r.prefix > b.r.prefix ? 1 : 0));
   yield;
@@ -65,6 +68,8 @@ const WEIGHT_PARTS = 100_000;
  * primary the rest). Envoy's and proxyless gRPC's route actions take both forms alike.
  */
 function destination(s: Service, port: string): { cluster: string } | { weighted_clusters: { clusters: { name: string; weight: { value: number } }[] } } {
+  const fallback = s.settings.inForce?.fallback;
+  if (fallback) return { cluster: clusterName(fallback, port) };
   const c = s.settings.canary;
   if (!c) return { cluster: clusterName(s.name, port) };
   const canary = Math.round((c.percent / 100) * WEIGHT_PARTS);
@@ -73,12 +78,23 @@ function destination(s: Service, port: string): { cluster: string } | { weighted
 
 function envoyRoute(s: Service, r: RouteSpec): Route {
   const st = s.settings;
+  const match = {
+    prefix: r.prefix,
+    ...(r.headers.length > 0 && { headers: r.headers.map(([name, exact]) => ({ name, string_match: { exact } })) }),
+  };
+  const pb = st.inForce;
+  if (pb && r.name !== undefined && pb.shed.includes(r.name)) {
+    // Answered by Envoy itself: the request never reaches a pod, and the client is told when to come back.
+    return {
+      name: `${s.name}:${r.name}:shed`,
+      match,
+      direct_response: { status: 503, body: { inline_string: `${s.name} is shedding ${r.name} (${pb.mode} mode); retry after ${pb.retryAfterSeconds}s\n` } },
+      response_headers_to_add: [{ header: { key: 'retry-after', value: String(pb.retryAfterSeconds) }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+    };
+  }
   return {
     name: `${s.name}:${r.port}`,
-    match: {
-      prefix: r.prefix,
-      ...(r.headers.length > 0 && { headers: r.headers.map(([name, exact]) => ({ name, string_match: { exact } })) }),
-    },
+    match,
     route: {
       ...destination(s, r.port),
       // Envoy sends the copy without waiting for it and drops its answer; the client sees only the primary's.

@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import type { RouteSpec, TrafficSettings } from '../../model/model.js';
-import { defaultRoutes, formatPath, validateRoutes, validateSettings } from '../../model/validate.js';
+import { defaultRoutes, formatPath, playbookRouteProblems, validateRoutes, validateSettings } from '../../model/validate.js';
 
 /** Prefix of every annotation inferplane reads on a Service. */
 export const ANNOTATION_PREFIX = 'inferplane.io/';
@@ -31,6 +31,7 @@ export const SETTING_ANNOTATIONS: Readonly<Record<string, readonly [path: readon
   'slow-start': [['slowStart'], 'block'],
   canary: [['canary'], 'block'],
   shadow: [['shadow'], 'block'],
+  playbooks: [['playbooks'], 'block'],
 };
 
 /** The annotation holding the Envoy route matches (a YAML/JSON list, as `routes` in the endpoints file). */
@@ -132,5 +133,7 @@ export function readAnnotations(
     }
   }
   if (problems.length > 0 || !settings.ok) return { problems };
+  const shed = playbookRouteProblems(settings.value, routes);
+  if (shed.length > 0) return { problems: shed.map((p) => ({ annotation: `${ANNOTATION_PREFIX}playbooks`, message: `${formatPath(p.path)}: ${p.message}` })) };
   return { settings: settings.value, routes };
 }

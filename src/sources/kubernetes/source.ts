@@ -1,6 +1,6 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
-import type { ListenerSpec, Model, Service } from '../../model/model.js';
-import { routeConflicts, variantProblems } from '../../model/validate.js';
+import type { ListenerSpec, Model, PlaybookMode, Service } from '../../model/model.js';
+import { formatPath, routeConflicts, variantProblems, type VariantSetting } from '../../model/validate.js';
 import type { Logger } from '../../observability/log.js';
 import { ANNOTATION_PREFIX, readAnnotations } from './annotations.js';
 import { mergeSlices, SERVICE_NAME_LABEL, serviceKey, servicePorts } from './endpointslices.js';
@@ -218,20 +218,23 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
       }
       services = services.map((s) => (drop.has(s.name) ? { ...s, routes: s.routes.filter((_, i) => !drop.get(s.name)!.has(i)) } : s));
     }
-    // A canary or shadow pointing at no served service (or one without the port) is not served: reported on
-    // the Service, the rest of its settings kept.
+    // A canary, shadow or fallback pointing at no served service (or one without the port) is not served:
+    // reported on the Service, the rest of its settings kept.
     const variants = variantProblems(services);
     if (variants.length > 0) {
-      const strip = new Map<string, Set<'canary' | 'shadow'>>();
+      const strip = new Map<string, Set<VariantSetting>>();
       for (const v of variants) {
-        report(built.get(v.service)!.svc, v.service, 'VariantProblem', [`${ANNOTATION_PREFIX}${v.setting}: ${v.message}; not served`]);
+        const where = v.setting.startsWith('playbooks.') ? `playbooks: ${formatPath(v.path.slice(1))}` : v.setting;
+        report(built.get(v.service)!.svc, v.service, 'VariantProblem', [`${ANNOTATION_PREFIX}${where}: ${v.message}; not served`]);
         let set = strip.get(v.service);
         if (!set) strip.set(v.service, (set = new Set()));
         set.add(v.setting);
       }
       services = services.map((s) => {
         const set = strip.get(s.name);
-        return set ? { ...s, settings: { ...s.settings, ...(set.has('canary') && { canary: null }), ...(set.has('shadow') && { shadow: null }) } } : s;
+        if (!set) return s;
+        const playbooks = Object.fromEntries(Object.entries(s.settings.playbooks).map(([m, pb]) => [m, set.has(`playbooks.${m as PlaybookMode}.fallback`) ? { ...pb, fallback: null } : pb]));
+        return { ...s, settings: { ...s.settings, ...(set.has('canary') && { canary: null }), ...(set.has('shadow') && { shadow: null }), playbooks } };
       });
     }
     if (!stopped) o.onModel({ listener: o.listener, services }, fast ? changedNow : undefined, since);
