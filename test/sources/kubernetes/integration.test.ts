@@ -158,6 +158,22 @@ describe('Kubernetes discovery through the API-server stand-in (real client-node
     api.remove('services', 'ml', 'llama-v2');
   });
 
+  it('reads a playbook from its annotation: a fallback to a missing Service is a VariantProblem (the rest of the playbook kept), an unknown shed route an InvalidAnnotation (API-server stand-in)', async () => {
+    const playbooks = () => k.h.publisher.model()?.services.find((s) => s.name === 'ml/llama')?.settings.playbooks;
+    const routes = JSON.stringify([{ name: 'batch', prefix: '/', headers: { 'x-model': 'llama', 'x-priority': 'batch' } }, { name: 'core', prefix: '/', headers: { 'x-model': 'llama' } }]);
+    const before = api.list('events').length;
+    api.apply(service('ml', 'llama', { annotations: { 'inferplane.io/routes': routes, 'inferplane.io/playbooks': 'emergency: { timeout: 5s, shed: [batch], fallback: ml/llama-tiny }' } }));
+    await eventually(() => api.list('events').slice(before).some((e: any) => e.reason === 'VariantProblem'), 'a VariantProblem Event');
+    expect((api.list('events').slice(before).find((e: any) => e.reason === 'VariantProblem') as any).message).to.equal('inferplane.io/playbooks: emergency.fallback: no service "ml/llama-tiny" is served; not served');
+    await eventually(() => playbooks()?.emergency?.timeoutMs === 5_000, 'the playbook served');
+    expect(playbooks()!.emergency).to.include({ fallback: null }).and.deep.include({ shed: ['batch'] });
+    const mid = api.list('events').length;
+    api.apply(service('ml', 'llama', { annotations: { 'inferplane.io/routes': routes, 'inferplane.io/playbooks': 'emergency: { timeout: 9s, shed: [embeddings] }' } }));
+    await eventually(() => api.list('events').slice(mid).some((e: any) => e.reason === 'InvalidAnnotation'), 'an InvalidAnnotation Event');
+    expect((api.list('events').slice(mid).find((e: any) => e.reason === 'InvalidAnnotation') as any).message).to.contain('inferplane.io/playbooks: playbooks.emergency.shed[0]: no route named "embeddings" in this service (named routes: batch, core)');
+    expect(playbooks()!.emergency!.timeoutMs, 'the last good settings kept').to.equal(5_000);
+  });
+
   it('removes a deleted Service', async () => {
     api.remove('services', 'ml', 'llama');
     await eventually(() => !k.h.cache.get('default')!.types[TypeUrl.Cluster].resources.has(EDS), 'the cluster is gone');
