@@ -92,6 +92,12 @@ export interface TrafficSettings {
   readonly canary: VariantTarget | null;
   /** A share of this service's requests copied to another service; its answers are discarded. */
   readonly shadow: VariantTarget | null;
+  /**
+   * Keep each client's requests in its own zone: an xDS client reporting a zone (node locality) gets this
+   * service's endpoints in that zone at priority 0 and the others at priority 1 (spillover), while its zone has a
+   * ready endpoint; otherwise one priority. Clients reporting no zone, or a zone with no endpoints, get one.
+   */
+  readonly zoneAffinity: boolean;
   /** What changes in the data plane while the scaler is in surge or emergency mode for this service. */
   readonly playbooks: Readonly<Partial<Record<PlaybookMode, Playbook>>>;
   /**
@@ -210,6 +216,7 @@ export const DEFAULT_SETTINGS: TrafficSettings = {
   canary: null,
   shadow: null,
   slowStart: null,
+  zoneAffinity: false,
   playbooks: {},
   inForce: null,
 };

@@ -20,8 +20,10 @@ export function healthOf(e: Endpoint): 'HEALTHY' | 'DRAINING' | null {
  * but still serving ones DRAINING (Envoy sends them no new requests while in-flight ones finish), the rest
  * left out. Every locality carries a weight (its endpoint count): Envoy ignores locality weights unless told
  * to use them, while gRPC's xDS client drops a locality without one (and NACKs one with no locality at all).
+ * With `localZone` (the view of a client in that zone), the other zones are priority 1 while the local zone
+ * has a ready endpoint.
  */
-export function loadAssignment(s: Service, port: string): ResourceSpec {
+export function loadAssignment(s: Service, port: string, localZone?: string): ResourceSpec {
   const name = clusterName(s.name, port);
   const byZone = new Map<string, LbEndpoint[]>();
   for (const e of s.endpoints) {
@@ -33,12 +35,15 @@ export function loadAssignment(s: Service, port: string): ResourceSpec {
     list.push({ endpoint: { address: { socket_address: { address: e.address, port_value: portValue } } }, health_status: health });
   }
   const zones = [...byZone.keys()].sort();
+  // The local zone first, the rest as spillover, while the local zone has a ready endpoint and there is
+  // somewhere to spill to; Envoy moves traffic on as the local zone's health drops, gRPC when it has none.
+  const split = localZone !== undefined && zones.length > 1 && (byZone.get(localZone)?.some((e) => e.health_status === 'HEALTHY') ?? false);
   const value: ClusterLoadAssignment = {
     cluster_name: name,
     endpoints: zones.map((zone) => {
       const lb = byZone.get(zone)!;
       // Always present, even empty: gRPC's xDS client rejects an assignment whose locality is unset.
-      return { locality: zone ? { zone } : {}, lb_endpoints: lb, load_balancing_weight: { value: lb.length } };
+      return { locality: zone ? { zone } : {}, lb_endpoints: lb, load_balancing_weight: { value: lb.length }, ...(split && zone !== localZone && { priority: 1 }) };
     }),
   };
   return { typeUrl: TypeUrl.Endpoint, name, value, wildcard: true };

@@ -11,6 +11,8 @@ export interface NodeInfo {
    * `http://10.0.0.5:9901`), for fleets that cannot push stats.
    */
   readonly statsUrl?: string;
+  /** `node.locality.zone`, when the node reports one. */
+  readonly zone?: string;
 }
 
 /** The node metadata key by which an Envoy offers its admin endpoint for stats scraping. */
@@ -20,6 +22,16 @@ export const STATS_URL_METADATA = 'inferplane.io/stats-url';
 export const DEFAULT_GROUP = 'default';
 
 /**
+ * The group of the nodes in one zone: a zone's own view (its nodes' own endpoints first, for services with zone
+ * affinity) when one is set, the {@link DEFAULT_GROUP}'s snapshot until then.
+ */
+export function zoneGroup(zone: string): string {
+  return `${ZONE_PREFIX}${zone}`;
+}
+
+const ZONE_PREFIX = 'zone/';
+
+/**
  * Maps a node to the snapshot group it is served from. `hasGroup` tells which groups have a snapshot.
  * The default, {@link groupByCluster}, serves a node from the group named after its `node.cluster` when one
  * has been set, and from {@link DEFAULT_GROUP} otherwise, so a single-group deployment needs no setup and a
@@ -27,9 +39,9 @@ export const DEFAULT_GROUP = 'default';
  */
 export type NodeGrouper = (node: NodeInfo, hasGroup: (group: string) => boolean) => string;
 
-/** See {@link NodeGrouper}. */
+/** See {@link NodeGrouper}; a node in no cluster group but in a zone is in its {@link zoneGroup}. */
 export const groupByCluster: NodeGrouper = (node, hasGroup) =>
-  node.cluster !== '' && hasGroup(node.cluster) ? node.cluster : DEFAULT_GROUP;
+  node.cluster !== '' && hasGroup(node.cluster) ? node.cluster : node.zone ? zoneGroup(node.zone) : DEFAULT_GROUP;
 
 /**
  * Holds the current snapshot per group and tells watchers when it changes. The stream code owns nonces,
@@ -37,9 +49,15 @@ export const groupByCluster: NodeGrouper = (node, hasGroup) =>
  * note the change and schedule their work, so one slow stream never holds up the others.
  */
 export interface SnapshotCache {
-  /** Replaces a group's snapshot (no-op when the version is unchanged) and notifies that group's watchers. */
+  /**
+   * Replaces a group's snapshot (no-op when the version is unchanged) and notifies that group's watchers (for
+   * the default group, also those of zone groups without a snapshot of their own).
+   */
   set(group: string, snapshot: Snapshot): void;
+  /** The group's snapshot; for a zone group without one, the default group's. */
   get(group: string): Snapshot | undefined;
+  /** Drops a group's own snapshot; a zone group's watchers move to the default group's. */
+  delete(group: string): void;
   /** When `snapshot` was set (`performance.now()` ms), while it is held; for the push-latency histogram. */
   publishedAt(snapshot: Snapshot): number | undefined;
   groupOf(node: NodeInfo): string;
@@ -56,14 +74,28 @@ export function createSnapshotCache(options: { grouper?: NodeGrouper } = {}): Sn
   const watchers = new Map<string, Set<(s: Snapshot) => void>>();
   const hasGroup = (g: string) => snapshots.has(g);
   const setAt = new WeakMap<Snapshot, number>();
+  const get = (group: string) => snapshots.get(group) ?? (group.startsWith(ZONE_PREFIX) ? snapshots.get(DEFAULT_GROUP) : undefined);
+  const notify = (group: string, snapshot: Snapshot) => {
+    for (const fn of [...(watchers.get(group) ?? [])]) fn(snapshot);
+  };
   return {
     set(group, snapshot) {
       if (snapshots.get(group)?.version === snapshot.version) return;
+      const before = get(group);
       snapshots.set(group, snapshot);
       setAt.set(snapshot, performance.now());
-      for (const fn of [...(watchers.get(group) ?? [])]) fn(snapshot);
+      if (before?.version !== snapshot.version) notify(group, snapshot);
+      if (group === DEFAULT_GROUP) {
+        for (const g of watchers.keys()) if (g.startsWith(ZONE_PREFIX) && !snapshots.has(g)) notify(g, snapshot);
+      }
     },
-    get: (group) => snapshots.get(group),
+    get,
+    delete(group) {
+      const before = snapshots.get(group);
+      if (!before || !snapshots.delete(group)) return;
+      const now = get(group);
+      if (now && now.version !== before.version) notify(group, now);
+    },
     publishedAt: (snapshot) => setAt.get(snapshot),
     groupOf: (node) => grouper(node, hasGroup),
     watch(group, fn) {

@@ -4,7 +4,7 @@ import { LATENCY_BUCKETS, type Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
 import { translateSteps } from '../translate/translate.js';
 import { runStepsAsync, type SliceOptions, type Steps } from '../steps.js';
-import { DEFAULT_GROUP, type SnapshotCache } from './cache.js';
+import { DEFAULT_GROUP, zoneGroup, type SnapshotCache } from './cache.js';
 import { buildSnapshotSteps, MAX_RESPONSE_BYTES, patchEndpointsSteps, type Snapshot } from './snapshot.js';
 import { loadAssignment } from '../translate/endpoint.js';
 import type { ResourceSpec } from '../translate/common.js';
@@ -70,6 +70,34 @@ export function createPublisher(options: {
     const patched = yield* patchEndpointsSteps(previous, specs, maxResponseBytes);
     return patched.ok ? patched : undefined;
   }
+  let zoneGroups = new Set<string>();
+  /**
+   * Each zone's own view, for services with zone affinity: the default snapshot with their assignments split
+   * by priority for that zone (other types shared). A zone without a ready endpoint of such a service has no
+   * group of its own, so its clients take the default snapshot; a zone view that cannot be built is dropped the
+   * same way, never left stale.
+   */
+  function* publishZones(model: Model, base: Snapshot): Steps<void> {
+    const affine = model.services.filter((s) => s.settings.zoneAffinity);
+    if (affine.length === 0 && zoneGroups.size === 0) return;
+    const zones = new Set<string>();
+    for (const s of affine) for (const e of s.endpoints) if (e.zone !== '' && e.ready) zones.add(e.zone);
+    const next = new Set<string>();
+    for (const zone of [...zones].sort()) {
+      const g = zoneGroup(zone);
+      const specs = affine.flatMap((s) => s.ports.map((p) => loadAssignment(s, p.name, zone)));
+      yield;
+      const built = yield* patchEndpointsSteps(base, specs, maxResponseBytes, cache.get(g));
+      if (!built.ok) {
+        for (const problem of built.error) log.error('zone view rejected; its clients get the default snapshot', { group: g, problem });
+        continue;
+      }
+      cache.set(g, built.value);
+      next.add(g);
+    }
+    for (const g of zoneGroups) if (!next.has(g)) cache.delete(g);
+    zoneGroups = next;
+  }
   function* publishSteps(model: Model, endpointsOnly: ReadonlySet<string> | undefined, eventAt: number | undefined): Steps<Result<Snapshot, string[]>> {
     const previous = cache.get(group);
     const fast = previous && endpointsOnly ? yield* fastPath(previous, model, endpointsOnly) : undefined;
@@ -81,6 +109,7 @@ export function createPublisher(options: {
       return err(built.error);
     }
     cache.set(group, built.value);
+    yield* publishZones(model, built.value);
     published.inc({ result: 'published' });
     if (eventAt !== undefined) latency.observe({}, Math.max(0, now() - eventAt) / 1000);
     lastModel = model;

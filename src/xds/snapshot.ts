@@ -149,13 +149,14 @@ function assemble(types: Record<TypeUrl, TypeSnapshot>): Snapshot {
  * The endpoint fast path: a snapshot equal to `previous` except for the given ClusterLoadAssignments, each
  * replacing one that `previous` already has (so every reference stays consistent without re-checking the
  * rest). Every other type is reused as is. Fails, changing nothing, if a name is new or a spec is not EDS.
+ * An assignment `reuse` already holds encoded with the same content is taken from it rather than encoded again.
  */
 export function patchEndpoints(previous: Snapshot, upserts: readonly ResourceSpec[], maxResponseBytes = MAX_RESPONSE_BYTES): Result<Snapshot, string[]> {
   return runSteps(patchEndpointsSteps(previous, upserts, maxResponseBytes));
 }
 
 /** {@link patchEndpoints} as steps (see src/steps.ts), one assignment at a time. */
-export function* patchEndpointsSteps(previous: Snapshot, upserts: readonly ResourceSpec[], maxResponseBytes = MAX_RESPONSE_BYTES): Steps<Result<Snapshot, string[]>> {
+export function* patchEndpointsSteps(previous: Snapshot, upserts: readonly ResourceSpec[], maxResponseBytes = MAX_RESPONSE_BYTES, reuse?: Snapshot): Steps<Result<Snapshot, string[]>> {
   const eds = previous.types[TypeUrl.Endpoint];
   const resources = new Map(eds.resources);
   const problems: string[] = [];
@@ -167,6 +168,11 @@ export function* patchEndpointsSteps(previous: Snapshot, upserts: readonly Resou
     }
     const source = JSON.stringify([spec.wildcard, spec.value]);
     if (old.source === source) continue;
+    const known = reuse?.types[TypeUrl.Endpoint].resources.get(spec.name);
+    if (known?.source === source) {
+      resources.set(spec.name, known);
+      continue;
+    }
     const r = yield* encodeResource(spec, source);
     if (r.ok) resources.set(spec.name, r.value);
     else problems.push(r.error);

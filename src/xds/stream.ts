@@ -462,6 +462,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       cluster: node.cluster,
       userAgent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
       ...(statsUrl && { statsUrl }),
+      ...(node.locality?.zone && { zone: node.locality.zone }),
     };
     this.node = info;
     this.group = this.deps.cache.groupOf(info);

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { serve, type Running } from '../../src/serve.js';
 import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
-import { echo, EchoClient, startEchoBackend, type EchoBackend } from '../support/echo.js';
+import { echo, echoMany, EchoClient, startEchoBackend, type EchoBackend } from '../support/echo.js';
 import { eventually } from '../support/harness.js';
 import { ROOT } from '../support/processes.js';
 
@@ -54,14 +54,7 @@ describe('end to end: @grpc/grpc-js-xds client, inferplane serve, echo backends'
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const callMany = async (n: number) => {
-    const seen: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const who = await echo(client);
-      seen[who] = (seen[who] ?? 0) + 1;
-    }
-    return seen;
-  };
+  const callMany = (n: number) => echoMany(client, n);
 
   it('receives the whole chain, ACKs every type (no NACK) and spreads calls over every backend', async () => {
     const seen = await callMany(60);

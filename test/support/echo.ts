@@ -53,3 +53,13 @@ export function echo(client: grpc.Client, deadlineMs = 5000): Promise<string> {
     (client as any).Echo(Buffer.from('hi'), { deadline: Date.now() + deadlineMs }, (e: grpc.ServiceError | null, b: Buffer) => (e ? reject(e) : resolve(b.toString())));
   });
 }
+
+/** `n` calls one after another; how many each backend answered, by name. */
+export async function echoMany(client: grpc.Client, n: number): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const who = await echo(client);
+    seen[who] = (seen[who] ?? 0) + 1;
+  }
+  return seen;
+}

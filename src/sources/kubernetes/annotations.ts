@@ -5,7 +5,7 @@ import { defaultRoutes, formatPath, playbookRouteProblems, validateRoutes, valid
 /** Prefix of every annotation inferplane reads on a Service. */
 export const ANNOTATION_PREFIX = 'inferplane.io/';
 
-type Kind = 'string' | 'duration' | 'int' | 'list' | 'int-list' | 'block';
+type Kind = 'string' | 'duration' | 'int' | 'bool' | 'list' | 'int-list' | 'block';
 
 /**
  * Annotation name (after the prefix) → where its value goes in the settings document and how it is read.
@@ -31,6 +31,7 @@ export const SETTING_ANNOTATIONS: Readonly<Record<string, readonly [path: readon
   'slow-start': [['slowStart'], 'block'],
   canary: [['canary'], 'block'],
   shadow: [['shadow'], 'block'],
+  'zone-affinity': [['zoneAffinity'], 'bool'],
   playbooks: [['playbooks'], 'block'],
 };
 
@@ -51,6 +52,8 @@ function readValue(kind: Kind, text: string): { value: unknown } | { error: stri
       return { value: t };
     case 'int':
       return /^-?\d+$/.test(t) ? { value: Number(t) } : { error: `"${text}" is not a whole number` };
+    case 'bool':
+      return t === 'true' || t === 'false' ? { value: t === 'true' } : { error: `"${text}" is not true or false` };
     case 'list':
       return { value: t.split(',').map((x) => x.trim()).filter(Boolean) };
     case 'int-list': {
