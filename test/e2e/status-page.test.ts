@@ -106,6 +106,17 @@ describe('status page in headless Chromium (Debian chromium driven by playwright
       expect(errors).to.deep.equal([]);
     });
 
+    it('shows a forced mode on the service\'s card with its reason, and its lifting', async () => {
+      const force = (mode: string) => fetch(`http://127.0.0.1:${running.admin.port}/scaler/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'llama-8b', mode, for: '10m' }) });
+      expect((await force('emergency')).status).to.equal(200);
+      const card = page.locator('#scaler-body .card[data-service="llama-8b"]');
+      await card.locator('b.mode-emergency').waitFor({ timeout: 5_000 });
+      expect(await card.innerText()).to.match(/mode emergency \(operator, .*until /);
+      expect((await force('auto')).status).to.equal(200);
+      await card.locator('b.mode-emergency').waitFor({ state: 'detached', timeout: 5_000 });
+      expect(errors).to.deep.equal([]);
+    });
+
     it('says what was refused (an endpoints file, a scaling policy) while the last good configuration keeps serving', async () => {
       fs.writeFileSync(path.join(dir, 'endpoints.yaml'), 'services:\n  - name: llama-8b\n    endpoints:\n      - { address: 10.0.0.999, port: 8000 }\n');
       fs.writeFileSync(path.join(dir, 'policy.yaml'), 'services:\n  llama-8b:\n    deployment: default/llama-8b\n    targetPerPod: -1\n');
