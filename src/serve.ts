@@ -285,9 +285,12 @@ function podAddresses(model: Model | undefined, service: string): { address: str
 function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'known'> & { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
   const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
+  // A new policy is decided on at once, not at the next round: a mode it forces reaches the data plane now.
+  let scaler: Scaler | undefined;
+  const onPolicy = (role: 'active' | 'shadow') => (role === 'active' ? { onPolicy: () => void scaler?.tick() } : {});
   const source = (where: PolicyLocation, role: 'active' | 'shadow') => where.kind === 'file'
-    ? filePolicySource(where.path, { ...common, role })
-    : configMapPolicySource({ ...common, role, kubeConfig: o.kubeConfig!, namespace: where.namespace, name: where.name, events: events!, timers: realTimers });
+    ? filePolicySource(where.path, { ...common, role, ...onPolicy(role) })
+    : configMapPolicySource({ ...common, role, ...onPolicy(role), kubeConfig: o.kubeConfig!, namespace: where.namespace, name: where.name, events: events!, timers: realTimers });
   const policy = source(o.policy, 'active');
   const shadow = o.shadowPolicy && source(o.shadowPolicy, 'shadow');
   // Unique per process even where two share a host name (client-go adds a random suffix the same way).
@@ -306,7 +309,7 @@ function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'know
   });
   if (election && o.advertiseHost === undefined) d.log.warn('no advertise address: other replicas cannot forward their Envoys\' stats to this one when it leads, so a leader sees only the Envoys connected to it');
   const scrape = createPodScrape({ pods: d.pods });
-  const scaler = createScaler({
+  scaler = createScaler({
     stats: d.stats,
     policy,
     ...(shadow && { shadow }),

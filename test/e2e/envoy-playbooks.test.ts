@@ -75,7 +75,8 @@ describe(`burst playbooks flip Envoy's routes with the scaler's mode (real Envoy
     running = await serve({
       discovery: { kind: 'file', path: file },
       xdsAddress: '127.0.0.1:0', adminHost: '127.0.0.1', adminPort: 0, limits: DEFAULT_LIMITS, maxMessageBytes: 1 << 20, log: createMemoryLogger(),
-      scaler: { policy: { kind: 'file', path: policyFile }, dryRun: true, intervalMs: 100 },
+      // The default decision period (1 s): an operator's switch and a new policy must not wait for a round.
+      scaler: { policy: { kind: 'file', path: policyFile }, dryRun: true },
     });
     admin = `http://127.0.0.1:${running.admin.port}`;
     envoy = await startEnvoy({ bootstrap: 'front-proxy.yaml', xdsPort: running.xdsPort });
@@ -151,9 +152,11 @@ describe(`burst playbooks flip Envoy's routes with the scaler's mode (real Envoy
   });
 
   it('the policy\'s mode forces it too (reason policy), and the rest of the fleet is not touched', async () => {
+    const writtenAt = performance.now();
     fs.writeFileSync(policyFile, POLICY.replace('    deployment: llama\n', '    deployment: llama\n    mode: surge\n'));
-    await eventually(() => status().modes['llama']?.reason === 'policy', 'forced by the policy', 10_000);
     await eventually(async () => (await batch()).status === 503, 'shed', 5_000);
+    expect(performance.now() - writtenAt, 'a new policy is decided on at once, not at the next round').to.be.below(1_000);
+    expect(status().modes['llama']?.reason).to.equal('policy');
     expect((await completion(url, { headers: { 'x-model': 'llama-small' } })).ok).to.equal(true);
     fs.writeFileSync(policyFile, POLICY);
     await eventually(async () => (await batch()).status === 200, 'served again', 10_000);
