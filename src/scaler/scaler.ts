@@ -433,10 +433,17 @@ export function createScaler(o: ScalerOptions): Scaler {
     }
     if (leading !== wasLeading) {
       // A new term starts from fresh decision state: no scale-down before a full window of its own evidence,
-      // and no reading of the previous leader's writes as someone else's.
+      // and no reading of the previous leader's writes as someone else's. The mode the previous leader had
+      // published carries over with a stable window to run, so a playbook does not drop at a change of leader.
       for (const s of byService.values()) {
         delete s.state;
         s.seen = s.written = s.externalChangeAt = undefined;
+      }
+      if (leading) {
+        for (const svc of services) {
+          const followed = modes.get(svc.service);
+          if (followed?.reason === 'leader') stateOf(svc.service).state = { mode: followed.mode, modeUntil: now + svc.policy.stableWindowMs, panicUntil: -Infinity, recommendations: [], since: now };
+        }
       }
       wasLeading = leading;
     }

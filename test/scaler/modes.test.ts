@@ -103,6 +103,18 @@ describe('modes as the data plane follows them: the scaler\'s, the policy\'s, an
     await load(0);
     expect(seen.at(-1)).to.deep.equal({});
   });
+
+  it('a new leader carries the mode it followed for a stable window, rather than dropping the playbook at the change', async () => {
+    const { scaler, election, load } = setup({ leading: false });
+    election.lease[MODES_ANNOTATION] = JSON.stringify({ 'ml/a': 'surge' });
+    await load(10);
+    expect(scaler.status().modes['ml/a']).to.include({ mode: 'surge', reason: 'leader' });
+    election.leading = true; // the leader is gone; the pressure went with it (10 over 2 pods at 10: normal)
+    await load(10);
+    expect(scaler.status().modes['ml/a']).to.include({ mode: 'surge', reason: 'scaler' });
+    for (let i = 0; i < 5; i++) await load(10);
+    expect(scaler.status().modes['ml/a'], 'normal after its own stable window').to.equal(undefined);
+  });
 });
 
 async function expectForce(p: Promise<unknown>, kind: ForceError['kind'], message: string): Promise<void> {
