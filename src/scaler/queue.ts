@@ -37,13 +37,25 @@ export type PodScrape = (service: string) => Promise<{ readonly at: number; read
 
 /**
  * Reads `/metrics` of every pod of a service at once, each within `timeoutMs`. A pod that does not answer, answers
- * with an error, or reports none of vLLM's gauges has no reading (never an idle one).
+ * with an error, or reports none of vLLM's gauges has no reading (never an idle one). A scrape of the same service
+ * begun within `reuseMs` (default 500) is shared: one decision reads the queues and, for a scale-down, the
+ * per-pod load, from one scrape.
  */
-export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; now?: () => number }): PodScrape {
+export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; reuseMs?: number; now?: () => number }): PodScrape {
   const timeoutMs = o.timeoutMs ?? 1_000;
+  const reuseMs = o.reuseMs ?? 500;
   const now = o.now ?? Date.now;
-  return async (service) => {
+  const recent = new Map<string, { at: number; scrape: ReturnType<PodScrape> }>();
+  return (service) => {
     const at = now();
+    const held = recent.get(service);
+    if (held && at - held.at < reuseMs) return held.scrape;
+    for (const [k, v] of recent) if (at - v.at >= reuseMs) recent.delete(k);
+    const scrape = scrapeOnce(service, at);
+    recent.set(service, { at, scrape });
+    return scrape;
+  };
+  async function scrapeOnce(service: string, at: number): ReturnType<PodScrape> {
     const pods = await Promise.all(o.pods(service).map(async (p) => {
       let work: PodWork | undefined;
       try {
@@ -56,7 +68,7 @@ export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; now
       return { address: p.address, port: p.port, work };
     }));
     return { at, pods };
-  };
+  }
 }
 
 /**

@@ -38,6 +38,21 @@ describe('the queue signal: vLLM\'s queues read from the pods', () => {
     }
   });
 
+  it('shares one scrape of a service between the readers of one decision (within reuseMs), and scrapes afresh after', async () => {
+    let t = 0;
+    const asked: string[] = [];
+    const scrape = createPodScrape({ pods: (s) => (asked.push(s), []), now: () => t, reuseMs: 500 });
+    const first = scrape('a');
+    expect(scrape('a')).to.equal(first);
+    await scrape('b');
+    t = 499;
+    await scrape('a');
+    expect(asked).to.deep.equal(['a', 'b']);
+    t = 500;
+    await scrape('a');
+    expect(asked).to.deep.equal(['a', 'b', 'a']);
+  });
+
   it('takes queueSignal in the policy file, and refuses one with neither threshold', () => {
     const good = readPolicy('services:\n  ml/a: { deployment: a, queueSignal: { waitingPerPod: 8 } }\n');
     expect(good.ok && good.value[0]!.policy.queueSignal).to.deep.equal({ waitingPerPod: 8, kvCacheUsage: null });
