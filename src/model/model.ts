@@ -268,7 +268,6 @@ function cached<K extends object, V>(memo: WeakMap<K, Map<string, V>>, from: K, 
   return out;
 }
 
-
 /** Defaults for the optional blocks, used when a source enables one without giving every field. */
 export const DEFAULT_OPTIONAL = {
   outlierDetection: { consecutive5xx: 5, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 50 },
