@@ -1,3 +1,4 @@
+import type { Mode } from '../model/model.js';
 /**
  * The scaler's decision: a pure, deterministic function of the fleet's recent active-request totals, the
  * Deployment's replica counts, the policy and the time. No I/O, no clock of its own: the scaler calls it every
@@ -49,9 +50,9 @@ export interface ModeSettings {
   readonly maxDownPercent: number;
 }
 
-/** Mode names, calmest first. */
-export const MODES = ['normal', 'surge', 'emergency'] as const;
-export type Mode = (typeof MODES)[number];
+/** Mode names, calmest first (the data plane's playbooks follow the same modes: see model.ts). */
+export const MODES = ['normal', 'surge', 'emergency'] as const satisfies readonly Mode[];
+export type { Mode };
 
 /** The scaling policy of one service. */
 export interface ScalingPolicy {
