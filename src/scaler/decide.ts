@@ -1,4 +1,3 @@
-import type { Mode } from '../model/model.js';
 /**
  * The scaler's decision: a pure, deterministic function of the fleet's recent active-request totals, the
  * Deployment's replica counts, the policy and the time. No I/O, no clock of its own: the scaler calls it every
@@ -24,6 +23,8 @@ import type { Mode } from '../model/model.js';
  *   pressure on the ready pods (entered at once, left only after a stable window without that pressure), or
  *   forced by the operator.
  */
+
+import type { Mode } from '../model/model.js';
 
 /** The fleet's total in-flight requests at one moment, summed over every reporting Envoy. */
 export interface FleetSample {
