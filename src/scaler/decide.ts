@@ -13,8 +13,9 @@
  *   are not ready yet (a GPU server loads for minutes) count as capacity on the way and have spent the step,
  *   so a surge is answered once;
  * - down: only when every recommendation over `scaleDownWindowMs` is lower, to the highest of them, by at most
- *   `maxDownPercent`% per decision;
- * - within `tolerance` of the base: hold (no flapping under steady load);
+ *   `maxDownPercent`% per decision. What a panic asked for is left out once it is over (it counted the queue
+ *   that built while pods loaded), unless it began within a window of the panic before it;
+ * - within `tolerance` above or `scaleDownTolerance` below the base: hold (no flapping under steady load);
  * - missing, stale or partial stats: hold, and say so (never read silence as idleness); so does a scale-down
  *   while fewer Envoys report than did within the scale-down window (they may have gone silent, not idle), and
  *   any scale-down until a whole window of good data follows a gap (Envoys reconnect one at a time);
@@ -63,8 +64,13 @@ export interface ScalingPolicy {
   readonly panicWindowMs: number;
   /** Panic when panic-window demand needs this many times the ready pods. */
   readonly panicThreshold: number;
-  /** Relative change below which the scaler holds. */
+  /** Relative rise of the wanted count over the current one below which the scaler holds. */
   readonly tolerance: number;
+  /**
+   * Relative fall below which the scaler holds. Narrower than `tolerance`: a scale-down is already smoothed by
+   * the window (the highest recommendation over it), and a wide band here only keeps surplus pods.
+   */
+  readonly scaleDownTolerance: number;
   readonly scaleDownWindowMs: number;
   /** A sample older than this (at decision time) is stale. */
   readonly maxSampleAgeMs: number;
@@ -111,7 +117,8 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   panicWindowMs: 6_000,
   panicThreshold: 2,
   tolerance: 0.1,
-  scaleDownWindowMs: 300_000,
+  scaleDownTolerance: 0.02,
+  scaleDownWindowMs: 180_000,
   maxSampleAgeMs: 10_000,
   minEnvoys: 1,
   // Surge and emergency ask for bigger steps and keep more headroom, and never scale down.
@@ -134,8 +141,13 @@ export interface DecisionState {
   readonly modeUntil: number;
   /** Until when the scaler stays in panic. */
   readonly panicUntil: number;
-  /** Recent recommendations, for the scale-down window, with how many Envoys reported for each. */
-  readonly recommendations: readonly { readonly at: number; readonly replicas: number; readonly envoys: number }[];
+  /** Whether the current (or last) panic began within a scale-down window of the one before it. */
+  readonly panicRecurs: boolean;
+  /**
+   * Recent recommendations, for the scale-down window, with how many Envoys reported for each; `backlog` marks
+   * those made in a panic that stands alone (see {@link decide}), which size the fleet for a queue, not for demand.
+   */
+  readonly recommendations: readonly { readonly at: number; readonly replicas: number; readonly envoys: number; readonly backlog?: boolean }[];
   /** When this run of decisions began: no scale-down before a full window of evidence. */
   readonly since: number;
 }
@@ -208,7 +220,7 @@ export function decide(input: DecideInput): Decision {
 
 function decideFreely(input: DecideInput): Decision {
   const { policy: p, now, replicas } = input;
-  const prev: DecisionState = input.state ?? { mode: 'normal', modeUntil: -Infinity, panicUntil: -Infinity, recommendations: [], since: now };
+  const prev: DecisionState = input.state ?? { mode: 'normal', modeUntil: -Infinity, panicUntil: -Infinity, panicRecurs: false, recommendations: [], since: now };
   const window = input.history.filter((s) => s.at <= now && s.at > now - p.stableWindowMs);
   const latest = window[window.length - 1];
   const stableDemand = mean(window);
@@ -242,6 +254,13 @@ function decideFreely(input: DecideInput): Decision {
   const pressure = panicDemand! / readyCapacity;
   const panicking = panicDemand! / normalTarget >= p.panicThreshold * Math.max(1, replicas.ready) || now < prev.panicUntil;
   const panicUntil = panicDemand! / normalTarget >= p.panicThreshold * Math.max(1, replicas.ready) ? now + p.stableWindowMs : prev.panicUntil;
+  // What one panic asks for while pods load counts the requests queued at the ready pods as in flight: it sizes
+  // the fleet for a backlog the new pods drain. Panic forbids scale-down until a stable window after it, and
+  // by then the stable mean holds no sample from it, so its asks need not hold the fleet for a whole
+  // scale-down window too (on `inferplane simulate`'s reference day they kept 918 pods for 5 minutes where 540
+  // served the burst). A panic that begins within a window of the last one shows a pattern, not a backlog:
+  // its asks count, so a train of spikes holds the fleet instead of shedding it between spikes.
+  const panicRecurs = panicking && now >= prev.panicUntil ? now - prev.panicUntil <= p.scaleDownWindowMs : prev.panicRecurs;
 
   // Modes rise at once and fall back only after a stable window without their pressure.
   const byPressure: Mode = pressure >= p.modeThresholds.emergency ? 'emergency' : pressure >= p.modeThresholds.surge ? 'surge' : 'normal';
@@ -252,8 +271,8 @@ function decideFreely(input: DecideInput): Decision {
   const demand = Math.max(stableDemand!, panicDemand!);
   const unbounded = Math.ceil(demand / m.targetPerPod);
   const wanted = clamp(unbounded, p.minReplicas, p.maxReplicas);
-  const recommendations = [...prev.recommendations.filter((r) => r.at >= now - p.scaleDownWindowMs), { at: now, replicas: wanted, envoys: latest!.envoys }];
-  const state: DecisionState = { mode, modeUntil, panicUntil, recommendations, since: prev.since };
+  const recommendations = [...prev.recommendations.filter((r) => r.at >= now - p.scaleDownWindowMs), { at: now, replicas: wanted, envoys: latest!.envoys, backlog: panicking && !panicRecurs }];
+  const state: DecisionState = { mode, modeUntil, panicUntil, panicRecurs, recommendations, since: prev.since };
 
   if (base < p.minReplicas) return decision(p.minReplicas, 'below-min', mode, panicking, wanted, state);
   // The pods' own queues, when the policy listens to them: waiting requests or a full KV cache mean the pods
@@ -286,14 +305,14 @@ function decideFreely(input: DecideInput): Decision {
   // wanted < base: down only calmly, slowly, and on a full window of evidence.
   if (panicking) return decision(base, 'panic-no-scale-down', mode, panicking, wanted, state);
   if (m.maxDownPercent <= 0) return decision(base, 'scale-down-stabilizing', mode, panicking, wanted, state);
-  if ((base - wanted) / base <= p.tolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
+  if ((base - wanted) / base <= p.scaleDownTolerance) return decision(base, 'within-tolerance', mode, panicking, wanted, state);
   if (base <= p.minReplicas) return decision(base, 'at-min', mode, panicking, wanted, state);
   // Envoys that stopped reporting look exactly like load that went away: while fewer report than did within the
   // window (beyond the tolerance), the lower total is not evidence.
   const mostEnvoys = Math.max(...recommendations.map((r) => r.envoys));
   if (latest!.envoys < mostEnvoys * (1 - p.tolerance)) return decision(base, 'fewer-reporters', mode, panicking, wanted, state);
   const haveFullWindow = prev.since <= now - p.scaleDownWindowMs;
-  const stabilized = Math.max(...recommendations.map((r) => r.replicas));
+  const stabilized = Math.max(...recommendations.filter((r) => !r.backlog).map((r) => r.replicas));
   if (!haveFullWindow || stabilized >= base) return decision(base, 'scale-down-stabilizing', mode, panicking, wanted, state);
   const floor = Math.min(base - 1, Math.floor((base * (100 - m.maxDownPercent)) / 100));
   const next = Math.max(stabilized, floor, p.minReplicas);

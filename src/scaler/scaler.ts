@@ -442,7 +442,7 @@ export function createScaler(o: ScalerOptions): Scaler {
       if (leading) {
         for (const svc of services) {
           const followed = modes.get(svc.service);
-          if (followed?.reason === 'leader') stateOf(svc.service).state = { mode: followed.mode, modeUntil: now + svc.policy.stableWindowMs, panicUntil: -Infinity, recommendations: [], since: now };
+          if (followed?.reason === 'leader') stateOf(svc.service).state = { mode: followed.mode, modeUntil: now + svc.policy.stableWindowMs, panicUntil: -Infinity, panicRecurs: false, recommendations: [], since: now };
         }
       }
       wasLeading = leading;

@@ -59,14 +59,41 @@ describe('decide (pure scaling decision)', () => {
     const r = simulate({ seconds: 900, start: 4, load: (t) => (t >= 10 && t < 20 ? 12 * T : 4 * T) });
     expect(r.at(16).replicas).to.equal(12);
     const peak = r.at(25).replicas;
-    // No scale-down for the full 5-minute window after the last high recommendation.
-    for (let t = 20; t < 300; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(peak);
-    expect(r.at(70).reason).to.be.oneOf(['scale-down-stabilizing', 'panic-no-scale-down']);
+    // No scale-down for the full window after the last high recommendation.
+    for (let t = 20; t < 20 + DEFAULT_POLICY.scaleDownWindowMs / 1000; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(peak);
+    expect(r.at(70).reason).to.equal('scale-down-stabilizing');
     // Then down by at most 10% a step, to the demand.
     const downs = r.decisions.filter((d) => d.action === 'scale-down');
     expect(downs.length).to.be.greaterThan(1);
     for (const d of downs) expect(d.replicas).to.be.at.least(Math.floor(d.inputs.desired * 0.9));
     expect(r.at(899).replicas).to.equal(4);
+  });
+
+  it('a burst met by panic while pods load: once the backlog is served, the fleet goes to what the burst needs', () => {
+    // The rate doubles at t=200 and stays doubled. Until the new pods are ready (60 s), the requests queued at
+    // the 4 ready pods count as in flight: 20 pods' worth, then the steady 8 once the queue is served.
+    const r = simulate({ seconds: 700, start: 4, loadSeconds: 60, load: (t) => (t < 200 ? 4 * T : t < 265 ? 20 * T : 8 * T) });
+    const peak = Math.max(...r.decisions.map((d) => d.replicas));
+    expect(peak).to.be.above(16);
+    expect(r.at(230)).to.include({ panic: true });
+    // Panic holds every pod for a stable window after it; then the panic's asks no longer count, and the fleet
+    // steps down to the burst's 8 pods (plus tolerance) within seconds, not a whole window later.
+    for (let t = 230; t < 300; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(peak);
+    expect(r.at(330).replicas).to.be.at.most(9);
+    expect(r.at(699).replicas).to.equal(8);
+  });
+
+  it('a train of spikes: after the second panic within the window, the fleet holds between spikes', () => {
+    const spike = (t: number) => t >= 200 && t % 150 < 10;
+    const r = simulate({ seconds: 1200, start: 4, loadSeconds: 60, load: (t) => (spike(t) ? 40 * T : 4 * T) });
+    // The first spike's pods go once its panic is over; the second shows the spikes recur, and from then on
+    // the panics' asks count for the window, so the pods stay for the next spike.
+    const first = r.changes.filter((t) => t < 450 && r.at(t).action === 'scale-down');
+    expect(first).to.not.be.empty;
+    expect(r.at(449).replicas).to.equal(4);
+    // From the second spike on, every spike finds its pods ready (40 pods' worth at a 40-pod fleet's target).
+    for (let t = 520; t < 1200; t++) expect(r.at(t).replicas, `t=${t}`).to.be.at.least(40);
+    expect(r.decisions.slice(600).every((d) => !d.panic)).to.equal(true);
   });
 
   it('slow ramp: follows demand up without ever stepping down', () => {
@@ -82,6 +109,13 @@ describe('decide (pure scaling decision)', () => {
     expect(new Set(r.decisions.map((d) => d.reason))).to.deep.equal(new Set(['within-tolerance']));
   });
 
+  it('scale-down has its own, narrower tolerance: a lasting 4% fall sheds pods, a 4% rise does not add any', () => {
+    const fall = simulate({ seconds: 400, start: 50, load: (t) => (t < 10 ? 50 : 48) * T });
+    expect(fall.at(399).replicas).to.equal(48);
+    expect(simulate({ seconds: 400, start: 50, policy: { scaleDownTolerance: 0.1 }, load: (t) => (t < 10 ? 50 : 48) * T }).changes).to.deep.equal([]);
+    expect(simulate({ seconds: 400, start: 50, load: (t) => (t < 10 ? 50 : 52) * T }).changes).to.deep.equal([]);
+  });
+
   it('stale data: when samples stop, it holds and says why, however idle the last sample looked', () => {
     const r = simulate({ seconds: 900, start: 10, load: (t) => (t < 30 ? 0 : null) });
     expect(r.at(45)).to.include({ replicas: 10, reason: 'stale-data', action: 'hold' });
@@ -92,7 +126,7 @@ describe('decide (pure scaling decision)', () => {
   it('half the Envoys going silent is not idleness: no scale-down while fewer report than did in the window', () => {
     // The load is unchanged, but half the reporters vanish at t=60 s (say, a partition): the total halves.
     const r = simulate({ seconds: 900, start: 10, envoys: (t) => (t < 60 ? 100 : 50), load: (t) => (t < 60 ? 10 * T : 5 * T) });
-    for (let t = 60; t < 60 + 300; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(10);
+    for (let t = 60; t < 60 + DEFAULT_POLICY.scaleDownWindowMs / 1000; t++) expect(r.at(t).replicas, `t=${t}`).to.equal(10);
     expect(r.at(200).reason).to.equal('fewer-reporters');
     // Once a whole window has seen only the 50, the lower total is the evidence: down it goes, slowly.
     expect(r.at(899).replicas).to.be.below(10);
@@ -206,7 +240,7 @@ describe('decide (pure scaling decision)', () => {
 
     it('never scales down while the queues are full', () => {
       const low = Array.from({ length: 400 }, (_, t) => ({ at: t * 1000, activeRequests: T, envoys: 10 }));
-      const d = decide({ history: low, replicas: { desired: 8, ready: 8 }, policy, now: 399_000, state: { mode: 'normal', modeUntil: 0, panicUntil: 0, recommendations: [], since: 0 }, queue: { at: 398_000, pods: 8, waiting: 80, kvCacheUsage: null } });
+      const d = decide({ history: low, replicas: { desired: 8, ready: 8 }, policy, now: 399_000, state: { mode: 'normal', modeUntil: 0, panicUntil: 0, panicRecurs: false, recommendations: [], since: 0 }, queue: { at: 398_000, pods: 8, waiting: 80, kvCacheUsage: null } });
       expect(d.action).to.equal('scale-up');
       expect(d.reason).to.equal('queue-pressure');
     });

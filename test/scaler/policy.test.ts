@@ -16,12 +16,12 @@ describe('readPolicy', () => {
   });
 
   it('applies partial overrides per service and per mode, and forced modes', () => {
-    const r = readPolicy('defaults: { stableWindow: 2m, modes: { normal: { targetPerPod: 100 } } }\nservices:\n  ml/a: { deployment: a, mode: surge, tolerance: 0.05 }\n  ml/b: { deployment: b }\n');
+    const r = readPolicy('defaults: { stableWindow: 2m, modes: { normal: { targetPerPod: 100 } } }\nservices:\n  ml/a: { deployment: a, mode: surge, tolerance: 0.05, scaleDownTolerance: 0.01 }\n  ml/b: { deployment: b }\n');
     if (!r.ok) throw new Error(describeProblems(r.error).join('\n'));
     const [a, b] = r.value;
-    expect(a!.policy).to.include({ stableWindowMs: 120_000, forcedMode: 'surge', tolerance: 0.05 });
+    expect(a!.policy).to.include({ stableWindowMs: 120_000, forcedMode: 'surge', tolerance: 0.05, scaleDownTolerance: 0.01 });
     expect(a!.policy.modes.normal).to.deep.equal({ ...DEFAULT_POLICY.modes.normal, targetPerPod: 100 });
-    expect(b!.policy).to.include({ forcedMode: null, tolerance: 0.1 });
+    expect(b!.policy).to.include({ forcedMode: null, tolerance: 0.1, scaleDownTolerance: 0.02, scaleDownWindowMs: 180_000 });
   });
 
   it('places Deployments in the service\'s namespace unless named with one; bare names are in default', () => {
