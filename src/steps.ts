@@ -79,3 +79,22 @@ export async function runStepsAsync<T>(steps: Steps<T>, options: SliceOptions = 
     }
   }
 }
+
+let ioSliceStart: number | undefined;
+
+/**
+ * Whether work arriving in I/O callbacks may still run at once in this turn of the event loop: true until
+ * `sliceMs` have passed since the first such call of the turn. Requests from many clients arrive in one poll of
+ * the loop (a fleet reconnecting); past the slice, the caller queues the rest for later turns (with
+ * {@link nextTurn}) rather than handle them all before the loop can breathe.
+ */
+export function ioSliceLeft(sliceMs = DEFAULT_SLICE_MS): boolean {
+  const now = clock();
+  if (ioSliceStart === undefined) {
+    ioSliceStart = now;
+    setImmediate(() => {
+      ioSliceStart = undefined;
+    });
+  }
+  return now - ioSliceStart < sliceMs;
+}

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { err, ok, type Result } from '../result.js';
+import { runSteps, type Steps } from '../steps.js';
 import {
   DEFAULT_LISTENER,
   DEFAULT_OPTIONAL,
@@ -287,10 +288,22 @@ function routeKey(rt: RouteSpec): string {
   return JSON.stringify([rt.prefix, rt.headers]);
 }
 
+/** A route that repeats a match an earlier service already routes. */
+export interface RouteConflict {
+  readonly service: string;
+  readonly route: number;
+  readonly message: string;
+}
+
 /** Routes that repeat a match an earlier service (in the given order) already routes: service, index, reason. */
-export function routeConflicts(services: readonly Service[]): { service: string; route: number; message: string }[] {
+export function routeConflicts(services: readonly Service[]): RouteConflict[] {
+  return runSteps(routeConflictsSteps(services));
+}
+
+/** {@link routeConflicts} as steps, one per service (src/steps.ts): thousands of services never block the loop. */
+export function* routeConflictsSteps(services: readonly Service[]): Steps<RouteConflict[]> {
   const owner = new Map<string, string>();
-  const out: { service: string; route: number; message: string }[] = [];
+  const out: RouteConflict[] = [];
   for (const s of services) {
     s.routes.forEach((rt, j) => {
       const key = routeKey(rt);
@@ -298,6 +311,7 @@ export function routeConflicts(services: readonly Service[]): { service: string;
       if (prev !== undefined) out.push({ service: s.name, route: j, message: `the same match (prefix ${rt.prefix}, headers ${JSON.stringify(Object.fromEntries(rt.headers))}) is already routed to ${prev}` });
       else owner.set(key, s.name);
     });
+    yield;
   }
   return out;
 }
@@ -470,15 +484,29 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
 /** Where a service's traffic may be sent besides itself: a canary, a shadow, or a playbook's fallback. */
 export type VariantSetting = 'canary' | 'shadow' | `playbooks.${PlaybookMode}.fallback`;
 
+/** A canary, shadow or fallback that is not served: the service, the setting, its path, and why. */
+export interface VariantProblem {
+  readonly service: string;
+  readonly setting: VariantSetting;
+  readonly path: Path;
+  readonly message: string;
+}
+
 /**
  * Canaries, shadows and playbook fallbacks that point nowhere useful: at a service that is not served, at the
  * service itself, or at one lacking a port the service routes to. Each names the service, the setting, and the
  * path of the offending key under the service's settings.
  */
-export function variantProblems(services: readonly Service[]): { service: string; setting: VariantSetting; path: Path; message: string }[] {
+export function variantProblems(services: readonly Service[]): VariantProblem[] {
+  return runSteps(variantProblemsSteps(services));
+}
+
+/** {@link variantProblems} as steps, one per service (src/steps.ts). */
+export function* variantProblemsSteps(services: readonly Service[]): Steps<VariantProblem[]> {
   const byName = new Map(services.map((s) => [s.name, s]));
-  const out: { service: string; setting: VariantSetting; path: Path; message: string }[] = [];
+  const out: VariantProblem[] = [];
   for (const s of services) {
+    yield;
     const targets: [VariantSetting, string | undefined, Path, string][] = [
       ['canary', s.settings.canary?.service, ['canary', 'service'], 'a canary'],
       ['shadow', s.settings.shadow?.service, ['shadow', 'service'], 'a shadow'],

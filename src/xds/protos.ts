@@ -115,7 +115,7 @@ export function* encodeStrictSteps(fullName: string, value: unknown): Steps<Resu
 }
 
 function* encodeParts(type: protobuf.Type, value: unknown, where: string, out: Uint8Array[]): Steps<string | undefined> {
-  if (type.fullName === '.google.protobuf.Any' || !exceeds(value, PART_NODES)) {
+  if (isAny(type) || !exceeds(value, PART_NODES)) {
     const problem = checkMessage(type, value, where);
     if (problem) return problem;
     out.push(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
@@ -180,12 +180,19 @@ export function decodeToObject(fullName: string, bytes: Uint8Array): Record<stri
 const INT_TYPES = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32']);
 const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
+let anyType: protobuf.Type | undefined;
+
+/** Whether `type` is google.protobuf.Any; by identity, because `fullName` is rebuilt from the parents on every read. */
+function isAny(type: protobuf.Type): boolean {
+  return type === (anyType ??= messageType('google.protobuf.Any'));
+}
+
 function checkMessage(type: protobuf.Type, value: unknown, where: string): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return `${where}: expected a ${type.fullName.slice(1)} object`;
   }
   const obj = value as Record<string, unknown>;
-  if (type.fullName === '.google.protobuf.Any') {
+  if (isAny(type)) {
     const url = obj['@type'];
     if (typeof url !== 'string') return `${where}: Any needs '@type'`;
     const inner = envoyRoot().lookup(url.slice(url.lastIndexOf('/') + 1));
@@ -193,13 +200,13 @@ function checkMessage(type: protobuf.Type, value: unknown, where: string): strin
     const { '@type': _dropped, ...rest } = obj;
     return checkMessage(inner, rest, `${where}<${inner.name}>`);
   }
-  const oneofSeen = new Map<string, string>();
+  let oneofSeen: Map<string, string> | undefined;
   for (const [key, fieldValue] of Object.entries(obj)) {
     const field = type.fields[key];
     if (!field) return `${where}.${key}: no such field in ${type.fullName.slice(1)}`;
     if (fieldValue === undefined) continue;
     if (field.partOf) {
-      const other = oneofSeen.get(field.partOf.name);
+      const other = (oneofSeen ??= new Map()).get(field.partOf.name);
       if (other) return `${where}.${key}: oneof ${field.partOf.name} already set by ${other}`;
       oneofSeen.set(field.partOf.name, key);
     }

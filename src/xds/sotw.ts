@@ -1,6 +1,6 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
 import type { SotwRequest } from './request.js';
-import { covers, inBudget, isFullState, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, inBudget, isFullState, sharedFrame, sharedFrames, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.js';
 import { encodeSotwResponse } from './wire.js';
@@ -167,20 +167,21 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     for (const n of ts.force) if (!snap.resources.has(n)) ts.force.delete(n);
     ts.mustRespond = false;
     const wildcardOnly = full && ts.wildcard && ts.names.size === 0 && !plan.held;
-    const send = plan.send.sort(byName);
     const version = subscriptionVersion(ts, snap);
     const versionInfo = plan.held ? `${version}+held` : version;
-    // Held resources are not in the snapshot, so their versions must be part of the key.
     // CDS and LDS fit in one response (the snapshot checks it); EDS and RDS may need several.
-    const parts = full ? [send] : inBudget(send, (r) => r.sotw.length, this.bodyBudget(typeUrl));
-    const shared = parts.map((part, i) => {
+    const encode = (send: EncodedResource[]) => (full ? [send] : inBudget(send, (r) => r.sotw.length, this.bodyBudget(typeUrl))).map((part, i) => {
+      // Held resources are not in the snapshot, so their versions must be part of the key.
       const key = wildcardOnly ? '*' : `${versionInfo}\n${i}\n${part.map((r) => `${r.name}\t${r.version}`).join('\n')}`;
       return sharedFrame(snap, key, () =>
         encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : part.map((r) => r.sotw) }));
     });
+    // Everything the subscription covers (nothing held) is exactly what its version hashes: that names it.
+    const whole = !plan.held && plan.send.length === plan.desired.size;
+    const shared = whole ? sharedFrames(snap, versionInfo, () => encode(plan.send.sort(byName))) : encode(plan.send.sort(byName));
     ts.sentVersion = versionInfo;
     if (full) ts.sent = plan.desired;
-    else for (const r of send) ts.sent.set(r.name, r);
+    else for (const r of plan.send) ts.sent.set(r.name, r);
     return { frames: this.stamp(ts, shared), changed: plan.changed };
   }
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../observability/log.js';
 import { LATENCY_BUCKETS, type Counter, type Histogram, type Metrics } from '../observability/metrics.js';
 import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.js';
 import { withNonce } from './wire.js';
-import { nextTurn, turnUsed } from '../steps.js';
+import { ioSliceLeft, nextTurn, turnUsed } from '../steps.js';
 import { ADS_ORDER, FULL_STATE_TYPES, parseTypeUrl, TYPE_SHORT, TypeUrl } from './resources.js';
 import { MAX_RESPONSE_BYTES, type EncodedResource, type Snapshot, type TypeSnapshot } from './snapshot.js';
 
@@ -164,16 +164,12 @@ let nextStreamId = 1;
 
 /** Most distinct shared frames kept per type snapshot (one per distinct subscription, typically one). */
 const FRAME_CACHE_ENTRIES = 64;
-const frames = new WeakMap<TypeSnapshot, Map<string, Buffer>>();
+const frames = new WeakMap<TypeSnapshot, Map<string, Buffer | readonly Buffer[]>>();
 
-/**
- * Returns the nonce-less response that `key` identifies within `snap`, building it at most once: streams with
- * the same subscription share one encoding, and only append their nonce. Entries die with their snapshot.
- */
-export function sharedFrame(snap: TypeSnapshot, key: string, build: () => Buffer): Buffer {
+function shared<T extends Buffer | readonly Buffer[]>(snap: TypeSnapshot, key: string, build: () => T): T {
   let cache = frames.get(snap);
   if (!cache) frames.set(snap, (cache = new Map()));
-  let frame = cache.get(key);
+  let frame = cache.get(key) as T | undefined;
   if (!frame) {
     frame = build();
     if (cache.size < FRAME_CACHE_ENTRIES) cache.set(key, frame);
@@ -181,14 +177,32 @@ export function sharedFrame(snap: TypeSnapshot, key: string, build: () => Buffer
   return frame;
 }
 
+/**
+ * Returns the nonce-less response that `key` identifies within `snap`, building it at most once: streams with
+ * the same subscription share one encoding, and only append their nonce. Entries die with their snapshot.
+ */
+export function sharedFrame(snap: TypeSnapshot, key: string, build: () => Buffer): Buffer {
+  return shared(snap, `1\n${key}`, build);
+}
+
+/**
+ * Like {@link sharedFrame}, for a whole answer of one or more responses: a stream sending everything its
+ * subscription covers skips sorting, splitting and keying thousands of resources when another stream with the
+ * same subscription already did.
+ */
+export function sharedFrames(snap: TypeSnapshot, key: string, build: () => readonly Buffer[]): readonly Buffer[] {
+  return shared(snap, `n\n${key}`, build);
+}
+
 const flushes: (() => void)[] = [];
 let flushHead = 0;
 let flushing = false;
 
 /**
- * Queues a stream's flush. Flushes run first come, first served, within the slice of each turn of the event
- * loop that long work shares (src/steps.ts): a change reaching thousands of streams, or a few streams each
- * taking megabytes, never holds the loop much longer than a slice.
+ * Queues a stream's flush (or a request that arrived past the turn's slice). They run first come, first
+ * served, within the slice of each turn of the event loop that long work shares (src/steps.ts): a change
+ * reaching thousands of streams, or a few streams each taking megabytes, never holds the loop much longer than
+ * a slice.
  */
 function enqueueFlush(flush: () => void): void {
   flushes.push(flush);
@@ -229,6 +243,8 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private scheduled = false;
   private closed = false;
   private nonceSeq = 0;
+  /** Requests waiting in the flush queue: later ones queue behind them, so each stream's stay in order. */
+  private queued = 0;
   private readonly responded: Partial<Record<TypeUrl, (by?: number) => void>> = {};
   private readonly pushed: Partial<Record<TypeUrl, (seconds: number) => void>> = {};
 
@@ -239,8 +255,24 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     private readonly transport: StreamTransport,
   ) {}
 
-  /** Handles one request from the client. */
+  /**
+   * Handles one request from the client: at once while the turn's slice lasts, else in a later turn. A fleet
+   * reconnecting sends thousands of first requests in one poll, each naming up to thousands of resources.
+   */
   receive(req: Req | MalformedRequest): void {
+    if (this.closed) return;
+    if (this.queued > 0 || !ioSliceLeft()) {
+      this.queued++;
+      enqueueFlush(() => {
+        this.queued--;
+        this.handleRequest(req);
+      });
+      return;
+    }
+    this.handleRequest(req);
+  }
+
+  private handleRequest(req: Req | MalformedRequest): void {
     if (this.closed) return;
     if ('malformed' in req) return this.fail(req.code ?? GrpcStatus.INVALID_ARGUMENT, req.code === GrpcStatus.RESOURCE_EXHAUSTED ? req.malformed : `malformed request: ${req.malformed}`);
     if (!this.node) {

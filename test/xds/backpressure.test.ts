@@ -63,3 +63,27 @@ describe('a long-lived stream (stream core over an in-memory transport, collecte
     expect(past.map((w) => w.deref() === undefined)).to.deep.equal([true, true, true, true, true]);
   });
 });
+
+describe('requests past the turn\'s slice (stream core over an in-memory transport)', () => {
+  it('are handled in a later turn, each stream\'s in the order they came', async () => {
+    const cache = createSnapshotCache();
+    const publisher = createPublisher({ cache, log: createMemoryLogger(), metrics: createMetrics() });
+    await publisher.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.1.1', 80)])]));
+    const frames: Buffer[] = [];
+    const deps: StreamDeps = { cache, log: createMemoryLogger(), metrics: createMetrics(), limits: DEFAULT_LIMITS, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
+    const stream = new SotwStream('ads', deps, { write: (f) => (frames.push(f), true), close: () => {} });
+    const request = (names: string[]) => ({ node: { id: 'n', cluster: '' } as any, type_url: TypeUrl.Endpoint, resource_names: names, response_nonce: '', version_info: '', error_detail: null }) as any;
+    stream.receive(request(['a/http']));
+    expect(stream.node?.id).to.equal('n'); // the turn's first request: at once
+    // The slice of this turn used up (a fleet's worth of requests before these):
+    for (const until = performance.now() + 25; performance.now() < until;);
+    stream.receive(request(['b/http']));
+    stream.receive(request(['a/http', 'b/http']));
+    expect(stream.typeStatus()['eds']!.subscribed).to.deep.equal(['a/http']); // not yet
+    await eventually(() => stream.typeStatus()['eds']!.subscribed.length === 2, 'the queued requests handled');
+    expect(stream.typeStatus()['eds']!.subscribed).to.deep.equal(['a/http', 'b/http']); // the last one came last
+    await eventually(() => frames.length > 0, 'a response');
+    const last = decodeToObject('envoy.service.discovery.v3.DiscoveryResponse', frames[frames.length - 1]!) as any;
+    expect(last.resources.map((r: any) => r.cluster_name).sort()).to.include('b/http');
+  });
+});

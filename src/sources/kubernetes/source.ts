@@ -1,6 +1,6 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import type { ListenerSpec, Model, PlaybookMode, Service } from '../../model/model.js';
-import { formatPath, routeConflicts, variantProblems, type VariantSetting } from '../../model/validate.js';
+import { formatPath, routeConflictsSteps, variantProblemsSteps, type VariantSetting } from '../../model/validate.js';
 import type { Logger } from '../../observability/log.js';
 import { ANNOTATION_PREFIX, readAnnotations } from './annotations.js';
 import { mergeSlices, SERVICE_NAME_LABEL, serviceKey, servicePorts } from './endpointslices.js';
@@ -52,6 +52,16 @@ export interface KubernetesSource {
 }
 
 /**
+ * Whether two lists hold the same EndpointSlices, in any order: the same objects (the informer keeps an
+ * unchanged object), or after a relist the same name at the same resourceVersion. Run for every service on
+ * every rebuild, so it builds nothing.
+ */
+function sameSlices(a: readonly V1EndpointSlice[], b: readonly V1EndpointSlice[]): boolean {
+  if (a.length !== b.length) return false;
+  return b.every((s) => a.includes(s) || a.some((p) => p.metadata?.name === s.metadata?.name && p.metadata?.resourceVersion === s.metadata?.resourceVersion));
+}
+
+/**
  * Watches Services (by label, in the given namespaces) and their EndpointSlices, and turns them into models.
  * Per-service settings come from `inferplane.io/*` annotations; a service whose annotations are invalid keeps
  * its last good settings (a new one is not served until they are fixed), and the problem is logged and
@@ -67,7 +77,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
   const scopes = o.namespaces.length === 0 ? [undefined] : [...o.namespaces];
   const changedEndpoints = new Set<string>();
   let structural = true;
-  const built = new Map<string, { service: Service; svc: V1Service; slicesKey: string }>();
+  const built = new Map<string, { service: Service; svc: V1Service; slices: readonly V1EndpointSlice[] }>();
   const goodSettings = new Map<string, Pick<Service, 'settings' | 'routes'>>();
   const reported = new Map<string, string>();
 
@@ -177,6 +187,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
         let list = slicesBy.get(key);
         if (!list) slicesBy.set(key, (list = []));
         list.push(slice);
+        yield;
       }
     }
     const fast = !structural;
@@ -191,13 +202,12 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
         const key = serviceKey(svc.metadata?.namespace ?? '', svc.metadata?.name ?? '');
         seen.add(key);
         const slices = slicesBy.get(key) ?? [];
-        const slicesKey = slices.map((s) => `${s.metadata?.name}@${s.metadata?.resourceVersion}`).sort().join(',');
         const prev = built.get(key);
-        if (prev && prev.svc.metadata?.resourceVersion === svc.metadata?.resourceVersion && prev.slicesKey === slicesKey) continue;
-        const service = serviceOf(svc, slices);
-        if (service) built.set(key, { service: prev && JSON.stringify(prev.service) === JSON.stringify(service) ? prev.service : service, svc, slicesKey });
-        else built.delete(key);
         yield;
+        if (prev && prev.svc.metadata?.resourceVersion === svc.metadata?.resourceVersion && sameSlices(prev.slices, slices)) continue;
+        const service = serviceOf(svc, slices);
+        if (service) built.set(key, { service: prev && JSON.stringify(prev.service) === JSON.stringify(service) ? prev.service : service, svc, slices });
+        else built.delete(key);
       }
     }
     yield;
@@ -205,8 +215,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
     for (const key of [...goodSettings.keys()]) if (!seen.has(key)) goodSettings.delete(key);
     let services = [...built.values()].map((b) => b.service).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     yield;
-    const conflicts = routeConflicts(services);
-    yield;
+    const conflicts = yield* routeConflictsSteps(services);
     if (conflicts.length > 0) {
       const drop = new Map<string, Set<number>>();
       for (const c of conflicts) {
@@ -220,7 +229,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
     }
     // A canary, shadow or fallback pointing at no served service (or one without the port) is not served:
     // reported on the Service, the rest of its settings kept.
-    const variants = variantProblems(services);
+    const variants = yield* variantProblemsSteps(services);
     if (variants.length > 0) {
       const strip = new Map<string, Set<VariantSetting>>();
       for (const v of variants) {
