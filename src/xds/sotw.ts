@@ -163,8 +163,10 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     const plan = this.plan(typeUrl, ts, snap, holdRemovals);
     if (!plan) return undefined;
     const full = isFullState(typeUrl);
-    for (const r of plan.send) ts.force.delete(r.name);
-    for (const n of ts.force) if (!snap.resources.has(n)) ts.force.delete(n);
+    if (ts.force.size > 0) {
+      for (const r of plan.send) ts.force.delete(r.name);
+      for (const n of ts.force) if (!snap.resources.has(n)) ts.force.delete(n);
+    }
     ts.mustRespond = false;
     const wildcardOnly = full && ts.wildcard && ts.names.size === 0 && !plan.held;
     const version = subscriptionVersion(ts, snap);
@@ -180,7 +182,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     const whole = !plan.held && plan.send.length === plan.desired.size;
     const shared = whole ? sharedFrames(snap, versionInfo, () => encode(plan.send.sort(byName))) : encode(plan.send.sort(byName));
     ts.sentVersion = versionInfo;
-    if (full) ts.sent = plan.desired;
+    // A first answer of everything subscribed: what was sent is exactly what was desired (a fresh map).
+    if (full || (ts.sent.size === 0 && whole)) ts.sent = plan.desired;
     else for (const r of plan.send) ts.sent.set(r.name, r);
     return { frames: this.stamp(ts, shared), changed: plan.changed };
   }

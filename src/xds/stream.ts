@@ -162,6 +162,20 @@ export type StreamKind = 'ads' | TypeUrl;
 
 let nextStreamId = 1;
 
+/**
+ * Most response body one response of a split answer carries, whatever the size limit allows. A stream's
+ * responses are completed (copied, with their nonce) one at a time as they are written, and a stream yields the
+ * loop between them once the turn's slice is used: at 1 MiB a response is a millisecond or two of copying, so
+ * one client syncing thousands of assignments (megabytes) never stops the others for long.
+ */
+export const PART_BYTES = 1024 * 1024;
+
+/** A response of an answer, but for its nonce: shared by every stream with the same answer. */
+export interface StampedFrame {
+  readonly shared: Buffer;
+  readonly nonce: string;
+}
+
 /** Most distinct shared frames kept per type snapshot (one per distinct subscription, typically one). */
 const FRAME_CACHE_ENTRIES = 64;
 const frames = new WeakMap<TypeSnapshot, Map<string, Buffer | readonly Buffer[]>>();
@@ -245,6 +259,8 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private nonceSeq = 0;
   /** Requests waiting in the flush queue: later ones queue behind them, so each stream's stay in order. */
   private queued = 0;
+  /** Responses of the last answer not yet written (see {@link writeBacklog}). */
+  private backlog: StampedFrame[] | undefined;
   private readonly responded: Partial<Record<TypeUrl, (by?: number) => void>> = {};
   private readonly pushed: Partial<Record<TypeUrl, (seconds: number) => void>> = {};
 
@@ -367,7 +383,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
    * sync. `changed` lists resources whose version the client did not hold. With `holdRemovals`, resources the
    * client holds that left the snapshot are kept (SotW) or not yet removed (Delta).
    */
-  protected abstract respond(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot, holdRemovals: boolean): { frames: readonly Buffer[]; changed: readonly EncodedResource[] } | undefined;
+  protected abstract respond(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot, holdRemovals: boolean): { frames: readonly StampedFrame[]; changed: readonly EncodedResource[] } | undefined;
   /** True when the type's client state matches the snapshot (nothing to send), without changing anything. */
   protected abstract inSync(typeUrl: TypeUrl, ts: TS, snap: TypeSnapshot): boolean;
 
@@ -379,16 +395,19 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
    * Completes the shared frames of one answer with a nonce each and records them: the last nonce is the one
    * an ACK must carry, the earlier ones can still be NACKed.
    */
-  protected stamp(ts: TS, shared: readonly Buffer[]): Buffer[] {
+  protected stamp(ts: TS, shared: readonly Buffer[]): StampedFrame[] {
     const nonces = shared.map(() => this.nextNonce());
     ts.earlierNonces = nonces.slice(0, -1);
     ts.lastNonce = nonces[nonces.length - 1];
-    return shared.map((f, i) => withNonce(f, nonces[i]!));
+    return shared.map((f, i) => ({ shared: f, nonce: nonces[i]! }));
   }
 
-  /** Bytes of response body one response may carry, given the fields around it. */
+  /**
+   * Bytes of response body one response of a split answer may carry: what the limit leaves, given the fields
+   * around it, and at most {@link PART_BYTES}.
+   */
   protected bodyBudget(typeUrl: TypeUrl): number {
-    return this.deps.limits.maxResponseBytes - 256 - typeUrl.length - Buffer.byteLength(this.deps.controlPlane);
+    return Math.min(PART_BYTES, this.deps.limits.maxResponseBytes - 256 - typeUrl.length - Buffer.byteLength(this.deps.controlPlane));
   }
 
   /**
@@ -433,6 +452,8 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
 
   private flush(): void {
     if (this.closed || !this.writable || !this.snapshot) return;
+    // The rest of an answer goes before anything newer: the client sees each version whole and in order.
+    if (!this.writeBacklog()) return;
     const snapshot = this.snapshot;
     const order = this.kind === 'ads' ? ADS_ORDER : [this.kind];
     for (const typeUrl of order) {
@@ -454,14 +475,36 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
         const at = this.deps.cache.publishedAt(snapshot);
         if (at !== undefined) (this.pushed[typeUrl] ??= pushLatency(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl] }))((performance.now() - at) / 1000);
       }
-      // A transport that is full still takes the write: the rest of a split answer follows it, then we wait.
-      let full = false;
-      for (const frame of out.frames) full = !this.transport.write(frame) || full;
-      if (full) {
+      this.backlog = [...out.frames];
+      if (!this.writeBacklog()) return;
+    }
+  }
+
+  /**
+   * Writes the answer's responses that are still to go, each completed with its nonce only now: while the
+   * transport takes them, and past the first only while the turn's slice lasts (the rest follow in a later
+   * turn, so one stream's megabytes never hold the loop). True when none are left and more may be written.
+   */
+  private writeBacklog(): boolean {
+    const frames = this.backlog;
+    if (!frames) return true;
+    let written = 0;
+    while (written < frames.length) {
+      if (written > 0 && turnUsed()) {
+        frames.splice(0, written);
+        this.schedule();
+        return false;
+      }
+      const frame = frames[written++]!;
+      if (!this.transport.write(withNonce(frame.shared, frame.nonce))) {
+        frames.splice(0, written);
+        if (frames.length === 0) this.backlog = undefined;
         this.writable = false;
-        return;
+        return false;
       }
     }
+    this.backlog = undefined;
+    return true;
   }
 
   /**

@@ -87,3 +87,28 @@ describe('requests past the turn\'s slice (stream core over an in-memory transpo
     expect(last.resources.map((r: any) => r.cluster_name).sort()).to.include('b/http');
   });
 });
+
+describe('an answer split over several responses (stream core over an in-memory transport)', () => {
+  it('writes them one slice at a time: the loop turns between responses once the slice is used', async () => {
+    const cache = createSnapshotCache();
+    const publisher = createPublisher({ cache, log: createMemoryLogger(), metrics: createMetrics() });
+    await publisher.publish(model(Array.from({ length: 8 }, (_, s) => svc(`s${s}`, Array.from({ length: 400 }, (_, e) => ep(`10.${s}.${e >> 8}.${e & 255}`, 80))))));
+    const seen: string[] = [];
+    const deps: StreamDeps = { cache, log: createMemoryLogger(), metrics: createMetrics(), limits: { ...DEFAULT_LIMITS, maxResponseBytes: 32 * 1024 }, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
+    const frames: Buffer[] = [];
+    // Each write takes longer than a slice (a megabyte-sized response on a loaded machine).
+    const stream = new SotwStream('ads', deps, { write: (f) => { frames.push(f); seen.push('write'); for (const until = performance.now() + 25; performance.now() < until;); return true; }, close: () => {} });
+    let turning = true;
+    const turn = () => { seen.push('turn'); if (turning) setImmediate(turn); };
+    setImmediate(turn);
+    const names = Array.from({ length: 8 }, (_, s) => `s${s}/http`);
+    stream.receive({ node: { id: 'n', cluster: '' } as any, type_url: TypeUrl.Endpoint, resource_names: names, response_nonce: '', version_info: '', error_detail: null } as any);
+    await eventually(() => frames.length > 0 && stream.typeStatus()['eds']!.pendingNonce !== undefined && frames.length === Number.parseInt(stream.typeStatus()['eds']!.pendingNonce!, 36), 'every response written');
+    turning = false;
+    expect(frames.length).to.be.greaterThan(2);
+    const writes = seen.map((e, i) => [e, i] as const).filter(([e]) => e === 'write').map(([, i]) => i);
+    for (let k = 1; k < writes.length; k++) expect(seen.slice(writes[k - 1]! + 1, writes[k]), `between responses ${k} and ${k + 1}`).to.include('turn');
+    const got = frames.flatMap((f) => (decodeToObject('envoy.service.discovery.v3.DiscoveryResponse', f) as any).resources.map((r: any) => r.cluster_name));
+    expect(got.sort()).to.deep.equal([...names].sort());
+  });
+});

@@ -178,6 +178,15 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
   }
 
   function* buildModel(): Steps<void> {
+    // What this build answers for is taken first: an event arriving while it runs (it yields) waits for the next
+    // one, which then knows the service changed. Taken later, an event read into this build's slices but
+    // missing from its set would show the next build a changed service it was not told of: a full rebuild.
+    const fast = !structural;
+    const since = eventAt;
+    eventAt = undefined;
+    const changedNow = new Set(changedEndpoints);
+    changedEndpoints.clear();
+    structural = false;
     const slicesBy = new Map<string, V1EndpointSlice[]>();
     for (const inf of sliceInformers) {
       for (const slice of inf.list()) {
@@ -190,12 +199,6 @@ export function createKubernetesSource(o: KubernetesSourceOptions): KubernetesSo
         yield;
       }
     }
-    const fast = !structural;
-    const since = eventAt;
-    eventAt = undefined;
-    const changedNow = new Set(changedEndpoints);
-    changedEndpoints.clear();
-    structural = false;
     const seen = new Set<string>();
     for (const inf of serviceInformers) {
       for (const svc of inf.list()) {
