@@ -32,7 +32,7 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
  * Objects per page when listing. A list of thousands of EndpointSlices is tens of megabytes of JSON that the
  * client parses and converts in one go; in pages, other work (xDS streams, stats) runs in between.
  */
-export const LIST_PAGE_SIZE = 250;
+export const LIST_PAGE_SIZE = 100;
 
 /**
  * Lists every page (`limit`, then each `continue` token) and returns them as one list carrying the snapshot's
