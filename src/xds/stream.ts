@@ -259,8 +259,8 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private nonceSeq = 0;
   /** Requests waiting in the flush queue: later ones queue behind them, so each stream's stay in order. */
   private queued = 0;
-  /** Responses of the last answer not yet written (see {@link writeBacklog}). */
-  private backlog: StampedFrame[] | undefined;
+  /** The last answer, when some of its responses are not yet written (see {@link writeAnswer}). */
+  private backlog: { readonly frames: readonly StampedFrame[]; readonly next: number } | undefined;
   private readonly responded: Partial<Record<TypeUrl, (by?: number) => void>> = {};
   private readonly pushed: Partial<Record<TypeUrl, (seconds: number) => void>> = {};
 
@@ -453,7 +453,11 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private flush(): void {
     if (this.closed || !this.writable || !this.snapshot) return;
     // The rest of an answer goes before anything newer: the client sees each version whole and in order.
-    if (!this.writeBacklog()) return;
+    const rest = this.backlog;
+    if (rest) {
+      this.backlog = undefined;
+      if (!this.writeAnswer(rest.frames, rest.next)) return;
+    }
     const snapshot = this.snapshot;
     const order = this.kind === 'ads' ? ADS_ORDER : [this.kind];
     for (const typeUrl of order) {
@@ -475,35 +479,28 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
         const at = this.deps.cache.publishedAt(snapshot);
         if (at !== undefined) (this.pushed[typeUrl] ??= pushLatency(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl] }))((performance.now() - at) / 1000);
       }
-      this.backlog = [...out.frames];
-      if (!this.writeBacklog()) return;
+      if (!this.writeAnswer(out.frames, 0)) return;
     }
   }
 
   /**
-   * Writes the answer's responses that are still to go, each completed with its nonce only now: while the
-   * transport takes them, and past the first only while the turn's slice lasts (the rest follow in a later
-   * turn, so one stream's megabytes never hold the loop). True when none are left and more may be written.
+   * Writes an answer's responses from `from` on, each completed with its nonce only now: while the transport
+   * takes them, and past the first only while the turn's slice lasts (the rest follow in a later turn, so one
+   * stream's megabytes never hold the loop). True when all are written and more may be written.
    */
-  private writeBacklog(): boolean {
-    const frames = this.backlog;
-    if (!frames) return true;
-    let written = 0;
-    while (written < frames.length) {
-      if (written > 0 && turnUsed()) {
-        frames.splice(0, written);
+  private writeAnswer(frames: readonly StampedFrame[], from: number): boolean {
+    for (let i = from; i < frames.length; i++) {
+      if (i > from && turnUsed()) {
+        this.backlog = { frames, next: i };
         this.schedule();
         return false;
       }
-      const frame = frames[written++]!;
-      if (!this.transport.write(withNonce(frame.shared, frame.nonce))) {
-        frames.splice(0, written);
-        if (frames.length === 0) this.backlog = undefined;
+      if (!this.transport.write(withNonce(frames[i]!.shared, frames[i]!.nonce))) {
+        if (i + 1 < frames.length) this.backlog = { frames, next: i + 1 };
         this.writable = false;
         return false;
       }
     }
-    this.backlog = undefined;
     return true;
   }
 
