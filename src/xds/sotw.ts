@@ -172,15 +172,18 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     const version = subscriptionVersion(ts, snap);
     const versionInfo = plan.held ? `${version}+held` : version;
     // CDS and LDS fit in one response (the snapshot checks it); EDS and RDS may need several.
-    const encode = (send: EncodedResource[]) => (full ? [send] : inBudget(send, (r) => r.sotw.length, this.bodyBudget(typeUrl))).map((part, i) => {
-      // Held resources are not in the snapshot, so their versions must be part of the key.
-      const key = wildcardOnly ? '*' : `${versionInfo}\n${i}\n${part.map((r) => `${r.name}\t${r.version}`).join('\n')}`;
-      return sharedFrame(snap, key, () =>
-        encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : part.map((r) => r.sotw) }));
-    });
+    const parts = () => {
+      const send = plan.send.sort(byName);
+      return full ? [send] : inBudget(send, (r) => r.sotw.length, this.bodyBudget(typeUrl));
+    };
+    const encode = (part: readonly EncodedResource[]) =>
+      encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : part.map((r) => r.sotw) });
     // Everything the subscription covers (nothing held) is exactly what its version hashes: that names it.
+    // Anything less is named by its resources (held ones are not in the snapshot, so versions are part of it).
     const whole = !plan.held && plan.send.length === plan.desired.size;
-    const shared = whole ? sharedFrames(snap, versionInfo, () => encode(plan.send.sort(byName))) : encode(plan.send.sort(byName));
+    const shared = whole
+      ? sharedFrames(snap, versionInfo, () => parts().map(encode))
+      : parts().map((part, i) => sharedFrame(snap, `${versionInfo}\n${i}\n${part.map((r) => `${r.name}\t${r.version}`).join('\n')}`, () => encode(part)));
     ts.sentVersion = versionInfo;
     // A first answer of everything subscribed: what was sent is exactly what was desired (a fresh map).
     if (full || (ts.sent.size === 0 && whole)) ts.sent = plan.desired;
