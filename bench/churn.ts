@@ -90,6 +90,7 @@ export async function churn(o: ChurnOptions): Promise<void> {
   const port = await server.listen('127.0.0.1:0');
   while (!publisher.ready()) await new Promise((r) => setTimeout(r, 20));
   console.log(`\n  first list to first publish: ${fmt((now() - tSync) / 1000, 2)} s, longest event-loop stop ${fmt(stops.max / 1e6)} ms`);
+  const profiler = o.profile ? await startProfile() : undefined;
   stops.reset();
   const names = Array.from({ length: o.services }, (_, s) => `ml/model-${s}/http`);
   const t0 = now();
@@ -108,7 +109,6 @@ export async function churn(o: ChurnOptions): Promise<void> {
   const order = Array.from({ length: total }, (_, i) => (i * 7919) % total);
   const tickMs = 50;
   const perTick = perSecond / (1000 / tickMs);
-  const profiler = o.profile ? await startProfile() : undefined;
   const cpu0 = process.cpuUsage();
   const start = now();
   let sent = 0;

@@ -1,5 +1,5 @@
 import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
-import { covers, inBudget, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, frame, inBudget, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import type { TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
 import { encodeDeltaResponse } from './wire.js';
@@ -117,14 +117,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
     // Removals ride in the last response, after every update of the answer.
     const entries: (EncodedResource | string)[] = [...updates, ...removed];
     const parts = inBudget(entries, (e) => (typeof e === 'string' ? Buffer.byteLength(e) + 6 : e.delta.length), this.bodyBudget(typeUrl));
-    const shared = parts.map((part) => {
+    const answer = parts.map((part) => {
       const body = part.filter((e): e is EncodedResource => typeof e !== 'string');
       const gone = part.filter((e): e is string => typeof e === 'string');
       const key = `${body.map((r) => `${r.name}\t${r.version}`).join('\n')}\n-${gone.join('\n')}`;
-      return sharedFrame(snap, key, () =>
-        encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, controlPlane: this.deps.controlPlane, body: body.map((r) => r.delta), removed: gone }));
+      return sharedFrame(snap, key, () => frame((nonce) =>
+        encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, controlPlane: this.deps.controlPlane, body: body.map((r) => r.delta), removed: gone, nonce })));
     });
     ts.sentVersion = snap.version;
-    return { frames: this.stamp(ts, shared), changed: plan.updates };
+    return { frames: this.stamp(ts, answer), changed: plan.updates };
   }
 }

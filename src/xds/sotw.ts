@@ -1,6 +1,6 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
 import type { SotwRequest } from './request.js';
-import { covers, inBudget, isFullState, sharedFrame, sharedFrames, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, frame, inBudget, isFullState, sharedFrame, sharedFrames, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.js';
 import { encodeSotwResponse } from './wire.js';
@@ -38,7 +38,9 @@ function subscriptionVersion(ts: SotwTypeState, snap: TypeSnapshot): string {
   if (!memo) versionMemo.set(snap, (memo = new Map()));
   let version = memo.get(key);
   if (version === undefined) {
-    version = versionOf([...subscribed(ts, snap).values()].sort(byName));
+    const held = [...subscribed(ts, snap).values()];
+    // Holding every resource of the type is holding what the type's own version hashes.
+    version = held.length === snap.resources.size ? snap.version : versionOf(held.sort(byName));
     if (memo.size < VERSION_MEMO_ENTRIES) memo.set(key, version);
   }
   return version;
@@ -176,18 +178,18 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       const send = plan.send.sort(byName);
       return full ? [send] : inBudget(send, (r) => r.sotw.length, this.bodyBudget(typeUrl));
     };
-    const encode = (part: readonly EncodedResource[]) =>
-      encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : part.map((r) => r.sotw) });
+    const encode = (part: readonly EncodedResource[]) => frame((nonce) =>
+      encodeSotwResponse({ versionInfo, typeUrl, controlPlane: this.deps.controlPlane, body: wildcardOnly ? snap.wildcardBody : part.map((r) => r.sotw), nonce }));
     // Everything the subscription covers (nothing held) is exactly what its version hashes: that names it.
     // Anything less is named by its resources (held ones are not in the snapshot, so versions are part of it).
     const whole = !plan.held && plan.send.length === plan.desired.size;
-    const shared = whole
+    const answer = whole
       ? sharedFrames(snap, versionInfo, () => parts().map(encode))
       : parts().map((part, i) => sharedFrame(snap, `${versionInfo}\n${i}\n${part.map((r) => `${r.name}\t${r.version}`).join('\n')}`, () => encode(part)));
     ts.sentVersion = versionInfo;
     // A first answer of everything subscribed: what was sent is exactly what was desired (a fresh map).
     if (full || (ts.sent.size === 0 && whole)) ts.sent = plan.desired;
     else for (const r of plan.send) ts.sent.set(r.name, r);
-    return { frames: this.stamp(ts, shared), changed: plan.changed };
+    return { frames: this.stamp(ts, answer), changed: plan.changed };
   }
 }

@@ -70,12 +70,13 @@ export interface SotwFrame {
   readonly typeUrl: string;
   readonly controlPlane: string;
   readonly body: readonly Uint8Array[];
+  readonly nonce: string;
 }
 
-/** Serializes a DiscoveryResponse without its nonce: complete it per stream with {@link withNonce}. */
+/** Serializes a DiscoveryResponse; the nonce is its last field (see {@link withNonce}). */
 export function encodeSotwResponse(f: SotwFrame): Buffer {
   const head = message([[1, f.versionInfo], [4, f.typeUrl], [6, message([[1, f.controlPlane]])]]);
-  return Buffer.concat([head, ...f.body]);
+  return Buffer.concat([head, ...f.body, message([[5, f.nonce]])]);
 }
 
 /** The fields of a Delta response that streams share; `body` is the concatenation of {@link deltaEntry} outputs. */
@@ -85,9 +86,10 @@ export interface DeltaFrame {
   readonly controlPlane: string;
   readonly body: readonly Uint8Array[];
   readonly removed: readonly string[];
+  readonly nonce: string;
 }
 
-/** Serializes a DeltaDiscoveryResponse without its nonce: complete it per stream with {@link withNonce}. */
+/** Serializes a DeltaDiscoveryResponse; the nonce is its last field (see {@link withNonce}). */
 export function encodeDeltaResponse(f: DeltaFrame): Buffer {
   const head = message([
     [1, f.systemVersionInfo],
@@ -95,12 +97,15 @@ export function encodeDeltaResponse(f: DeltaFrame): Buffer {
     [7, message([[1, f.controlPlane]])],
     ...f.removed.map((r) => [6, r] as const),
   ]);
-  return Buffer.concat([head, ...f.body]);
+  return Buffer.concat([head, ...f.body, message([[5, f.nonce]])]);
 }
 
-/** Appends the nonce (field 5 in both response messages) to a shared, nonce-less response. */
-export function withNonce(shared: Buffer, nonce: string): Buffer {
-  return Buffer.concat([shared, message([[5, nonce]])]);
+/**
+ * A copy of a response made by {@link encodeSotwResponse} or {@link encodeDeltaResponse} whose nonce (field 5 in
+ * both messages, written last) is `nonce` instead of `old`.
+ */
+export function withNonce(response: Buffer, old: string, nonce: string): Buffer {
+  return Buffer.concat([response.subarray(0, response.length - fieldSize(Buffer.byteLength(old))), message([[5, nonce]])]);
 }
 
 /** A protobuf message that cannot be read: what is wrong, and where. */

@@ -103,12 +103,61 @@ describe('an answer split over several responses (stream core over an in-memory 
     setImmediate(turn);
     const names = Array.from({ length: 8 }, (_, s) => `s${s}/http`);
     stream.receive({ node: { id: 'n', cluster: '' } as any, type_url: TypeUrl.Endpoint, resource_names: names, response_nonce: '', version_info: '', error_detail: null } as any);
-    await eventually(() => frames.length > 0 && stream.typeStatus()['eds']!.pendingNonce !== undefined && frames.length === Number.parseInt(stream.typeStatus()['eds']!.pendingNonce!, 36), 'every response written');
-    turning = false;
+    const nonceOf = (f: Buffer) => (decodeToObject('envoy.service.discovery.v3.DiscoveryResponse', f) as any).nonce;
+    try {
+      await eventually(() => frames.length > 0 && nonceOf(frames[frames.length - 1]!) === stream.typeStatus()['eds']!.pendingNonce, 'every response written');
+    } finally {
+      turning = false;
+    }
     expect(frames.length).to.be.greaterThan(2);
     const writes = seen.map((e, i) => [e, i] as const).filter(([e]) => e === 'write').map(([, i]) => i);
     for (let k = 1; k < writes.length; k++) expect(seen.slice(writes[k - 1]! + 1, writes[k]), `between responses ${k} and ${k + 1}`).to.include('turn');
     const got = frames.flatMap((f) => (decodeToObject('envoy.service.discovery.v3.DiscoveryResponse', f) as any).resources.map((r: any) => r.cluster_name));
     expect(got.sort()).to.deep.equal([...names].sort());
+  });
+});
+
+describe('shared responses (stream core over in-memory transports)', () => {
+  const setup = async () => {
+    const cache = createSnapshotCache();
+    await createPublisher({ cache, log: createMemoryLogger(), metrics: createMetrics() }).publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.1.1', 80)])]));
+    const deps: StreamDeps = { cache, log: createMemoryLogger(), metrics: createMetrics(), limits: DEFAULT_LIMITS, controlPlane: 't', onOpen: () => {}, onClose: () => {} };
+    const open = () => {
+      const written: Buffer[] = [];
+      return { written, stream: new SotwStream('ads', deps, { write: (f) => (written.push(f), true), close: () => {} }) };
+    };
+    return { open };
+  };
+  const cds = (names: string[], nonce = '') => ({ node: { id: 'n', cluster: '' } as any, type_url: TypeUrl.Cluster, resource_names: names, response_nonce: nonce, version_info: '', error_detail: null }) as any;
+  const decode = (f: Buffer) => decodeToObject('envoy.service.discovery.v3.DiscoveryResponse', f) as any;
+
+  it('are the same bytes on every stream with the same subscription: nothing is copied per stream', async () => {
+    const { open } = await setup();
+    const [x, y] = [open(), open()];
+    x.stream.receive(cds([]));
+    y.stream.receive(cds([]));
+    await eventually(() => x.written.length === 1 && y.written.length === 1, 'both answered');
+    expect(x.written[0]).to.equal(y.written[0]); // one Buffer, nonce included
+    expect(decode(x.written[0]!).resources).to.have.length(2);
+  });
+
+  it('carry a fresh nonce when a stream is sent the same answer again, so the earlier one\'s ACK is not taken for it', async () => {
+    const { open } = await setup();
+    const x = open();
+    x.stream.receive(cds(['*']));
+    await eventually(() => x.written.length === 1, 'first answer');
+    const first = decode(x.written[0]!);
+    // Naming a cluster that does not exist changes the subscription but not what it holds: the same answer.
+    x.stream.receive(cds(['*', 'missing'], first.nonce));
+    await eventually(() => x.written.length === 2, 'second answer');
+    const second = decode(x.written[1]!);
+    expect(second.version_info).to.equal(first.version_info);
+    expect(second.resources).to.deep.equal(first.resources);
+    expect(second.nonce).to.not.equal(first.nonce);
+    expect(x.stream.typeStatus()['cds']!.pendingNonce).to.equal(second.nonce);
+    // The late ACK of the first answer is stale: the second stays pending.
+    x.stream.receive(cds(['*', 'missing'], first.nonce));
+    await new Promise((r) => setImmediate(r));
+    expect(x.stream.typeStatus()['cds']!.pendingNonce).to.equal(second.nonce);
   });
 });
