@@ -35,22 +35,32 @@ export const DEFAULT_SLICE_MS = 20;
 const clock = performance.now.bind(performance);
 let turnStart = clock();
 let waiting: (() => void)[] = [];
+let turnScheduled = false;
+let ioSliceStart: number | undefined;
+
+function scheduleTurn(): void {
+  if (turnScheduled) return;
+  turnScheduled = true;
+  setImmediate(() => {
+    turnScheduled = false;
+    // Work that I/O callbacks did earlier in this turn of the loop has used the same slice.
+    turnStart = ioSliceStart ?? clock();
+    ioSliceStart = undefined;
+    const ready = waiting;
+    waiting = [];
+    for (const r of ready) r();
+  });
+}
 
 /**
  * Resolves at the next turn of the event loop (after I/O has been polled), together with everything else
- * waiting for it; the shared slice of that turn starts then.
+ * waiting for it. The shared slice of that turn starts with the first I/O callback of the turn that asked
+ * {@link ioSliceLeft}, else then: what I/O already did leaves less, but every waiter can still do one unit.
  */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => {
     waiting.push(resolve);
-    if (waiting.length === 1) {
-      setImmediate(() => {
-        const ready = waiting;
-        waiting = [];
-        turnStart = clock();
-        for (const r of ready) r();
-      });
-    }
+    scheduleTurn();
   });
 }
 
@@ -80,8 +90,6 @@ export async function runStepsAsync<T>(steps: Steps<T>, options: SliceOptions = 
   }
 }
 
-let ioSliceStart: number | undefined;
-
 /**
  * Whether work arriving in I/O callbacks may still run at once in this turn of the event loop: true until
  * `sliceMs` have passed since the first such call of the turn. Requests from many clients arrive in one poll of
@@ -92,9 +100,7 @@ export function ioSliceLeft(sliceMs = DEFAULT_SLICE_MS): boolean {
   const now = clock();
   if (ioSliceStart === undefined) {
     ioSliceStart = now;
-    setImmediate(() => {
-      ioSliceStart = undefined;
-    });
+    scheduleTurn();
   }
   return now - ioSliceStart < sliceMs;
 }

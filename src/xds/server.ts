@@ -159,7 +159,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       requestStream: true,
       responseStream: true,
       originalName: m.method,
-      requestDeserialize: m.variant === 'sotw' ? decodeSotw : decodeDelta,
+      // Decoded by the stream when it handles the request (see XdsStream.receive), not as it arrives.
+      requestDeserialize: (b: Buffer) => b,
       requestSerialize: () => Buffer.alloc(0),
       responseSerialize: (frame: Buffer) => frame,
       responseDeserialize: (b: Buffer) => b,
@@ -174,9 +175,17 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         close: (code: grpc.status, details: string) => call.emit('error', { code, details }),
         peerCertificate: call.getAuthContext().sslPeerCertificate,
       };
-      const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
+      let stream: XdsStream;
+      if (m.variant === 'sotw') {
+        const s = new SotwStream(m.kind, deps, transport);
+        call.on('data', (req: Buffer) => s.receive(() => decodeSotw(req)));
+        stream = s;
+      } else {
+        const s = new DeltaStream(m.kind, deps, transport);
+        call.on('data', (req: Buffer) => s.receive(() => decodeDelta(req)));
+        stream = s;
+      }
       calls.set(stream, call);
-      call.on('data', (req) => stream.receive(req));
       call.on('drain', () => stream.drained());
       // The client half-closed: finish our side too.
       call.on('end', () => {
