@@ -46,6 +46,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   const b = meanOut * e.decodePerSeqMs;
   const muMax = (speed: number) => (1000 * B) / (speed * (a + b * B));
   const oracle = run.scaling.kind === 'oracle';
+  const headroom = run.scaling.kind === 'exact-rate' ? run.scaling.headroom : undefined;
   const fleet = new Fleet(s, random, oracle);
   // Weak: a pod the fleet dropped (the oracle drops them at once) takes its flow with it.
   const flows = new WeakMap<Pod, PodFlow>();
@@ -65,6 +66,8 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
     const t = step * TICK_S;
     const lambda = rate(t);
     if (oracle) fleet.setDesired(oracleSize(s, fleet, lambda, t, muMax), t);
+    // The best a scaler without foresight can do: the oracle's sizing for this second's rate, plus headroom.
+    else if (headroom !== undefined) fleet.setDesired(oracleSize(s, fleet, lambda * (1 + headroom), t, muMax), t);
     fleet.advance(t);
     const ready = fleet.ready();
     const speeds = ready.map((p) => podSpeed(s, p.id, t));
@@ -124,7 +127,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   return rec.result(run.name, run.balancer, scalingLabel(run.scaling));
 }
 
-/** The scaler a run names; null for a fixed fleet or the oracle, which the loop sizes itself. */
+/** The scaler a run names; null for a fixed fleet, the oracle or an exact-rate run, which the loop sizes itself. */
 export function scalerFor(s: Scenario, run: RunSpec): Autoscaler | null {
   const sc = run.scaling;
   switch (sc.kind) {
@@ -133,6 +136,7 @@ export function scalerFor(s: Scenario, run: RunSpec): Autoscaler | null {
     case 'hpa': return hpaScaler(s.targetPerPod);
     case 'fixed': return null;
     case 'oracle': return null;
+    case 'exact-rate': return null;
   }
 }
 

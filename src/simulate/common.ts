@@ -68,5 +68,6 @@ export function scalingLabel(sc: Scaling): string {
     case 'hpa': return 'HPA-like (Kubernetes defaults)';
     case 'fixed': return `fixed fleet (${sc.replicas === 'peak' ? 'sized for the peak' : `${sc.replicas} pods`})`;
     case 'oracle': return 'oracle (perfect foresight, no cold start)';
+    case 'exact-rate': return `exact rate now, +${Math.round(sc.headroom * 100)}% (no lag, cold starts)`;
   }
 }

@@ -18,7 +18,9 @@ export type Scaling =
   | { readonly kind: 'kpa' }
   | { readonly kind: 'hpa' }
   | { readonly kind: 'fixed'; readonly replicas: number | 'peak' }
-  | { readonly kind: 'oracle' };
+  | { readonly kind: 'oracle' }
+  /** Knows the arrival rate of each second (no lag, no noise) and has `headroom` above the fewest full batches for it; pays cold starts. */
+  | { readonly kind: 'exact-rate'; readonly headroom: number };
 
 /** One side of the side-by-side comparison. */
 export interface RunSpec {
@@ -84,6 +86,7 @@ const scaling = z.union([
   z.literal('kpa'), z.literal('hpa'), z.literal('oracle'),
   z.strictObject({ fixed: z.union([z.number().int().positive(), z.literal('peak')]) }),
   z.strictObject({ policy: z.string().min(1) }),
+  z.strictObject({ exactRate: z.strictObject({ headroom: z.number().min(0) }) }),
 ]);
 const schema = z.strictObject({
   duration: seconds,
@@ -160,6 +163,7 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     names.add(r.name);
   });
   if (s.mode === 'exact' && s.runs.some((r) => r.scaling === 'oracle')) problems.push({ path: ['mode'], message: 'the oracle runs in aggregate mode only (it has no requests of its own to route)' });
+  if (s.mode === 'exact' && s.runs.some((r) => typeof r.scaling === 'object' && 'exactRate' in r.scaling)) problems.push({ path: ['mode'], message: 'exactRate runs in aggregate mode only (it is sized from the rate itself)' });
   if (problems.length > 0) return err(problems.map(doc.value.describe));
 
   const dir = path.dirname(file);
@@ -180,6 +184,7 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     const sc = r.scaling;
     if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc } });
     else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed } });
+    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom } });
     else {
       const policy = loadSimPolicy(sc.policy === 'default' ? null : path.resolve(dir, sc.policy));
       if (!policy.ok) {
@@ -242,6 +247,7 @@ export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenari
     traffic = traffic.kind === 'pattern' ? { ...traffic, peakRps: o.peakRps } : { kind: 'constant', rps: o.peakRps, load: null };
   }
   if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'oracle')) return err('--mode exact: the oracle runs in aggregate mode only');
+  if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'exact-rate')) return err('--mode exact: exactRate runs in aggregate mode only');
   if (o.replicas !== undefined && !s.runs.some((r) => r.scaling.kind === 'fixed')) return err('--replicas: the scenario has no fixed-fleet run');
   return ok({
     ...s, traffic,

@@ -134,6 +134,29 @@ describe('simulate: the model', () => {
   });
 });
 
+describe('simulate: the exact-rate bound (reactive scaling without lag)', () => {
+  it('pays cold starts where the oracle does not: it misses burst minutes at a small headroom, and more headroom buys them back with GPU-hours', () => {
+    const s = scenario([
+      'duration: 30m', 'traffic:', '  pattern: { peakRps: 20000, troughRatio: 1, bursts: [{ at: 5m, factor: 2, rise: 60s, hold: 5m }] }',
+      'runs:', '  - { name: tight, scaling: { exactRate: { headroom: 0.1 } } }', '  - { name: roomy, scaling: { exactRate: { headroom: 1.2 } } }', '  - { name: oracle, scaling: oracle }', '',
+    ].join('\n'));
+    const report = simulate(s);
+    expect(report.ok).to.equal(true);
+    const [tight, roomy, oracle] = report.ok ? report.value.runs.map((r) => r.overall) : [];
+    expect(oracle!.sloMinutes).to.equal(30);
+    expect(tight!.sloMinutes, 'the burst outruns pods that take 60-120 s').to.be.below(30);
+    expect(tight!.gpuHours).to.be.above(oracle!.gpuHours);
+    expect(roomy!.sloMinutes).to.equal(30);
+    expect(roomy!.gpuHours).to.be.above(tight!.gpuHours * 1.5);
+    expect(report.ok && report.value.runs[0]!.scaling).to.equal('exact rate now, +10% (no lag, cold starts)');
+  });
+
+  it('runs in aggregate mode only', () => {
+    const s = scenario('duration: 1m\ntraffic: { constant: { rps: 100 } }\nruns: [{ name: e, scaling: { exactRate: { headroom: 0.5 } } }]\n');
+    expect(withOverrides(s, { mode: 'exact' })).to.deep.equal({ ok: false, error: '--mode exact: exactRate runs in aggregate mode only' });
+  });
+});
+
 describe('simulate: the committed scenarios load', () => {
   for (const f of fs.readdirSync(path.join(ROOT, 'examples/simulate')).filter((f) => f.endsWith('.yaml'))) {
     it(f, () => {
