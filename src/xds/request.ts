@@ -18,6 +18,15 @@ export interface SotwRequest extends DiscoveryRequest__Output {
   readonly names_count: number;
 }
 
+/** The raw `resource_names` bytes of a subscription a stream holds (see SotwRequest.names_key), and how many names. */
+export interface KnownNames {
+  readonly key: Buffer;
+  readonly count: number;
+}
+
+/** The tag byte of a `resource_names` entry (field 3, length-delimited). */
+const NAME_TAG = 0x1a;
+
 const NodeType = messageType('envoy.config.core.v3.Node');
 const DeltaType = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
 const StatusType = messageType('google.rpc.Status');
@@ -27,9 +36,10 @@ const StatusType = messageType('google.rpc.Status');
  * node 2, resource_names 3, type_url 4, response_nonce 5, error_detail 6; others skipped). `node` and
  * `error_detail` are decoded with Envoy's protos; `resource_names` is decoded on first read. Envoy ACKs
  * repeat every subscribed name, so on a fleet of Envoys each subscribed to a thousand assignments this is
- * most of the server's work per change unless the names are skipped when unchanged.
+ * most of the server's work per change unless the names are skipped when unchanged. Names that are one of the
+ * `known` subscriptions, byte for byte, are recognised by one comparison instead of a walk over each name.
  */
-export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequest {
+export function decodeDiscoveryRequest(buf: Buffer, known: readonly KnownNames[] = []): SotwRequest | MalformedRequest {
   try {
     let version_info = '';
     let type_url = '';
@@ -45,8 +55,18 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
         case 1: version_info = buf.toString('utf8', start, end); break;
         case 2: node = NodeType.decode(buf.subarray(start, end)) as unknown as Node__Output; break;
         case 3:
-          if (keyStart < 0) keyStart = tagAt;
-          else if (keyEnd !== tagAt) contiguous = false;
+          if (keyStart < 0) {
+            keyStart = tagAt;
+            // A subscription this stream already holds, byte for byte: skip its names in one comparison.
+            for (const k of known) {
+              const stop = tagAt + k.key.length;
+              if (stop <= buf.length && buf[stop] !== NAME_TAG && buf.compare(k.key, 0, k.key.length, tagAt, stop) === 0) {
+                keyEnd = stop;
+                count = k.count;
+                return stop;
+              }
+            }
+          } else if (keyEnd !== tagAt) contiguous = false;
           keyEnd = end;
           count++;
           break;

@@ -146,8 +146,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     },
   };
 
-  const sized = <T>(decode: (b: Buffer) => T) => (b: Buffer): T | MalformedRequest =>
-    b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : decode(b);
+  const sized = <T, A extends unknown[]>(decode: (b: Buffer, ...rest: A) => T) => (b: Buffer, ...rest: A): T | MalformedRequest =>
+    b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : decode(b, ...rest);
   const decodeSotw = sized(decodeDiscoveryRequest);
   const decodeDelta = sized(decodeDeltaDiscoveryRequest);
   const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
@@ -178,7 +178,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       let stream: XdsStream;
       if (m.variant === 'sotw') {
         const s = new SotwStream(m.kind, deps, transport);
-        call.on('data', (req: Buffer) => s.receive(() => decodeSotw(req)));
+        call.on('data', (req: Buffer) => s.receive(() => decodeSotw(req, s.knownNames())));
         stream = s;
       } else {
         const s = new DeltaStream(m.kind, deps, transport);

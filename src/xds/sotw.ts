@@ -1,5 +1,5 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
-import type { SotwRequest } from './request.js';
+import type { KnownNames, SotwRequest } from './request.js';
 import { covers, frame, inBudget, isFullState, sharedFrame, sharedFrames, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.js';
@@ -8,6 +8,8 @@ import { encodeSotwResponse } from './wire.js';
 interface SotwTypeState extends TypeStateBase {
   /** Raw bytes of the names of the last request that changed the subscription (see SotwRequest.names_key). */
   namesKey: Buffer | undefined;
+  /** How many entries `namesKey` has. */
+  namesCount: number;
   /** Legacy wildcard: the first request named nothing, and no request since has named anything. */
   legacyWildcard: boolean;
   /** What the client holds, as far as this stream knows: the resources last sent (or claimed on reconnect). */
@@ -61,8 +63,15 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   protected newTypeState(): SotwTypeState {
     return {
       wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, earlierNonces: [],
-      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, namesKey: undefined,
+      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, namesKey: undefined, namesCount: 0,
     };
+  }
+
+  /** The subscriptions this stream holds, for the decoder to recognise in the next request (see decodeDiscoveryRequest). */
+  knownNames(): KnownNames[] {
+    const out: KnownNames[] = [];
+    for (const ts of this.types.values()) if (ts.namesKey) out.push({ key: ts.namesKey, count: ts.namesCount });
+    return out;
   }
 
   protected nameCount(req: DiscoveryRequest__Output): number {
@@ -95,6 +104,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
       ts.synced = undefined;
       ts.namesKey = key && Buffer.from(key);
+      ts.namesCount = count ?? 0;
     }
 
     const snap = this.snapshot?.types[typeUrl];

@@ -111,13 +111,20 @@ export function withNonce(response: Buffer, old: string, nonce: string): Buffer 
 /** A protobuf message that cannot be read: what is wrong, and where. */
 export class WireError extends Error {}
 
-function readVarint(buf: Uint8Array, at: number, end: number): [number, number] {
+// Where the varint read last ended: readVarint returns the value and leaves its end here, so walking a message
+// of thousands of fields allocates nothing.
+let varintEnd = 0;
+
+function readVarint(buf: Uint8Array, at: number, end: number): number {
   let n = 0;
   let scale = 1;
   for (let i = at; i < end && i < at + 10; i++) {
     const b = buf[i]!;
     n += (b & 0x7f) * scale;
-    if (b < 0x80) return [n, i + 1];
+    if (b < 0x80) {
+      varintEnd = i + 1;
+      return n;
+    }
     scale *= 128;
   }
   throw new WireError(`truncated varint at byte ${at}`);
@@ -125,27 +132,32 @@ function readVarint(buf: Uint8Array, at: number, end: number): [number, number] 
 
 /**
  * Walks the fields of the message in `buf[from, to)` without decoding them: `fn(field, start, end, tagAt)` for
- * every length-delimited field (its bytes are `buf[start, end)`); varint and fixed fields are skipped.
+ * every length-delimited field (its bytes are `buf[start, end)`); varint and fixed fields are skipped. `fn` may
+ * return where to go on from (an offset past `end`, within `to`), to skip fields it recognised by their bytes.
  * Throws {@link WireError} on truncation and on group wire types (never used by proto3). For hand-written
  * decoders that read only what they need.
  */
-export function forEachLengthDelimited(buf: Uint8Array, from: number, to: number, fn: (field: number, start: number, end: number, tagAt: number) => void): void {
+export function forEachLengthDelimited(buf: Uint8Array, from: number, to: number, fn: (field: number, start: number, end: number, tagAt: number) => number | void): void {
   let i = from;
   while (i < to) {
     const tagAt = i;
-    const [tag, afterTag] = readVarint(buf, i, to);
+    const tag = readVarint(buf, i, to);
+    const afterTag = varintEnd;
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
-    if (wire === 0) i = readVarint(buf, afterTag, to)[1];
-    else if (wire === 1 || wire === 5) {
+    if (wire === 0) {
+      readVarint(buf, afterTag, to);
+      i = varintEnd;
+    } else if (wire === 1 || wire === 5) {
       i = afterTag + (wire === 1 ? 8 : 4);
       if (i > to) throw new WireError(`truncated field ${field}`);
     } else if (wire === LEN) {
-      const [len, start] = readVarint(buf, afterTag, to);
+      const len = readVarint(buf, afterTag, to);
+      const start = varintEnd;
       const end = start + len;
       if (end > to) throw new WireError(`field ${field} runs past the end (length ${len})`);
-      i = end;
-      fn(field, start, end, tagAt);
+      const next = fn(field, start, end, tagAt);
+      i = typeof next === 'number' && next > end && next <= to ? next : end;
     } else throw new WireError(`unsupported wire type ${wire} for field ${field}`);
   }
 }

@@ -29,6 +29,26 @@ describe('decodeDiscoveryRequest', () => {
     expect(key({ type_url: 't' })).to.equal(undefined);
   });
 
+  it('recognises a subscription it is told of by its bytes, and reads anything else name by name', () => {
+    const names = Array.from({ length: 500 }, (_, i) => `svc-${i}/http`);
+    const held = decodeDiscoveryRequest(encode({ type_url: 't', resource_names: names })) as SotwRequest;
+    const known = [{ key: Buffer.from('\x1a\x01z'), count: 1 }, { key: Buffer.from(held.names_key!), count: held.names_count }];
+    const read = (o: object) => {
+      const [plain, hinted] = [decodeDiscoveryRequest(encode(o)), decodeDiscoveryRequest(encode(o), known)] as SotwRequest[];
+      for (const r of [plain, hinted]) expect(r).to.not.have.property('malformed');
+      const view = (r: SotwRequest) => ({ key: r.names_key?.toString('hex'), count: r.names_count, names: r.resource_names, rest: [r.version_info, r.type_url, r.response_nonce] });
+      expect(view(hinted!)).to.deep.equal(view(plain!));
+      return hinted!;
+    };
+    const ack = read({ version_info: 'v', type_url: 't', response_nonce: '9', resource_names: names });
+    expect([ack.names_count, ack.resource_names.length, ack.response_nonce]).to.deep.equal([500, 500, '9']);
+    // The held names and one more, one fewer, or a different last one: none is the held subscription.
+    expect(read({ type_url: 't', resource_names: [...names, 'extra/http'] }).names_count).to.equal(501);
+    expect(read({ type_url: 't', resource_names: names.slice(0, -1) }).names_count).to.equal(499);
+    expect(read({ type_url: 't', resource_names: [...names.slice(0, -1), 'svc-499/grpc'] }).resource_names.at(-1)).to.equal('svc-499/grpc');
+    expect(read({ type_url: 't', resource_names: ['z'] }).names_count).to.equal(1);
+  });
+
   it('skips unknown fields of every wire type', () => {
     const extra = Buffer.from([0xf8, 0x01, 0x05, 0xf9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0xfd, 0x01, 1, 2, 3, 4]);
     const r = decodeDiscoveryRequest(Buffer.concat([encode({ type_url: 't', resource_names: ['a'] }), extra])) as SotwRequest;
