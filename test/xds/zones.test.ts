@@ -68,6 +68,33 @@ describe('zone affinity: per-zone views of the endpoints', () => {
     expect(cache.groups()).to.deep.equal([DEFAULT_GROUP]);
   });
 
+  it('after an endpoint-only change, patches each zone view with the changed services alone, to what a full build gives', async () => {
+    const cache = createSnapshotCache();
+    const metrics = createMetrics();
+    const publisher = createPublisher({ cache, log: createMemoryLogger(), metrics });
+    const before = zoned();
+    await publisher.publish(before);
+    const more = model([
+      svc('llama', [ep('10.0.0.1', 8000, { zone: 'zone-a' }), ep('10.0.0.2', 8000, { zone: 'zone-a', ready: false }), ep('10.0.0.3', 8000, { zone: 'zone-b' }), ep('10.0.0.4', 8000, { zone: 'zone-b' })]),
+      svc('other', [ep('10.0.1.1', 8000, { zone: 'zone-a' }), ep('10.0.1.3', 8000, { zone: 'zone-b' })]),
+    ]);
+    // The same services, settings and ports (by identity), new endpoints: what a Kubernetes event gives.
+    const after: Model = { ...before, services: before.services.map((s, i) => ({ ...s, endpoints: more.services[i]!.endpoints })) };
+    const a = cache.get(zoneGroup('zone-a'))!;
+    const r = await publisher.publish(after, new Set(['llama', 'other']));
+    expect(r.ok).to.equal(true);
+    expect(await metrics.value('inferplane_snapshots_total', { result: 'fast-path' })).to.equal(1);
+    const full = createSnapshotCache();
+    await createPublisher({ cache: full, log: createMemoryLogger(), metrics: createMetrics() }).publish(after);
+    expect(cache.groups()).to.deep.equal(full.groups());
+    for (const g of full.groups()) {
+      const [mine, theirs] = [cache.get(g)!, full.get(g)!];
+      expect(mine.version, g).to.equal(theirs.version);
+      expect([...mine.types[TypeUrl.Endpoint].resources.values()].map((x) => x.source), g).to.deep.equal([...theirs.types[TypeUrl.Endpoint].resources.values()].map((x) => x.source));
+    }
+    expect(cache.get(zoneGroup('zone-a'))!.types[TypeUrl.Endpoint].resources.get('llama/http')!.source).to.not.equal(a.types[TypeUrl.Endpoint].resources.get('llama/http')!.source);
+  });
+
   it('tells a zone group\'s watchers of every default snapshot while it has none of its own, and not after', async () => {
     const cache = createSnapshotCache();
     const publisher = createPublisher({ cache, log: createMemoryLogger(), metrics: createMetrics() });
