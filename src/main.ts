@@ -117,7 +117,8 @@ that acts as the scaler, from loopback: run it in that pod (kubectl exec) or thr
 const SIMULATE_USAGE = `usage: inferplane simulate SCENARIO.yaml [options]
 
 What-if: replays a day (or a trace) of traffic through simulated Envoys, vLLM pods with cold starts and
-autoscalers side by side (inferplane's policy, KPA-like, HPA-like, a fixed fleet, the oracle), and prints
+autoscalers side by side (inferplane's policy, KPA-like, HPA-like, a fixed fleet, the oracle, the exact-rate
+bound), and prints
 latency, SLO minutes and GPU-hours per run. docs/simulate.md explains the scenario file and the model;
 examples/simulate/ has scenarios to start from.
 
