@@ -119,8 +119,7 @@ const SIMULATE_USAGE = `usage: inferplane simulate SCENARIO.yaml [options]
 What-if: replays a day (or a trace) of traffic through simulated Envoys, vLLM pods with cold starts and
 autoscalers side by side (inferplane's policy, KPA-like, HPA-like, a fixed fleet, the oracle, the exact-rate
 bound), and prints latency, SLO minutes and GPU-hours per run. docs/simulate.md explains the scenario file
-and the model;
-examples/simulate/ has scenarios to start from.
+and the model; examples/simulate/ has scenarios to start from.
 
   --mode aggregate|exact        aggregate (fluid, seconds for a day at 200,000 req/s) or exact (every request
                                 on a simulated engine; up to ${MAX_EXACT_REQUESTS / 1e6} million per run) (default: the scenario's)
