@@ -3,6 +3,7 @@ import { covers, frame, inBudget, sharedFrame, snapshotDelta, subscribed, byName
 import type { TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
 import { encodeDeltaResponse } from './wire.js';
+import { decodeDeltaDiscoveryRequest } from './request.js';
 
 interface DeltaTypeState extends TypeStateBase {
   /** Version the client holds per name; null once the client was told the name does not exist. */
@@ -94,6 +95,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
     for (const n of ts.names) if (!snap.resources.has(n) && !ts.sent.has(n)) removed.push(n);
     if (updates.length === 0 && removed.length === 0 && !ts.mustRespond) return undefined;
     return { updates, removed };
+  }
+
+  protected decode(buf: Buffer) {
+    return decodeDeltaDiscoveryRequest(buf);
   }
 
   protected inSync(_typeUrl: TypeUrl, ts: DeltaTypeState, snap: TypeSnapshot): boolean {

@@ -6,7 +6,6 @@ import type { GrpcService } from '../scaler/metrics-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SnapshotCache } from './cache.js';
 import { DeltaStream } from './delta.js';
-import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request.js';
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
@@ -146,10 +145,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     },
   };
 
-  const sized = <T, A extends unknown[]>(decode: (b: Buffer, ...rest: A) => T) => (b: Buffer, ...rest: A): T | MalformedRequest =>
-    b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : decode(b, ...rest);
-  const decodeSotw = sized(decodeDiscoveryRequest);
-  const decodeDelta = sized(decodeDeltaDiscoveryRequest);
+  const sized = (b: Buffer): Buffer | MalformedRequest =>
+    b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : b;
   const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
   for (const m of SERVICES) {
     let entry = byService.get(m.service);
@@ -175,17 +172,9 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         close: (code: grpc.status, details: string) => call.emit('error', { code, details }),
         peerCertificate: call.getAuthContext().sslPeerCertificate,
       };
-      let stream: XdsStream;
-      if (m.variant === 'sotw') {
-        const s = new SotwStream(m.kind, deps, transport);
-        call.on('data', (req: Buffer) => s.receive(() => decodeSotw(req, s.knownNames())));
-        stream = s;
-      } else {
-        const s = new DeltaStream(m.kind, deps, transport);
-        call.on('data', (req: Buffer) => s.receive(() => decodeDelta(req)));
-        stream = s;
-      }
+      const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
       calls.set(stream, call);
+      call.on('data', (req: Buffer) => stream.receive(sized(req)));
       call.on('drain', () => stream.drained());
       // The client half-closed: finish our side too.
       call.on('end', () => {

@@ -1,5 +1,5 @@
 import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
-import type { KnownNames, SotwRequest } from './request.js';
+import { decodeDiscoveryRequest, type KnownNames, type SotwRequest } from './request.js';
 import { covers, frame, inBudget, isFullState, sharedFrame, sharedFrames, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import { TYPE_SHORT, type TypeUrl } from './resources.js';
 import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.js';
@@ -67,11 +67,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     };
   }
 
-  /** The subscriptions this stream holds, for the decoder to recognise in the next request (see decodeDiscoveryRequest). */
-  knownNames(): KnownNames[] {
-    const out: KnownNames[] = [];
-    for (const ts of this.types.values()) if (ts.namesKey) out.push({ key: ts.namesKey, count: ts.namesCount });
-    return out;
+  /** Decodes with the subscriptions this stream holds, which the next request most likely repeats. */
+  protected decode(buf: Buffer) {
+    const known: KnownNames[] = [];
+    for (const ts of this.types.values()) if (ts.namesKey) known.push({ key: ts.namesKey, count: ts.namesCount });
+    return decodeDiscoveryRequest(buf, known);
   }
 
   protected nameCount(req: DiscoveryRequest__Output): number {

@@ -286,9 +286,9 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   /**
    * Handles one request from the client: at once while the turn's slice lasts, else in a later turn. A fleet
    * reconnecting sends thousands of first requests in one poll, each naming up to thousands of resources. Given
-   * a function, the request is decoded by calling it only when it is handled: one that waits costs nothing now.
+   * its bytes, the request is decoded only when it is handled: one that waits costs nothing now.
    */
-  receive(req: Req | MalformedRequest | (() => Req | MalformedRequest)): void {
+  receive(req: Req | MalformedRequest | Buffer): void {
     if (this.closed) return;
     if (this.queued > 0 || !ioSliceLeft()) {
       this.queued++;
@@ -301,9 +301,9 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     this.handleRequest(req);
   }
 
-  private handleRequest(received: Req | MalformedRequest | (() => Req | MalformedRequest)): void {
+  private handleRequest(received: Req | MalformedRequest | Buffer): void {
     if (this.closed) return;
-    const req = typeof received === 'function' ? received() : received;
+    const req = Buffer.isBuffer(received) ? this.decode(received) : received;
     if ('malformed' in req) return this.fail(req.code ?? GrpcStatus.INVALID_ARGUMENT, req.code === GrpcStatus.RESOURCE_EXHAUSTED ? req.malformed : `malformed request: ${req.malformed}`);
     if (!this.node) {
       // The node is only guaranteed on a stream's first request (xDS protocol, "Basic protocol overview").
@@ -391,6 +391,8 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   protected abstract newTypeState(): TS;
   protected abstract nameCount(req: Req): number;
   /** Applies one validated request to its type's state; schedules a flush when something may need sending. */
+  /** Decodes a request's bytes, or says why they cannot be. */
+  protected abstract decode(buf: Buffer): Req | MalformedRequest;
   protected abstract handle(typeUrl: TypeUrl, ts: TS, req: Req, first: boolean): void;
   /**
    * Builds the next response for a type and records it as sent, or returns undefined when the client is in
