@@ -140,7 +140,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     o.log.warn('xDS and the MetricsService are served in plaintext on a non-loopback address: anyone who can reach it gets the fleet\'s configuration and can push stats; use --tls-cert, --tls-key and --tls-client-ca', { xds: o.xdsAddress });
   }
   const xds = createXdsServer({
-    ...(tls && { credentials: tls.serverCredentials }),
+    ...(tls && { tls: tls.server }),
     cache, log: o.log, metrics, limits: o.limits, maxMessageBytes: o.maxMessageBytes, controlPlane: `inferplane ${o.instance ?? ''}`.trim(),
     ...(o.identity && { identity: o.identity }),
     services: [createMetricsService({

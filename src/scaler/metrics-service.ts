@@ -1,5 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
+import { Status, type GrpcService } from '../grpc/server.js';
+import type { Call, CallHandler } from '../grpc/http2.js';
 import { checkIdentity, type IdentityRule } from '../xds/identity.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -13,19 +14,6 @@ export const RELAY_NODE_PREFIX = 'inferplane-relay:';
 /** The gauges a relay adds to its report: how many Envoys its sums cover, and the age of the oldest report. */
 export const RELAY_ENVOYS = 'inferplane.relay.envoys';
 export const RELAY_OLDEST_AGE_MS = 'inferplane.relay.oldest_report_age_ms';
-
-/** A gRPC service ready to add to a server. */
-export interface GrpcService {
-  readonly definition: grpc.ServiceDefinition;
-  readonly handlers: grpc.UntypedServiceImplementation;
-  /**
-   * Largest message this service takes, in bytes; it enforces the limit itself (logged and counted), so the
-   * server must let messages this large through.
-   */
-  readonly maxMessageBytes?: number;
-  /** Ends every open call with UNAVAILABLE (the server is shutting down), so clients move elsewhere at once. */
-  readonly close?: () => void;
-}
 
 interface StreamMetricsMessage {
   identifier?: { node?: { id?: string; cluster?: string } | null } | null;
@@ -114,106 +102,96 @@ export function createMetricsService(o: {
   const counted = { recorded: reports.bind({ outcome: 'recorded' }), throttled: reports.bind({ outcome: 'throttled' }) };
   const refused = o.metrics.counter('inferplane_stats_gauges_refused_total', 'Implausible active-request gauges refused');
   const open = new Map<string, number>();
-  const live = new Set<(e: grpc.ServiceError) => void>();
-  const definition: grpc.ServiceDefinition = {
-    StreamMetrics: {
-      path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics',
-      requestStream: true,
-      responseStream: false,
-      requestSerialize: () => Buffer.alloc(0),
-      requestDeserialize: (b: Buffer): StreamMetricsMessage | Refused => {
-        if (b.length > maxMessageBytes) {
-          return { refused: 'too-large', details: `a ${b.length}-byte stats message is over the ${maxMessageBytes}-byte limit (--max-stats-message-bytes); raise it, or set batch_size on the Envoy's metrics_service sink, or keep fewer stats with stats_config.stats_matcher` };
-        }
-        try {
-          return decodeStreamMetrics(b);
-        } catch (e) {
-          return { refused: 'invalid', details: `cannot decode envoy.service.metrics.v3.StreamMetricsMessage: ${e instanceof Error ? e.message : String(e)}` };
-        }
-      },
-      // StreamMetricsResponse has no fields: its encoding is empty.
-      responseSerialize: () => Buffer.alloc(0),
-      responseDeserialize: () => ({}),
-      originalName: 'streamMetrics',
-    },
+  const live = new Set<(e: { code: number; details: string } | null) => void>();
+  const decode = (b: Buffer): StreamMetricsMessage | Refused => {
+    try {
+      return decodeStreamMetrics(b);
+    } catch (e) {
+      return { refused: 'invalid', details: `cannot decode envoy.service.metrics.v3.StreamMetricsMessage: ${e instanceof Error ? e.message : String(e)}` };
+    }
   };
-  const handlers: grpc.UntypedServiceImplementation = {
-    StreamMetrics: ((call: grpc.ServerReadableStream<StreamMetricsMessage | Refused, object>, callback: grpc.sendUnaryData<object>) => {
-      let nodeId: string | undefined;
-      let done = false;
-      let throttleLogged = false;
-      const finish = (e: grpc.ServiceError | null) => {
-        if (done) return;
-        done = true;
-        live.delete(finish);
-        if (nodeId) {
-          const left = (open.get(nodeId) ?? 1) - 1;
-          if (left > 0) open.set(nodeId, left);
-          else {
-            open.delete(nodeId);
-            o.stats.forget(nodeId);
+  const start = (call: Call): CallHandler => {
+    let nodeId: string | undefined;
+    let done = false;
+    let throttleLogged = false;
+    const finish = (e: { code: number; details: string } | null) => {
+      if (done) return;
+      done = true;
+      live.delete(finish);
+      if (nodeId) {
+        const left = (open.get(nodeId) ?? 1) - 1;
+        if (left > 0) open.set(nodeId, left);
+        else {
+          open.delete(nodeId);
+          o.stats.forget(nodeId);
+        }
+      }
+      if (e) return call.end(e.code, e.details);
+      // StreamMetricsResponse has no fields: its encoding is empty.
+      call.write(Buffer.alloc(0));
+      call.end(Status.OK);
+    };
+    const fail = (details: string, outcome: Refused['refused'] | 'denied' = 'invalid') => {
+      reports.inc({ outcome });
+      o.log.warn('closing metrics stream', { node: nodeId, peer: call.peer, details });
+      const code = outcome === 'too-large' ? Status.RESOURCE_EXHAUSTED : outcome === 'denied' ? Status.PERMISSION_DENIED : Status.INVALID_ARGUMENT;
+      finish({ code, details });
+    };
+    live.add(finish);
+    const onMessage = (msg: StreamMetricsMessage | Refused) => {
+      if (done) return;
+      if ('refused' in msg) return fail(msg.details, msg.refused);
+      if (!nodeId) {
+        const id = msg.identifier?.node?.id;
+        if (!id) return fail('the first StreamMetricsMessage must carry identifier.node.id');
+        if (id.length > MAX_NODE_FIELD) return fail(`identifier.node.id is ${id.length} characters; the limit is ${MAX_NODE_FIELD}`);
+        if (o.identity) {
+          const certificate = call.peerCertificate;
+          const denied = id.startsWith(RELAY_NODE_PREFIX)
+            ? (o.identity.isReplica(certificate) ? undefined : `relay "${id}" did not present an inferplane replica's certificate`)
+            : checkIdentity(o.identity.rule, certificate, { id, cluster: msg.identifier?.node?.cluster ?? '' });
+          if (denied) {
+            o.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service', ['service']).inc({ service: 'metrics' });
+            return fail(denied, 'denied');
           }
         }
-        callback(e, e ? undefined : {});
-      };
-      const fail = (details: string, outcome: Refused['refused'] | 'denied' = 'invalid') => {
-        reports.inc({ outcome });
-        o.log.warn('closing metrics stream', { node: nodeId, peer: call.getPeer(), details });
-        const code = outcome === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : outcome === 'denied' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT;
-        finish(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
-        call.destroy();
-      };
-      live.add(finish);
-      call.on('data', (msg) => {
-        if (done) return;
-        if ('refused' in msg) return fail(msg.details, msg.refused);
-        if (!nodeId) {
-          const id = msg.identifier?.node?.id;
-          if (!id) return fail('the first StreamMetricsMessage must carry identifier.node.id');
-          if (id.length > MAX_NODE_FIELD) return fail(`identifier.node.id is ${id.length} characters; the limit is ${MAX_NODE_FIELD}`);
-          if (o.identity) {
-            const certificate = call.getAuthContext().sslPeerCertificate;
-            const denied = id.startsWith(RELAY_NODE_PREFIX)
-              ? (o.identity.isReplica(certificate) ? undefined : `relay "${id}" did not present an inferplane replica's certificate`)
-              : checkIdentity(o.identity.rule, certificate, { id, cluster: msg.identifier?.node?.cluster ?? '' });
-            if (denied) {
-              o.metrics.counter('inferplane_identity_rejections_total', 'Streams refused because the client certificate does not prove the node identity, by service', ['service']).inc({ service: 'metrics' });
-              return fail(denied, 'denied');
-            }
-          }
-          nodeId = id;
-          const streams = (open.get(id) ?? 0) + 1;
-          open.set(id, streams);
-          if (streams > 1) o.log.warn('two live metrics streams share a node id; the latest report wins', { node: id });
-        }
-        const gauges = gaugesOf(msg.envoy_metrics ?? []);
-        const { active, rejected, rejectedClusters } = activeByCluster(gauges);
-        if (rejected.length > 0) {
-          refused.inc({}, rejected.length);
-          o.log.warn('refused implausible gauges', { node: nodeId, rejected });
-        }
-        let relayed: { envoys: number; oldestAt: number } | undefined;
-        const at = now();
-        if (nodeId!.startsWith(RELAY_NODE_PREFIX)) {
-          const envoys = gauges.find((g) => g.name === RELAY_ENVOYS)?.value;
-          const age = gauges.find((g) => g.name === RELAY_OLDEST_AGE_MS)?.value;
-          if (!Number.isInteger(envoys) || envoys! < 1 || !Number.isFinite(age) || age! < 0) return fail(`a relay report needs ${RELAY_ENVOYS} (a whole number ≥ 1) and ${RELAY_OLDEST_AGE_MS} (≥ 0)`);
-          relayed = { envoys: envoys!, oldestAt: at - age! };
-        }
-        const outcome = o.stats.record(nodeId!, at, active, { ...(relayed && { relayed }), keep: rejectedClusters, ...(msg.timestampMs !== undefined && { flush: msg.timestampMs }) });
-        counted[outcome]();
-        if (outcome === 'throttled' && !throttleLogged) {
-          throttleLogged = true;
-          o.log.warn('dropping stats reports that arrive faster than one flush per 200 ms (counted in inferplane_stats_reports_total{outcome="throttled"}); is stats_flush_interval that short?', { node: nodeId });
-        }
-      });
-      call.on('end', () => finish(null));
-      call.on('error', () => finish(null));
-    }) as grpc.handleClientStreamingCall<StreamMetricsMessage | { malformed: string }, object>,
+        nodeId = id;
+        const streams = (open.get(id) ?? 0) + 1;
+        open.set(id, streams);
+        if (streams > 1) o.log.warn('two live metrics streams share a node id; the latest report wins', { node: id });
+      }
+      const gauges = gaugesOf(msg.envoy_metrics ?? []);
+      const { active, rejected, rejectedClusters } = activeByCluster(gauges);
+      if (rejected.length > 0) {
+        refused.inc({}, rejected.length);
+        o.log.warn('refused implausible gauges', { node: nodeId, rejected });
+      }
+      let relayed: { envoys: number; oldestAt: number } | undefined;
+      const at = now();
+      if (nodeId!.startsWith(RELAY_NODE_PREFIX)) {
+        const envoys = gauges.find((g) => g.name === RELAY_ENVOYS)?.value;
+        const age = gauges.find((g) => g.name === RELAY_OLDEST_AGE_MS)?.value;
+        if (!Number.isInteger(envoys) || envoys! < 1 || !Number.isFinite(age) || age! < 0) return fail(`a relay report needs ${RELAY_ENVOYS} (a whole number ≥ 1) and ${RELAY_OLDEST_AGE_MS} (≥ 0)`);
+        relayed = { envoys: envoys!, oldestAt: at - age! };
+      }
+      const outcome = o.stats.record(nodeId!, at, active, { ...(relayed && { relayed }), keep: rejectedClusters, ...(msg.timestampMs !== undefined && { flush: msg.timestampMs }) });
+      counted[outcome]();
+      if (outcome === 'throttled' && !throttleLogged) {
+        throttleLogged = true;
+        o.log.warn('dropping stats reports that arrive faster than one flush per 200 ms (counted in inferplane_stats_reports_total{outcome="throttled"}); is stats_flush_interval that short?', { node: nodeId });
+      }
+    };
+    return {
+      message: (b) => onMessage(decode(b)),
+      oversized: (bytes) =>
+        onMessage({ refused: 'too-large', details: `a ${bytes}-byte stats message is over the ${maxMessageBytes}-byte limit (--max-stats-message-bytes); raise it, or set batch_size on the Envoy's metrics_service sink, or keep fewer stats with stats_config.stats_matcher` }),
+      halfClosed: () => finish(null),
+      cancelled: () => finish(null),
+      drain: () => {},
+    };
   };
   const close = () => {
-    const details = 'inferplane is shutting down; reconnect';
-    for (const finish of [...live]) finish(Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details, metadata: new grpc.Metadata() }));
+    for (const finish of [...live]) finish({ code: Status.UNAVAILABLE, details: 'inferplane is shutting down; reconnect' });
   };
-  return { definition, handlers, maxMessageBytes, close };
+  return { methods: [{ path: '/envoy.service.metrics.v3.MetricsService/StreamMetrics', maxMessageBytes, start }], close };
 }

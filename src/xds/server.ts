@@ -1,18 +1,15 @@
-import type { Http2Server } from 'node:http2';
-import net, { type Socket } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { createGrpcServer, type GrpcMethod, type GrpcService, type ServerTls } from '../grpc/server.js';
 import type { Logger } from '../observability/log.js';
-import type { GrpcService } from '../scaler/metrics-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SnapshotCache } from './cache.js';
 import { DeltaStream } from './delta.js';
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
-import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type MalformedRequest, type TypeStatus, type StreamDeps, type StreamKind, type StreamLimits, type XdsStream } from './stream.js';
+import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type StreamDeps, type StreamKind, type StreamLimits, type TypeStatus, type XdsStream } from './stream.js';
 
-/** Listen backlog asked for: as many pending connections as the kernel allows (net.core.somaxconn caps it). */
-export const LISTEN_BACKLOG = 65_535;
+export { LISTEN_BACKLOG } from '../grpc/server.js';
 
 /** Splits `host:port` (`[v6]:port` for IPv6); throws, saying what is wrong, on anything else. */
 export function parseListenAddress(address: string): { host: string; port: number } {
@@ -39,8 +36,11 @@ export interface XdsServerOptions {
    * long is closed, so silent or half-open connections cannot pile up file descriptors. Default 10 s.
    */
   readonly handshakeTimeoutMs?: number;
+  /** A connection silent this long is sent a PING, and closed if it goes unanswered for `keepaliveTimeoutMs` (defaults 30 s, 10 s). */
+  readonly keepaliveTimeMs?: number;
+  readonly keepaliveTimeoutMs?: number;
   /** Transport security for every service on the port (see tls.ts); plaintext when absent. */
-  readonly credentials?: grpc.ServerCredentials;
+  readonly tls?: ServerTls;
   /** Nodes must prove their id with their client certificate (needs mTLS). */
   readonly identity?: IdentityRule;
 }
@@ -100,25 +100,15 @@ const SERVICES: readonly Method[] = [
 
 /**
  * Creates the xDS management server: ADS and the per-type CDS/EDS/LDS/RDS services, each with SotW and Delta
- * streams, all answered from one {@link SnapshotCache}. Responses are pre-encoded buffers (see wire.ts);
- * requests are decoded with Envoy's own protos. Unary Fetch* methods are not served (UNIMPLEMENTED).
+ * streams, all answered from one {@link SnapshotCache}, on our own gRPC transport (see grpc/http2.ts).
+ * Responses are pre-encoded buffers (see wire.ts), written without copies; requests are decoded by each stream.
+ * Unary Fetch* methods are not served (UNIMPLEMENTED).
  */
 export function createXdsServer(options: XdsServerOptions): XdsServer {
   const { log, metrics } = options;
   const maxXds = options.maxMessageBytes ?? 1024 * 1024;
-  // Each service checks its own limit, so that a refusal is logged and counted (gRPC's own check only ends the
-  // call, which the handler cannot tell from a client going away). gRPC's limit stays as a bound on memory, well
-  // above every service's.
-  const largest = Math.max(maxXds, ...(options.services ?? []).map((s) => s.maxMessageBytes ?? 0));
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': largest * 4,
-    // Find dead peers (an Envoy whose host vanished) so their streams do not linger.
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-  });
   const streams = new Set<XdsStream>();
-  const calls = new Map<XdsStream, grpc.ServerDuplexStream<unknown, Buffer>>();
-  let shuttingDown = false;
+  const calls = new Set<XdsStream>();
   // Shown at 0 from the start: an alert on NACKs has a series before the first one.
   nacksCounter(metrics);
   responsesCounter(metrics);
@@ -145,106 +135,47 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     },
   };
 
-  const sized = (b: Buffer): Buffer | MalformedRequest =>
-    b.length > maxXds ? { malformed: `a ${b.length}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: grpc.status.RESOURCE_EXHAUSTED } : b;
-  const byService = new Map<string, { definition: Record<string, grpc.MethodDefinition<unknown, Buffer>>; handlers: grpc.UntypedServiceImplementation }>();
-  for (const m of SERVICES) {
-    let entry = byService.get(m.service);
-    if (!entry) byService.set(m.service, (entry = { definition: {}, handlers: {} }));
-    entry.definition[m.method] = {
+  const xdsMethods = SERVICES.map(
+    (m): GrpcMethod => ({
       path: `/${m.service}/${m.method}`,
-      requestStream: true,
-      responseStream: true,
-      originalName: m.method,
-      // Decoded by the stream when it handles the request (see XdsStream.receive), not as it arrives.
-      requestDeserialize: (b: Buffer) => b,
-      requestSerialize: () => Buffer.alloc(0),
-      responseSerialize: (frame: Buffer) => frame,
-      responseDeserialize: (b: Buffer) => b,
-    };
-    entry.handlers[m.method] = ((call: grpc.ServerDuplexStream<any, Buffer>) => {
-      if (shuttingDown) {
-        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'inferplane is shutting down' });
-        return;
-      }
-      const transport = {
-        write: (frame: Buffer) => call.write(frame),
-        close: (code: grpc.status, details: string) => call.emit('error', { code, details }),
-        peerCertificate: call.getAuthContext().sslPeerCertificate,
-      };
-      const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
-      calls.set(stream, call);
-      call.on('data', (req: Buffer) => stream.receive(sized(req)));
-      call.on('drain', () => stream.drained());
-      // The client half-closed: finish our side too.
-      call.on('end', () => {
-        stream.ended();
-        call.end();
-      });
-      call.on('cancelled', () => stream.ended());
-      call.on('error', () => stream.ended());
-      call.on('close', () => stream.ended());
-    }) as grpc.handleBidiStreamingCall<any, Buffer>;
-  }
-  for (const { definition, handlers } of byService.values()) server.addService(definition as grpc.ServiceDefinition, handlers);
-  for (const { definition, handlers } of options.services ?? []) server.addService(definition, handlers);
+      maxMessageBytes: maxXds,
+      start(call) {
+        const transport = {
+          write: (frame: Buffer) => call.write(frame),
+          close: (code: GrpcStatus, details: string) => call.end(code, details),
+          peerCertificate: call.peerCertificate,
+        };
+        const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
+        calls.add(stream);
+        return {
+          // Decoded by the stream when it handles the request (see XdsStream.receive), not as it arrives.
+          message: (req) => stream.receive(req),
+          oversized: (bytes) => stream.receive({ malformed: `a ${bytes}-byte request is larger than the ${maxXds}-byte limit (--max-message-bytes)`, code: GrpcStatus.RESOURCE_EXHAUSTED }),
+          // The client half-closed: finish our side too.
+          halfClosed: () => {
+            stream.ended();
+            call.end(GrpcStatus.OK);
+          },
+          cancelled: () => stream.ended(),
+          drain: () => stream.drained(),
+        };
+      },
+    }),
+  );
+  const server = createGrpcServer({
+    methods: [...xdsMethods, ...(options.services ?? []).flatMap((s) => s.methods)],
+    log,
+    metrics,
+    ...(options.tls && { tls: options.tls }),
+    ...(options.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: options.handshakeTimeoutMs }),
+    ...(options.keepaliveTimeMs !== undefined && { keepaliveTimeMs: options.keepaliveTimeMs }),
+    ...(options.keepaliveTimeoutMs !== undefined && { keepaliveTimeoutMs: options.keepaliveTimeoutMs }),
+  });
 
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
-  const abandoned = metrics.counter('inferplane_connections_closed_total', 'Connections closed by inferplane, by reason', ['reason'], [{ reason: 'handshake-timeout' }]);
-  const guarded = new WeakSet<object>();
-  /**
-   * grpc-js turns its HTTP/2 servers' timeouts off and closes idle sessions only gracefully, which never ends a
-   * peer that stays silent: a connection whose peer has not sent its SETTINGS within the handshake time is
-   * reset (at the socket: a session may not touch its socket). The servers are reached through grpc-js's
-   * private field (its version is pinned; a test fails if this stops working).
-   */
-  const guardHandshakes = () => {
-    const h2servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
-    if (!(h2servers instanceof Map)) throw new Error('@grpc/grpc-js no longer exposes its HTTP/2 servers: the handshake timeout cannot be set');
-    for (const h2 of h2servers.keys()) {
-      if (guarded.has(h2)) continue;
-      guarded.add(h2);
-      const settled = new Set<string>();
-      const peer = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
-      h2.on('session', (session) => {
-        const key = peer(session.socket);
-        session.once('remoteSettings', () => settled.add(key));
-        session.once('close', () => settled.delete(key));
-      });
-      h2.on('connection', (socket: Socket) => {
-        const key = peer(socket);
-        const timer = setTimeout(() => {
-          if (settled.has(key)) return;
-          abandoned.inc({ reason: 'handshake-timeout' });
-          log.debug('closing a connection that did not complete the HTTP/2 handshake', { peer: key, timeoutMs: handshakeTimeoutMs });
-          // destroy() alone leaves the descriptor with the HTTP/2 session that took the socket over.
-          socket.resetAndDestroy();
-        }, handshakeTimeoutMs).unref();
-        socket.once('close', () => clearTimeout(timer));
-      });
-    }
-  };
-
-  const listeners: net.Server[] = [];
   return {
     async listen(address) {
       const { host, port } = parseListenAddress(address);
-      // Our own listener, its connections handed to grpc-js: grpc-js listens with Node's default backlog (511),
-      // and a fleet reconnecting at once (every Envoy after a restart) overflows it; the connections the kernel
-      // then drops are streams lost. The kernel caps the backlog at net.core.somaxconn.
-      const injector = server.createConnectionInjector(options.credentials ?? grpc.ServerCredentials.createInsecure());
-      guardHandshakes();
-      const listener = net.createServer((socket) => injector.injectConnection(socket));
-      await new Promise<void>((resolve, reject) => {
-        listener.once('error', reject);
-        listener.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
-          listener.off('error', reject);
-          resolve();
-        });
-      });
-      listener.on('error', (e) => log.error('xDS listener failed', { address, error: e.message }));
-      listeners.push(listener);
-      return (listener.address() as net.AddressInfo).port;
+      return server.listen(host, port);
     },
     nodes: ({ nodeId, maxNames } = {}) =>
       [...streams]
@@ -263,24 +194,12 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
     streamCount: () => calls.size,
-    shutdown: (graceMs = 5_000) =>
-      new Promise<void>((resolve) => {
-        shuttingDown = true;
-        for (const l of listeners) l.close();
-        let done = false;
-        const finish = () => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          finish();
-        }, graceMs);
-        server.tryShutdown(finish);
-        for (const s of [...calls.keys()]) s.fail(grpc.status.UNAVAILABLE, 'inferplane is shutting down; reconnect');
-        for (const s of options.services ?? []) s.close?.();
-      }),
+    async shutdown(graceMs = 5_000) {
+      // GOAWAY first, so that no new call slips in; then every open one ends with UNAVAILABLE.
+      const done = server.shutdown(graceMs);
+      for (const s of [...calls]) s.fail(GrpcStatus.UNAVAILABLE, 'inferplane is shutting down; reconnect');
+      for (const s of options.services ?? []) s.close?.();
+      await done;
+    },
   };
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import type { ServerTls } from '../grpc/server.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
@@ -68,8 +69,8 @@ export function readTlsFiles(files: TlsFiles, now = new Date()): Result<TlsMater
 
 /** The serving credentials, kept current from the files. */
 export interface TlsSource {
-  /** Credentials for the gRPC server: new connections use the latest good files; open ones are untouched. */
-  readonly serverCredentials: grpc.ServerCredentials;
+  /** TLS for the gRPC server: new connections use the latest good files; open ones are untouched. */
+  readonly server: ServerTls;
   /**
    * Credentials for connecting to another inferplane replica (the stats relay), from the current files: this
    * replica's certificate as the client identity, the client CA as the trust root (system roots without one).
@@ -98,22 +99,14 @@ export function createTlsSource(files: TlsFiles, o: { log: Logger; metrics: Metr
   o.metrics.gauge('inferplane_tls_certificate_expiry_seconds', 'Unix time at which the serving certificate expires', [], () => current.notAfter.getTime() / 1000);
   let current = first.value;
   let lastProblem: string | undefined;
-  const identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
-  const caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
-  // Listeners hear the current files on the next microtask, not inside add…Listener: grpc-js registers its own
-  // watcher only after adding them, and an update delivered before that is lost (the port then refuses every
-  // connection as having no credentials).
-  const provider: grpc.experimental.CertificateProvider = {
-    addCaCertificateListener(l) {
-      caListeners.add(l);
-      queueMicrotask(() => caListeners.has(l) && l(current.caCertificate ? { caCertificate: current.caCertificate } : null));
+  const listeners = new Set<() => void>();
+  const server: ServerTls = {
+    current: () => ({ key: current.privateKey, cert: current.certificate, ...(current.caCertificate && { ca: current.caCertificate }) }),
+    requireClientCert: files.clientCaFile !== undefined,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
     },
-    removeCaCertificateListener: (l) => void caListeners.delete(l),
-    addIdentityCertificateListener(l) {
-      identityListeners.add(l);
-      queueMicrotask(() => identityListeners.has(l) && l({ certificate: current.certificate, privateKey: current.privateKey }));
-    },
-    removeIdentityCertificateListener: (l) => void identityListeners.delete(l),
   };
   const same = (a: TlsMaterial, b: TlsMaterial) => a.certificate.equals(b.certificate) && a.privateKey.equals(b.privateKey) && (a.caCertificate?.equals(b.caCertificate ?? Buffer.alloc(0)) ?? b.caCertificate === null);
   const reload = () => {
@@ -131,8 +124,7 @@ export function createTlsSource(files: TlsFiles, o: { log: Logger; metrics: Metr
     current = next.value;
     reloads.inc({ outcome: 'loaded' });
     o.log.info('TLS certificate reloaded', { certificate: files.certFile, notAfter: current.notAfter.toISOString() });
-    for (const l of identityListeners) l({ certificate: current.certificate, privateKey: current.privateKey });
-    for (const l of caListeners) l(current.caCertificate ? { caCertificate: current.caCertificate } : null);
+    for (const l of listeners) l();
   };
   const timer = setInterval(reload, o.pollMs ?? 1_000).unref();
   const dnsNames = (c: { subjectaltname?: string | undefined }) => new Set((c.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('DNS:')));
@@ -152,7 +144,7 @@ export function createTlsSource(files: TlsFiles, o: { log: Logger; metrics: Metr
       const name = [...own][0]?.slice('DNS:'.length);
       return { credentials, options: name ? { 'grpc.ssl_target_name_override': name } : {} };
     },
-    serverCredentials: grpc.experimental.createCertificateProviderServerCredentials(provider, files.clientCaFile ? provider : null, files.clientCaFile !== undefined),
+    server,
     reload,
     close: () => clearInterval(timer),
   };

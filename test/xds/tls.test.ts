@@ -60,7 +60,7 @@ describe('mTLS on the xDS port (certificates made with openssl)', function () {
     publisher = createPublisher({ cache, log, metrics });
     await publisher.publish(model([svc('a', [ep('10.0.0.1', 80)])]));
     source = createTlsSource(files(), { log, metrics, pollMs: 60_000 });
-    server = createXdsServer({ cache, log, metrics, credentials: source.serverCredentials });
+    server = createXdsServer({ cache, log, metrics, tls: source.server });
     address = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
   });
   after(async () => {
@@ -118,7 +118,7 @@ describe('mTLS on the xDS port (certificates made with openssl)', function () {
     // A server certificate of the same CA but for another service is refused by the relay.
     const other = pki.issue('other-service', { sans: ['DNS:something-else', 'IP:127.0.0.1'] });
     const otherSource = createTlsSource({ certFile: other.cert, keyFile: other.key, clientCaFile: pki.ca }, { log, metrics: createMetrics() });
-    const otherServer = createXdsServer({ cache: createSnapshotCache(), log, metrics: createMetrics(), credentials: otherSource.serverCredentials });
+    const otherServer = createXdsServer({ cache: createSnapshotCache(), log, metrics: createMetrics(), tls: otherSource.server });
     try {
       const port = await otherServer.listen('127.0.0.1:0');
       const refused = new RecordingXdsClient(`127.0.0.1:${port}`, 'sotw', 'ads', channel.credentials, channel.options);
