@@ -178,7 +178,7 @@ export function createGrpcServer(o: GrpcServerOptions): GrpcServer {
         });
         s.on('tlsClientError', (e, socket) => {
           o.log.debug('TLS handshake failed', { peer: `${socket.remoteAddress}:${socket.remotePort}`, error: e.message });
-          if (e.message.includes('timed out')) closedBy.inc({ reason: 'handshake-timeout' });
+          if ((e as { code?: string }).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') closedBy.inc({ reason: 'handshake-timeout' });
         });
         const off = t.onChange(() => s.setSecureContext(t.current()));
         s.on('close', off);

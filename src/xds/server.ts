@@ -9,7 +9,6 @@ import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
 import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type StreamDeps, type StreamKind, type StreamLimits, type TypeStatus, type XdsStream } from './stream.js';
 
-export { LISTEN_BACKLOG } from '../grpc/server.js';
 
 /** Splits `host:port` (`[v6]:port` for IPv6); throws, saying what is wrong, on anything else. */
 export function parseListenAddress(address: string): { host: string; port: number } {
