@@ -64,8 +64,11 @@ export interface ConnectionHost {
   open(call: Call, headers: readonly HeaderField[]): void;
   /** The client finished the HTTP/2 handshake (its preface and SETTINGS). */
   settled(conn: Connection): void;
-  /** The connection closed, for whatever reason; `problem` says what broke the protocol, if anything did. */
-  closed(conn: Connection, problem?: string): void;
+  /**
+   * The connection closed, for whatever reason; `problem` says what ended it, if it did not simply close: the
+   * client broke the protocol, or handling its frames threw (a bug of ours, confined to its connection).
+   */
+  closed(conn: Connection, problem?: { readonly reason: 'protocol-error' | 'internal-error'; readonly message: string }): void;
 }
 
 /** What a call's owner is told. Every method is optional to act on but must exist. */
@@ -536,19 +539,19 @@ export class Connection {
       // A short leftover is copied, so that it does not hold the whole chunk.
       if (p < data.length) this.pending = Buffer.from(data.subarray(p));
     } catch (e) {
-      if (!(e instanceof ConnectionError)) throw e;
-      this.fatal(e.code, e.message);
+      if (e instanceof ConnectionError) this.fatal(e.code, 'protocol-error', e.message);
+      else this.fatal(H2Error.INTERNAL_ERROR, 'internal-error', e instanceof Error ? (e.stack ?? e.message) : String(e));
     }
   }
 
-  private fatal(code: number, problem: string): void {
+  private fatal(code: number, reason: 'protocol-error' | 'internal-error', problem: string): void {
     if (this.closedOnce) return;
-    if (this.prefaceSeen) this.sendFrame(Frame.GOAWAY, 0, 0, Buffer.concat([u32(this.lastStreamId), u32(code), Buffer.from(problem.slice(0, 256))]));
+    if (this.prefaceSeen) this.sendFrame(Frame.GOAWAY, 0, 0, Buffer.concat([u32(this.lastStreamId), u32(code), Buffer.from(reason === 'protocol-error' ? problem.slice(0, 256) : 'internal error')]));
     this.closedOnce = true;
     const calls = [...this.calls.values()];
     this.calls.clear();
     for (const call of calls) call.reset();
-    this.host.closed(this, problem);
+    this.host.closed(this, { reason, message: problem });
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1_000).unref();
   }

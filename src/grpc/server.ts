@@ -77,7 +77,7 @@ export interface GrpcServer {
 }
 
 /** Reasons {@link GrpcServer} closes connections on its own, as counted in `inferplane_connections_closed_total`. */
-const CLOSE_REASONS = ['handshake-timeout', 'keepalive-timeout', 'protocol-error'] as const;
+const CLOSE_REASONS = ['handshake-timeout', 'keepalive-timeout', 'protocol-error', 'internal-error'] as const;
 
 /**
  * A gRPC server on our own HTTP/2 (see http2.ts), for the methods given: unknown paths are answered
@@ -115,12 +115,13 @@ export function createGrpcServer(o: GrpcServerOptions): GrpcServer {
     settled(conn: Connection) {
       handshakes.get(conn)?.();
     },
-    closed(conn: Connection, problem?: string) {
+    closed(conn: Connection, problem?: { reason: 'protocol-error' | 'internal-error'; message: string }) {
       handshakes.get(conn)?.();
       connections.delete(conn);
       if (problem) {
-        closedBy.inc({ reason: 'protocol-error' });
-        o.log.warn('closed a connection that broke the HTTP/2 or gRPC protocol', { peer: conn.peer, problem });
+        closedBy.inc({ reason: problem.reason });
+        if (problem.reason === 'protocol-error') o.log.warn('closed a connection that broke the HTTP/2 or gRPC protocol', { peer: conn.peer, problem: problem.message });
+        else o.log.error('closed a connection whose frames inferplane failed to handle (a bug: please report it)', { peer: conn.peer, error: problem.message });
       }
       if (connections.size === 0) allClosed?.();
     },

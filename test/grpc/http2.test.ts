@@ -137,6 +137,19 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
         drain: () => undefined,
       }),
     },
+    {
+      path: '/t.T/Throw',
+      maxMessageBytes: 1024,
+      start: () => ({
+        message: () => {
+          throw new Error('a handler bug');
+        },
+        oversized: () => undefined,
+        halfClosed: () => undefined,
+        cancelled: () => undefined,
+        drain: () => undefined,
+      }),
+    },
   ];
 
   const start = async (o: Partial<Parameters<typeof createGrpcServer>[0]> = {}) => {
@@ -272,6 +285,19 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
     // 400,000 PINGs: their answers (6.8 MB) overflow the socket buffers on both sides.
     c.socket.write(Buffer.concat(Array.from({ length: 400_000 }, () => ping)));
     await eventually(async () => (await metrics.value('inferplane_connections_closed_total', { reason: 'protocol-error' })) === 1, 'the flooding connection cut off', 10_000);
+  });
+
+  it('confines a handler that throws to its connection: GOAWAY INTERNAL_ERROR, logged and counted, the process goes on', async () => {
+    await start();
+    const other = await raw();
+    const c = await raw();
+    c.request(1, '/t.T/Throw');
+    c.message(1, Buffer.alloc(1));
+    expect(goawayCode(await c.next(goaway, 'GOAWAY'))).to.equal(H2Error.INTERNAL_ERROR);
+    expect(await metrics.value('inferplane_connections_closed_total', { reason: 'internal-error' })).to.equal(1);
+    other.request(1, '/t.T/Len');
+    other.message(1, Buffer.alloc(2), { endStream: true });
+    await other.next((f) => f.type === 1 && (f.flags & 1) === 1, 'the other connection served');
   });
 
   it('refuses streams over SETTINGS_MAX_CONCURRENT_STREAMS with REFUSED_STREAM', async () => {
