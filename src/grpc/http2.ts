@@ -53,6 +53,12 @@ const STREAM_WINDOW = 1 << 20;
 const CONNECTION_WINDOW = 1 << 24;
 /** Control frames (PING and SETTINGS acknowledgements) owed while the socket does not drain, before the peer is cut off. */
 const MAX_OWED_CONTROL = 10_000;
+/**
+ * Calls the client may reset within {@link RESET_WINDOW_MS} before it is cut off: opening and resetting streams
+ * in a loop makes the server do work the client never waits for (CVE-2023-44487, "rapid reset").
+ */
+const MAX_RESETS = 1_000;
+const RESET_WINDOW_MS = 10_000;
 /** Longest `grpc-message` sent; longer details are cut (a header block must fit the peer's frame limits). */
 const MAX_STATUS_MESSAGE = 4_096;
 
@@ -385,6 +391,8 @@ export class Connection {
   private closedOnce = false;
   private corked = false;
   private owedControl = 0;
+  private resets = 0;
+  private resetsSince = 0;
   private blocked: Set<Call> | undefined;
   private certificate: PeerCertificate | null | undefined;
 
@@ -586,6 +594,12 @@ export class Connection {
         if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`);
         const call = this.calls.get(id);
         if (call) {
+          const t = this.now();
+          if (t - this.resetsSince > RESET_WINDOW_MS) {
+            this.resetsSince = t;
+            this.resets = 0;
+          }
+          if (++this.resets > MAX_RESETS) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `the client reset more than ${MAX_RESETS} calls within ${RESET_WINDOW_MS / 1000} s`);
           this.calls.delete(id);
           this.blocked?.delete(call);
           call.reset();

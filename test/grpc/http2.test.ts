@@ -287,6 +287,25 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
     await eventually(async () => (await metrics.value('inferplane_connections_closed_total', { reason: 'protocol-error' })) === 1, 'the flooding connection cut off', 10_000);
   });
 
+  it('cuts off a client that opens and resets calls in a loop (rapid reset), but not one that resets a few', async () => {
+    await start();
+    const few = await raw();
+    for (let i = 0; i < 100; i++) {
+      few.request(2 * i + 1, '/t.T/Len');
+      few.send(3, 0, 2 * i + 1, Buffer.from([0, 0, 0, H2Error.CANCEL]));
+    }
+    const c = await raw();
+    for (let i = 0; i < 1_100; i++) {
+      c.request(2 * i + 1, '/t.T/Len');
+      c.send(3, 0, 2 * i + 1, Buffer.from([0, 0, 0, H2Error.CANCEL]));
+    }
+    expect(goawayCode(await c.next(goaway, 'GOAWAY'))).to.equal(H2Error.ENHANCE_YOUR_CALM);
+    few.request(201, '/t.T/Len');
+    few.message(201, Buffer.alloc(1), { endStream: true });
+    await few.next((f) => f.type === 1 && f.id === 201 && (f.flags & 1) === 1, 'the polite client still served');
+    expect(few.frames.some(goaway)).to.equal(false);
+  });
+
   it('confines a handler that throws to its connection: GOAWAY INTERNAL_ERROR, logged and counted, the process goes on', async () => {
     await start();
     const other = await raw();
