@@ -600,10 +600,7 @@ export class Connection {
             this.resets = 0;
           }
           if (++this.resets > MAX_RESETS) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `the client reset more than ${MAX_RESETS} calls within ${RESET_WINDOW_MS / 1000} s`);
-          this.calls.delete(id);
-          this.blocked?.delete(call);
-          call.reset();
-          if (this.goingAway && this.calls.size === 0) this.socket.end();
+          this.drop(call);
         }
         return;
       }
@@ -776,11 +773,13 @@ export class Connection {
   private resetStream(id: number, code: number): void {
     this.sendFrame(Frame.RST_STREAM, 0, id, u32(code));
     const call = this.calls.get(id);
-    if (call) {
-      this.calls.delete(id);
-      this.blocked?.delete(call);
-      call.reset();
-    }
+    if (call) this.drop(call);
+  }
+
+  /** A call reset by either side: forgotten, and its handler told. */
+  private drop(call: Call): void {
+    this.forget(call);
+    call.reset();
   }
 }
 
