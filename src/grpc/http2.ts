@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { gunzipSync, inflateSync } from 'node:zlib';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 
 /**
@@ -271,10 +272,10 @@ export class Call {
         prefix = data.subarray(p, p + 5);
         p += 5;
       }
-      if (prefix[0]! > 1) return this.fail(13, `a message's compressed flag is ${prefix[0]}`);
+      if (prefix[0]! > 1) return this.fail(GrpcStatus.INTERNAL, `a message's compressed flag is ${prefix[0]}`);
       const compressed = prefix[0] === 1;
       const size = prefix.readUInt32BE(1);
-      if (compressed && !this.encoding) return this.fail(13, 'a message is marked compressed, but the call has no grpc-encoding');
+      if (compressed && !this.encoding) return this.fail(GrpcStatus.INTERNAL, 'a message is marked compressed, but the call has no grpc-encoding');
       const tooLarge = size > this.maxMessageBytes;
       if (tooLarge) this.handler?.oversized(size);
       if (this.ended) return;
@@ -295,7 +296,7 @@ export class Call {
       plain = this.encoding === 'gzip' ? gunzipSync(bytes, opts) : inflateSync(bytes, opts);
     } catch (e) {
       if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return this.handler?.oversized(this.maxMessageBytes + 1);
-      return this.fail(13, `cannot decompress a ${this.encoding} message: ${e instanceof Error ? e.message : String(e)}`);
+      return this.fail(GrpcStatus.INTERNAL, `cannot decompress a ${this.encoding} message: ${e instanceof Error ? e.message : String(e)}`);
     }
     if (plain.length > this.maxMessageBytes) return this.handler?.oversized(plain.length);
     this.handler?.message(plain);
@@ -407,7 +408,7 @@ export class Connection {
     socket.on('drain', () => this.onDrain());
     // The close that follows reports it; an error alone says nothing the peer needs.
     socket.on('error', () => {});
-    socket.on('close', () => this.onClose());
+    socket.on('close', () => this.teardown());
     // Our SETTINGS, then the connection window raised above the protocol's 65,535.
     const settings = Buffer.allocUnsafe(18);
     settings.writeUInt16BE(3, 0); // MAX_CONCURRENT_STREAMS
@@ -507,13 +508,14 @@ export class Connection {
     for (const call of [...this.calls.values()]) call.notifyDrain();
   }
 
-  private onClose(): void {
+  /** The connection is over: every call is cancelled and the host told, once. */
+  private teardown(problem?: Parameters<ConnectionHost['closed']>[1]): void {
     if (this.closedOnce) return;
     this.closedOnce = true;
     const calls = [...this.calls.values()];
     this.calls.clear();
     for (const call of calls) call.reset();
-    this.host.closed(this);
+    this.host.closed(this, problem);
   }
 
   private onData(chunk: Buffer): void {
@@ -555,11 +557,7 @@ export class Connection {
   private fatal(code: number, reason: 'protocol-error' | 'internal-error', problem: string): void {
     if (this.closedOnce) return;
     if (this.prefaceSeen) this.sendFrame(Frame.GOAWAY, 0, 0, Buffer.concat([u32(this.lastStreamId), u32(code), Buffer.from(reason === 'protocol-error' ? problem.slice(0, 256) : 'internal error')]));
-    this.closedOnce = true;
-    const calls = [...this.calls.values()];
-    this.calls.clear();
-    for (const call of calls) call.reset();
-    this.host.closed(this, { reason, message: problem });
+    this.teardown({ reason, message: problem });
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1_000).unref();
   }
@@ -759,8 +757,8 @@ export class Connection {
     if (!decoded.tooLarge && (!path || method === undefined || !headers.some(([n]) => n === ':scheme'))) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
     const call = new Call(this, id, path ?? '');
     this.calls.set(id, call);
-    if (decoded.tooLarge) call.end(8, `request headers exceed ${this.host.maxHeaderListBytes} bytes`);
-    else if (method !== 'POST') call.end(12, `gRPC calls are POST, not ${method}`);
+    if (decoded.tooLarge) call.end(GrpcStatus.RESOURCE_EXHAUSTED, `request headers exceed ${this.host.maxHeaderListBytes} bytes`);
+    else if (method !== 'POST') call.end(GrpcStatus.UNIMPLEMENTED, `gRPC calls are POST, not ${method}`);
     else this.host.open(call, headers);
     if (endStream && this.calls.has(id)) this.remoteEnd(call);
   }

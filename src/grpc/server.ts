@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { HeaderField } from './hpack.js';
@@ -7,9 +8,6 @@ import { Call, Connection, type CallHandler } from './http2.js';
 
 /** Listen backlog asked for: as many pending connections as the kernel allows (net.core.somaxconn caps it). */
 export const LISTEN_BACKLOG = 65_535;
-
-/** gRPC status codes used here (grpc/doc/statuscodes.md). */
-export const Status = { OK: 0, CANCELLED: 1, INVALID_ARGUMENT: 3, RESOURCE_EXHAUSTED: 8, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
 /** One method a {@link GrpcServer} serves. */
 export interface GrpcMethod {

@@ -1,5 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
-import { Status, type GrpcService } from '../grpc/server.js';
+import { status as Status } from '@grpc/grpc-js';
+import type { GrpcService } from '../grpc/server.js';
 import type { Call, CallHandler } from '../grpc/http2.js';
 import { checkIdentity, type IdentityRule } from '../xds/identity.js';
 import type { Logger } from '../observability/log.js';

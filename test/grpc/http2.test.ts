@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { encodeHeaders, HpackDecoder } from '../../src/grpc/hpack.js';
 import { H2Error } from '../../src/grpc/http2.js';
-import { createGrpcServer, Status, type GrpcMethod, type GrpcServer } from '../../src/grpc/server.js';
+import { createGrpcServer, type GrpcMethod, type GrpcServer } from '../../src/grpc/server.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { eventually } from '../support/harness.js';
@@ -115,8 +115,8 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       maxMessageBytes: 1024,
       start: (call) => ({
         message: () => [0, 1, 2].forEach(() => writes.push(call.write(BIG))),
-        oversized: (n) => call.end(Status.RESOURCE_EXHAUSTED, `${n} bytes is too many`),
-        halfClosed: () => call.end(Status.OK),
+        oversized: (n) => call.end(grpc.status.RESOURCE_EXHAUSTED, `${n} bytes is too many`),
+        halfClosed: () => call.end(grpc.status.OK),
         cancelled: () => undefined,
         drain: () => drains++,
       }),
@@ -131,8 +131,8 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
           out.writeUInt32BE(b.length);
           call.write(out);
         },
-        oversized: (n) => call.end(Status.RESOURCE_EXHAUSTED, `${n} bytes is too many`),
-        halfClosed: () => call.end(Status.OK),
+        oversized: (n) => call.end(grpc.status.RESOURCE_EXHAUSTED, `${n} bytes is too many`),
+        halfClosed: () => call.end(grpc.status.OK),
         cancelled: () => undefined,
         drain: () => undefined,
       }),
@@ -218,7 +218,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
     c.request(3, '/t.T/Big');
     c.message(3, Buffer.alloc(2_000));
     await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the status');
-    expect(c.headers(3)[0]).to.include({ 'grpc-status': String(Status.RESOURCE_EXHAUSTED), 'grpc-message': '2000 bytes is too many' });
+    expect(c.headers(3)[0]).to.include({ 'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED), 'grpc-message': '2000 bytes is too many' });
     // The client had not half-closed: it is told to stop sending (RST_STREAM NO_ERROR).
     expect(c.frames.some((f) => f.type === 3 && f.id === 3 && f.payload.readUInt32BE(0) === H2Error.NO_ERROR)).to.equal(true);
   });
@@ -234,7 +234,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
     const c = await raw();
     c.request(1, '/t.T/Len', [['grpc-encoding', 'snappy']]);
     await c.next((f) => f.type === 1 && f.id === 1, 'the status');
-    expect(c.headers(1)[0]).to.include({ ':status': '200', 'grpc-status': String(Status.UNIMPLEMENTED) });
+    expect(c.headers(1)[0]).to.include({ ':status': '200', 'grpc-status': String(grpc.status.UNIMPLEMENTED) });
 
     const session = http2.connect(`http://127.0.0.1:${port}`);
     const status = await new Promise<number | undefined>((resolve, reject) => {
