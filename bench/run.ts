@@ -3,7 +3,8 @@
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
  * fanout|churn|ingest|latency|p2c|simulate|soak|large` runs one (p2c needs the Envoy that `npm test` installs; soak, 11
  * minutes at its default size, and large, 5,000 services in the production build, run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
- * the Go peer in bench/peers/ instead (needs Go; `--variants sotw,delta`, `--reps`, `--storm`, `--after-seconds`). Compare ratios within one run: the machine is small and shared.
+ * the Go peer in bench/peers/ instead (needs Go; `--variants sotw,delta`, `--reps`, `--storm`, `--after-seconds`); without
+ * `--vs`, `--variants delta` makes the in-process fan-out's streams Delta. Compare ratios within one run: the machine is small and shared.
  */
 import { parseArgs } from 'node:util';
 import { churn } from './churn.js';
@@ -96,14 +97,16 @@ async function fanout(): Promise<void> {
   global.gc?.();
   const rssBefore = process.memoryUsage().rss;
   const openStart = now();
-  const workers = await openStreams(`127.0.0.1:${port}`, STREAMS, WORKERS, edsNames);
+  // In-process, one variant: Delta when it is the only one named (`--variants delta`), else SotW.
+  const delta = values.variants === 'delta';
+  const workers = await openStreams(`127.0.0.1:${port}`, STREAMS, WORKERS, edsNames, { delta });
   const openSec = (now() - openStart) / 1000;
   // Let ACKs settle, then measure idle memory.
   await new Promise((r) => setTimeout(r, 1000));
   global.gc?.();
   const rssIdle = process.memoryUsage().rss;
   const heapIdle = process.memoryUsage().heapUsed;
-  console.log(`\nfan-out: ${server.streamCount()} ADS SotW streams (each its own connection) from ${WORKERS} worker processes; ${SERVICES} services × ${ENDPOINTS} endpoints; opened in ${fmt(openSec)} s`);
+  console.log(`\nfan-out: ${server.streamCount()} ADS ${delta ? 'Delta' : 'SotW'} streams (each its own connection) from ${WORKERS} worker processes; ${SERVICES} services × ${ENDPOINTS} endpoints; opened in ${fmt(openSec)} s`);
   console.log(`  idle memory: RSS +${fmt((rssIdle - rssBefore) / 2 ** 20)} MiB = ${fmt((rssIdle - rssBefore) / STREAMS / 1024)} KiB per stream (heap used ${fmt(heapIdle / 2 ** 20)} MiB)`);
 
   const rows: { p50: number; p99: number; max: number; cpu: number }[] = [];
