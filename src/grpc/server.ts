@@ -129,6 +129,9 @@ export function createGrpcServer(o: GrpcServerOptions): GrpcServer {
 
   const accept = (socket: net.Socket | tls.TLSSocket, handshakeLeftMs: number) => {
     if (shuttingDown) return socket.destroy();
+    // Frames are coalesced per tick already (corked); Nagle would only hold back the parts of an answer written
+    // in later turns, behind the client's delayed ACK.
+    socket.setNoDelay(true);
     const conn = new Connection(socket, host, now);
     connections.add(conn);
     const timer = setTimeout(() => {
