@@ -32,7 +32,7 @@ import { createXdsServer, type XdsServer } from './xds/server.js';
 import { createTlsSource, type TlsFiles } from './xds/tls.js';
 import { startMemoryRelease } from './observability/memory.js';
 import type { IdentityRule } from './xds/identity.js';
-import { syncState, type StreamLimits } from './xds/stream.js';
+import type { StreamLimits } from './xds/stream.js';
 
 /** Where the model comes from. */
 export type Discovery =
@@ -169,20 +169,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
   metrics.gauge('inferplane_fleet_stats_age_seconds', 'Age of the oldest report in each service\'s total', ['service'], fleetGauge((v) => v.oldestReportAgeMs / 1000));
   const version = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   metrics.gauge('inferplane_build_info', 'Always 1; the labels say which inferplane (package.json version) on which Node runs', ['version', 'node'], () => [[{ version, node: process.version }, 1]]);
-  metrics.gauge('inferplane_xds_streams_by_sync_state', 'xDS streams per type by where they stand: synced, pending (sent, not yet answered), nacked, not-sent, stale', ['type', 'state'], () => {
-    const counts = new Map<string, number>();
-    for (const n of xds.nodes({ maxNames: 0 })) {
-      for (const [type, t] of Object.entries(n.types)) {
-        if (!t) continue;
-        const k = `${type} ${syncState(t)}`;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
-      }
-    }
-    return [...counts].map(([k, v]) => {
-      const [type, state] = k.split(' ') as [string, string];
-      return [{ type, state }, v] as const;
-    });
-  });
+  metrics.gauge('inferplane_xds_streams_by_sync_state', 'xDS streams per type by where they stand: synced, pending (sent, not yet answered), nacked, not-sent, stale', ['type', 'state'], () =>
+    xds.syncCounts().map(({ type, state, streams }) => [{ type, state }, streams] as const));
   let sourceReady: () => boolean;
   let notReadyReason: (() => string | undefined) | undefined;
   let configProblems: (() => readonly string[] | undefined) | undefined;
@@ -227,7 +215,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const ready = () => sourceReady() && publisher.ready();
   const xdsPort = await xds.listen(o.xdsAddress);
   const stopScraping = startScraping(o.scrapeIntervalMs ?? 1_000, createStatsScraper({
-    targets: () => xds.nodes().flatMap((n) => (n.statsUrl ? [{ nodeId: n.nodeId, url: n.statsUrl }] : [])),
+    targets: () => xds.statsTargets(),
     stats, log: o.log, metrics,
   }));
   const scaler = o.scaler && startScaler(o.scaler, {

@@ -7,7 +7,7 @@ import { DeltaStream } from './delta.js';
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
-import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type StreamDeps, type StreamKind, type StreamLimits, type TypeStatus, type XdsStream } from './stream.js';
+import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type StreamDeps, type StreamKind, type StreamLimits, type SyncState, type TypeStatus, type XdsStream } from './stream.js';
 
 
 /** Splits `host:port` (`[v6]:port` for IPv6); throws, saying what is wrong, on anything else. */
@@ -69,6 +69,15 @@ export interface XdsServer {
    * lists at most `maxNames` of its subscribed names (default all) and always their count.
    */
   nodes(o?: { nodeId?: string; maxNames?: number }): NodeStatus[];
+  /**
+   * The nodes offering their stats for scraping (node metadata `inferplane.io/stats-url`), one entry per node
+   * however many streams it holds. Kept as streams come and go, so reading it every scrape round costs only
+   * the nodes that offer a URL: building {@link nodes} for 10,000 streams each second took a fifth of the
+   * server's time while a change was being delivered.
+   */
+  statsTargets(): { nodeId: string; url: string }[];
+  /** How many streams stand in each {@link SyncState} per type (short type name); counts of 0 are left out. */
+  syncCounts(): { type: string; state: SyncState; streams: number }[];
   /** Number of open streams. */
   streamCount(): number;
   /**
@@ -108,6 +117,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   const maxXds = options.maxMessageBytes ?? 1024 * 1024;
   const streams = new Set<XdsStream>();
   const calls = new Set<XdsStream>();
+  const offering = new Set<XdsStream>();
   // Shown at 0 from the start: an alert on NACKs has a series before the first one.
   nacksCounter(metrics);
   responsesCounter(metrics);
@@ -124,11 +134,13 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     ...(options.identity && { identity: options.identity }),
     onOpen: (s) => {
       streams.add(s);
+      if (s.node!.statsUrl) offering.add(s);
       opened.inc({ service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind], variant: s.variant });
       log.info('xDS stream opened', { stream: s.id, node: s.node?.id, cluster: s.node?.cluster, group: s.group, variant: s.variant, service: s.kind === 'ads' ? 'ads' : TYPE_SHORT[s.kind] });
     },
     onClose: (s) => {
       streams.delete(s);
+      offering.delete(s);
       calls.delete(s);
       log.info('xDS stream closed', { stream: s.id, node: s.node?.id });
     },
@@ -192,6 +204,24 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
           types: s.typeStatus(maxNames),
         }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
+    statsTargets: () => {
+      const byNode = new Map<string, string>();
+      for (const s of offering) if (!byNode.has(s.node!.id)) byNode.set(s.node!.id, s.node!.statsUrl!);
+      return [...byNode].map(([nodeId, url]) => ({ nodeId, url }));
+    },
+    syncCounts: () => {
+      const counts = new Map<string, number>();
+      for (const s of streams) {
+        for (const [type, state] of s.syncStates()) {
+          const k = `${type} ${state}`;
+          counts.set(k, (counts.get(k) ?? 0) + 1);
+        }
+      }
+      return [...counts].map(([k, streams]) => {
+        const [type, state] = k.split(' ') as [string, SyncState];
+        return { type, state, streams };
+      });
+    },
     streamCount: () => calls.size,
     async shutdown(graceMs = 5_000) {
       // GOAWAY first, so that no new call slips in; then every open one ends with UNAVAILABLE.

@@ -388,6 +388,16 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     return out;
   }
 
+  /** Each subscribed type's {@link syncState}, keyed by short type name: what the status page ranks, without the names. */
+  syncStates(): [string, SyncState][] {
+    const out: [string, SyncState][] = [];
+    for (const t of ADS_ORDER) {
+      const ts = this.types.get(t);
+      if (ts) out.push([TYPE_SHORT[t], syncState(ts)]);
+    }
+    return out;
+  }
+
   protected abstract newTypeState(): TS;
   protected abstract nameCount(req: Req): number;
   /** Applies one validated request to its type's state; schedules a flush when something may need sending. */

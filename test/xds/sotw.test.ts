@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { TypeUrl } from '../../src/xds/resources.js';
+import { syncState } from '../../src/xds/stream.js';
 import { ep, model, svc } from '../support/builders.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { sentBeforeProbe } from '../support/probe.js';
@@ -264,5 +265,30 @@ describe('SotW bad input', () => {
     expect(h.server.nodes()).to.have.length(1);
     c.close();
     await eventually(() => h.server.nodes().length === 0, 'stream removed from status');
+  });
+
+  it('lists each node offering a stats URL once, however many streams it holds, until they close; counts sync states as the status does', async () => {
+    const offering = { id: 'envoy-pull', cluster: 'edge', metadata: { fields: { 'inferplane.io/stats-url': { stringValue: 'http://10.0.0.9:9901' } } } };
+    const cds = h.client('sotw', 'cds');
+    const eds = h.client('delta', 'eds');
+    const silent = h.client('sotw');
+    cds.send({ node: offering, type_url: TypeUrl.Cluster });
+    eds.send({ node: offering, type_url: TypeUrl.Endpoint, resource_names_subscribe: ['a/http'] });
+    silent.send({ node: NODE, type_url: TypeUrl.Cluster });
+    const first = await cds.next();
+    ack(cds, first);
+    await eds.next();
+    await silent.next();
+    await eventually(() => h.server.nodes().every((n) => Object.values(n.types).every((t) => t.sentVersion !== undefined)) && h.server.nodes().length === 3, 'all three answered');
+    expect(h.server.statsTargets()).to.deep.equal([{ nodeId: 'envoy-pull', url: 'http://10.0.0.9:9901' }]);
+    await eventually(() => h.server.nodes().find((n) => n.service === 'cds')!.types['cds']!.ackedVersion === first.versionInfo, 'the ACK recorded');
+    const fromStatus = new Map<string, number>();
+    for (const n of h.server.nodes()) for (const [type, t] of Object.entries(n.types)) fromStatus.set(`${type} ${syncState(t)}`, (fromStatus.get(`${type} ${syncState(t)}`) ?? 0) + 1);
+    expect(new Map(h.server.syncCounts().map((c) => [`${c.type} ${c.state}`, c.streams]))).to.deep.equal(fromStatus);
+    expect(fromStatus).to.deep.equal(new Map([['cds synced', 1], ['cds pending', 1], ['eds pending', 1]]));
+    cds.close();
+    expect(h.server.statsTargets()).to.have.length(1);
+    eds.close();
+    await eventually(() => h.server.statsTargets().length === 0, 'the node forgotten once its last stream closed');
   });
 });
