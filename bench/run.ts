@@ -143,6 +143,7 @@ if ((!values.only || values.only === 'fanout') && values.vs) {
   await versusPeer({
     streams: STREAMS, workers: WORKERS, rounds: ROUNDS, reps: Number(values.reps), storm: values.storm ?? false, afterSeconds: Number(values['after-seconds']),
     variants: values.variants.split(',') as ('sotw' | 'delta')[], fleet, rawFleet, edsNames: Array.from({ length: SERVICES }, (_, s) => `model-${s}/http`),
+    profile: values.profile,
   });
 } else if (!values.only || values.only === 'fanout') await fanout();
 if (!values.only || values.only === 'churn') {

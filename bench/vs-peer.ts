@@ -36,6 +36,11 @@ export interface VsOptions {
   fleet: (round: number) => Model;
   rawFleet: (round: number) => object;
   edsNames: string[];
+  /**
+   * Profile inferplane's server process: each of its runs writes `<profile>.<variant>.<run>.cpuprofile` (the whole
+   * run, from start to stop; the rounds are the busy stretches after the streams opened).
+   */
+  profile?: string | undefined;
 }
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -54,10 +59,11 @@ interface Server {
   stop(): Promise<void>;
 }
 
-const stopChild = (child: ChildProcess) => new Promise<void>((resolve) => {
+/** Stops a server; SIGTERM (a clean exit, which writes a CPU profile) when it is being profiled. */
+const stopChild = (child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL') => new Promise<void>((resolve) => {
   if (child.exitCode !== null) return resolve();
   child.once('exit', () => resolve());
-  child.kill('SIGKILL');
+  child.kill(signal);
 });
 
 /** Builds the peer; undefined (with the reason printed) when Go is not on this machine or the build fails. */
@@ -78,7 +84,7 @@ export function buildPeer(): string | undefined {
   return bin;
 }
 
-async function startInferplane(o: VsOptions): Promise<Server> {
+async function startInferplane(o: VsOptions, profileAs: string | undefined): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-vs-'));
   const file = path.join(dir, 'endpoints.json');
   const write = (round: number) => {
@@ -87,7 +93,8 @@ async function startInferplane(o: VsOptions): Promise<Server> {
   };
   write(0);
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js'), 'serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`,
+  const profiling = profileAs ? ['--cpu-prof', `--cpu-prof-dir=${path.dirname(path.resolve(profileAs))}`, `--cpu-prof-name=${path.basename(profileAs)}`] : [];
+  const child = spawn(process.execPath, [...profiling, path.join(ROOT, 'dist/src/main.js'), 'serve', '--endpoints', file, '--xds-address', `127.0.0.1:${xdsPort}`,
     '--admin-address', `127.0.0.1:${adminPort}`, '--debounce-ms', '1', '--max-delay-ms', '1'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageAllocator() } });
   // The log says when each snapshot was published: delivery is also timed from there, without the file watch's
   // quiet time (50 ms, so an editor's several writes are read once) and the read and translation.
@@ -110,7 +117,7 @@ async function startInferplane(o: VsOptions): Promise<Server> {
     change: async (round) => write(round),
     publishedAt: () => publishedAt,
     stop: async () => {
-      await stopChild(child);
+      await stopChild(child, profileAs ? 'SIGTERM' : 'SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -216,7 +223,8 @@ export async function versusPeer(o: VsOptions): Promise<void> {
   for (const variant of o.variants) {
     const results: Record<string, RunResult[]> = { inferplane: [], 'go-control-plane': [] };
     for (let rep = 0; rep < o.reps; rep++) {
-      for (const start of [() => startInferplane(o), () => startPeer(bin, o)]) {
+      const profileAs = o.profile && `${o.profile}.${variant}.${rep + 1}.cpuprofile`;
+      for (const start of [() => startInferplane(o, profileAs), () => startPeer(bin, o)]) {
         const server = await start();
         try {
           const r = await measure(server, variant, o, workers, round);

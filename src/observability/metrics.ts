@@ -6,7 +6,11 @@ export type Labels = Record<string, string>;
 /** A monotonically increasing count, optionally split by labels. */
 export interface Counter {
   inc(labels?: Labels, by?: number): void;
-  /** An incrementer for fixed labels, for hot paths (prom-client's child: the label lookup is done once). */
+  /**
+   * An incrementer for fixed labels, for hot paths: it adds to a plain number, folded into the counter when it
+   * is read (prom-client hashes the labels on every increment, a child's too). Binding the same labels again
+   * returns the same incrementer.
+   */
   bind(labels: Labels): (by?: number) => void;
 }
 
@@ -77,12 +81,27 @@ export function createMetrics(o: { process?: boolean } = {}): Metrics {
     counter(name, help, labelNames = [], zeros = []) {
       let c = counters.get(name);
       if (!c) {
-        const metric = new client.Counter({ name, help, ...labelled(labelNames) });
+        const bound = new Map<string, { readonly labels: Labels; n: number; readonly inc: (by?: number) => void }>();
+        const metric = new client.Counter({
+          name, help, ...labelled(labelNames),
+          collect() {
+            for (const b of bound.values()) {
+              if (b.n === 0) continue;
+              this.inc(b.labels, b.n);
+              b.n = 0;
+            }
+          },
+        });
         c = {
           inc: (labels = {}, by = 1) => metric.inc(sorted(labels), by),
           bind: (labels) => {
-            const child = metric.labels(sorted(labels));
-            return (by = 1) => child.inc(by);
+            const key = JSON.stringify(sorted(labels));
+            let b = bound.get(key);
+            if (!b) {
+              const entry = { labels: sorted(labels), n: 0, inc: (by = 1) => void (entry.n += by) };
+              bound.set(key, (b = entry));
+            }
+            return b.inc;
           },
         };
         counters.set(name, c);

@@ -1,5 +1,5 @@
 import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
-import { covers, frame, inBudget, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
+import { covers, frame, inBudget, sharedFrame, snapshotDelta, subscribed, byName, XdsStream, type Frame, type SnapshotDelta, type StreamDeps, type StreamKind, type StreamTransport, type TypeStateBase } from './stream.js';
 import type { TypeUrl } from './resources.js';
 import type { EncodedResource, TypeSnapshot } from './snapshot.js';
 import { encodeDeltaResponse } from './wire.js';
@@ -13,7 +13,15 @@ interface DeltaTypeState extends TypeStateBase {
 interface Plan {
   updates: EncodedResource[];
   removed: string[];
+  /**
+   * Set when the answer is exactly this snapshot delta's changes, nothing more and nothing removed: what every
+   * stream that was in sync before a change is sent, so the answer is built once for all of them.
+   */
+  whole?: SnapshotDelta;
 }
+
+/** Per snapshot delta, the answer that carries all of its changes (see {@link Plan.whole}). */
+const wholeAnswers = new WeakMap<SnapshotDelta, readonly Frame[]>();
 
 /**
  * An incremental (Delta) stream (ADS or one type). Subscriptions and unsubscriptions apply even when the
@@ -83,8 +91,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
         const r = snap.resources.get(n);
         if (r && covers(ts, r) && !updates.includes(r)) updates.push(r);
       }
-      const removed = holdRemovals ? [] : d.removed.filter((n) => typeof ts.sent.get(n) === 'string');
-      return updates.length === 0 && removed.length === 0 ? undefined : { updates, removed };
+      const removed = holdRemovals || d.removed.length === 0 ? [] : d.removed.filter((n) => typeof ts.sent.get(n) === 'string');
+      if (updates.length === 0 && removed.length === 0) return undefined;
+      return updates.length === d.changed.length && removed.length === 0 ? { updates, removed, whole: d } : { updates, removed };
     }
     const updates: EncodedResource[] = [];
     for (const r of subscribed(ts, snap).values()) {
@@ -117,19 +126,27 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
       if (ts.names.has(n)) ts.sent.set(n, null);
       else ts.sent.delete(n);
     }
-    const updates = plan.updates.sort(byName);
-    const removed = plan.removed.sort();
-    // Removals ride in the last response, after every update of the answer.
+    let answer = plan.whole && wholeAnswers.get(plan.whole);
+    if (!answer) {
+      answer = this.answer(typeUrl, snap, plan);
+      if (plan.whole) wholeAnswers.set(plan.whole, answer);
+    }
+    ts.sentVersion = snap.version;
+    return { frames: this.stamp(ts, answer), changed: plan.updates };
+  }
+
+  /** The responses of a plan: its updates in name order, split to the size budget, its removals in the last. */
+  private answer(typeUrl: TypeUrl, snap: TypeSnapshot, plan: Plan): readonly Frame[] {
+    const updates = [...plan.updates].sort(byName);
+    const removed = [...plan.removed].sort();
     const entries: (EncodedResource | string)[] = [...updates, ...removed];
     const parts = inBudget(entries, (e) => (typeof e === 'string' ? Buffer.byteLength(e) + 6 : e.delta.length), this.bodyBudget(typeUrl));
-    const answer = parts.map((part) => {
+    return parts.map((part) => {
       const body = part.filter((e): e is EncodedResource => typeof e !== 'string');
       const gone = part.filter((e): e is string => typeof e === 'string');
       const key = `${body.map((r) => `${r.name}\t${r.version}`).join('\n')}\n-${gone.join('\n')}`;
       return sharedFrame(snap, key, () => frame((nonce) =>
         encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, controlPlane: this.deps.controlPlane, body: body.map((r) => r.delta), removed: gone, nonce })));
     });
-    ts.sentVersion = snap.version;
-    return { frames: this.stamp(ts, answer), changed: plan.updates };
   }
 }

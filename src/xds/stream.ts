@@ -109,6 +109,32 @@ export function responsesCounter(metrics: Metrics): Counter {
   return metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant', ['type', 'variant'], Object.values(TYPE_SHORT).flatMap((type) => ['sotw', 'delta'].map((variant) => ({ type, variant }))));
 }
 
+/** The metrics every flush touches, bound once per registry rather than looked up per stream. */
+interface FlushMetrics {
+  readonly responded: Record<'sotw' | 'delta', Record<TypeUrl, (by?: number) => void>>;
+  readonly pushed: Record<TypeUrl, (seconds: number) => void>;
+}
+
+const boundMetrics = new WeakMap<Metrics, FlushMetrics>();
+
+function flushMetrics(metrics: Metrics): FlushMetrics {
+  let m = boundMetrics.get(metrics);
+  if (!m) {
+    const byType = <T>(fn: (t: TypeUrl) => T) => Object.fromEntries(Object.values(TypeUrl).map((t) => [t, fn(t)])) as Record<TypeUrl, T>;
+    const responses = responsesCounter(metrics);
+    const latency = pushLatency(metrics);
+    m = {
+      responded: {
+        sotw: byType((t) => responses.bind({ type: TYPE_SHORT[t], variant: 'sotw' })),
+        delta: byType((t) => responses.bind({ type: TYPE_SHORT[t], variant: 'delta' })),
+      },
+      pushed: byType((t) => latency.bind({ type: TYPE_SHORT[t] })),
+    };
+    boundMetrics.set(metrics, m);
+  }
+  return m;
+}
+
 /** Where a stream stands with one type (see {@link syncState}). */
 export type SyncState = 'synced' | 'pending' | 'nacked' | 'not-sent' | 'stale';
 
@@ -273,8 +299,6 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   private queued = 0;
   /** The last answer, when some of its responses are not yet written (see {@link writeAnswer}). */
   private backlog: { readonly frames: readonly Frame[]; readonly next: number } | undefined;
-  private readonly responded: Partial<Record<TypeUrl, (by?: number) => void>> = {};
-  private readonly pushed: Partial<Record<TypeUrl, (seconds: number) => void>> = {};
 
   constructor(
     readonly kind: StreamKind,
@@ -419,6 +443,11 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
    * fresh nonce in a copy of its own, so a late reply to the earlier one is never taken for a reply to this.
    */
   protected stamp(ts: TS, answer: readonly Frame[]): readonly Frame[] {
+    const only = answer.length === 1 ? answer[0]! : undefined;
+    if (only && only.nonce !== ts.lastNonce && ts.earlierNonces.length === 0) {
+      ts.lastNonce = only.nonce;
+      return answer;
+    }
     const recent = (n: string) => n === ts.lastNonce || ts.earlierNonces.includes(n);
     const out = answer.some((f) => recent(f.nonce)) ? answer.map((f) => (recent(f.nonce) ? frame((n) => withNonce(f.bytes, f.nonce, n)) : f)) : answer;
     ts.earlierNonces = out.slice(0, -1).map((f) => f.nonce);
@@ -497,11 +526,12 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       if (!out) continue;
       ts.pendingNonce = ts.lastNonce;
       ts.pendingVersion = ts.sentVersion;
-      (this.responded[typeUrl] ??= responsesCounter(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl], variant: this.variant }))(out.frames.length);
+      const m = flushMetrics(this.deps.metrics);
+      m.responded[this.variant][typeUrl](out.frames.length);
       if (typeUrl === TypeUrl.Cluster) this.forceEndpoints(out.changed);
       if (pushed) {
         const at = this.deps.cache.publishedAt(snapshot);
-        if (at !== undefined) (this.pushed[typeUrl] ??= pushLatency(this.deps.metrics).bind({ type: TYPE_SHORT[typeUrl] }))((performance.now() - at) / 1000);
+        if (at !== undefined) m.pushed[typeUrl]((performance.now() - at) / 1000);
       }
       if (!this.writeAnswer(out.frames, 0)) return;
     }
