@@ -87,13 +87,18 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest__Output, DeltaT
       const d = snapshotDelta(ts.synced, snap);
       const updates: EncodedResource[] = [];
       for (const r of d.changed) if (covers(ts, r) && ts.sent.get(r.name) !== r.version) updates.push(r);
+      // Exactly the delta's changes so far; a forced resource beyond them makes the answer this stream's own.
+      let whole = updates.length === d.changed.length;
       for (const n of ts.force) {
         const r = snap.resources.get(n);
-        if (r && covers(ts, r) && !updates.includes(r)) updates.push(r);
+        if (r && covers(ts, r) && !updates.includes(r)) {
+          updates.push(r);
+          whole = false;
+        }
       }
       const removed = holdRemovals || d.removed.length === 0 ? [] : d.removed.filter((n) => typeof ts.sent.get(n) === 'string');
       if (updates.length === 0 && removed.length === 0) return undefined;
-      return updates.length === d.changed.length && removed.length === 0 ? { updates, removed, whole: d } : { updates, removed };
+      return whole && removed.length === 0 ? { updates, removed, whole: d } : { updates, removed };
     }
     const updates: EncodedResource[] = [];
     for (const r of subscribed(ts, snap).values()) {

@@ -27,6 +27,20 @@ describe('metrics (prom-client)', () => {
     expect(m.counter('t_events_total', 'again', ['kind']), 'a second registration returns the first').to.equal(c);
   });
 
+  it('folds a bound counter\'s increments into the counter when it is read, the same incrementer for the same labels', async () => {
+    const m = createMetrics();
+    const c = m.counter('t_bound_total', 'Bound', ['kind', 'zone']);
+    const inc = c.bind({ zone: 'z1', kind: 'a' });
+    expect(c.bind({ kind: 'a', zone: 'z1' }), 'bound again, labels in another order').to.equal(inc);
+    inc();
+    inc(4);
+    c.inc({ kind: 'a', zone: 'z1' });
+    expect(await m.value('t_bound_total', { kind: 'a', zone: 'z1' })).to.equal(6);
+    inc(2);
+    expect(await m.render()).to.contain('t_bound_total{kind="a",zone="z1"} 8');
+    expect(await m.value('t_bound_total', { kind: 'a', zone: 'z1' }), 'read twice, counted once').to.equal(8);
+  });
+
   it('adds Node\'s process, GC and event-loop metrics when asked, and only then', async () => {
     const text = await createMetrics({ process: true }).render();
     for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds', 'nodejs_heap_size_used_bytes']) expect(text).to.contain(`# TYPE ${name} `);

@@ -41,6 +41,23 @@ describe('Delta ADS (recording client on the real gRPC server)', () => {
     expect(gone.resources).to.deep.equal([]);
   });
 
+  it('sends each stream in sync its own answer when a changed cluster forces an assignment another stream did not get', async () => {
+    // c1 is answered first with the change's one assignment (a/http); c2 does not hold a/http but must get
+    // b/http again, because its cluster changed (a warming cluster waits for it), though the answer has the same size.
+    const [c1, c2] = [h.client('delta'), h.client('delta')];
+    for (const [c, eds] of [[c1, 'a/http'], [c2, 'b/http']] as const) {
+      c.send({ node: NODE, type_url: TypeUrl.Cluster });
+      ack(c, await c.next((x) => x.typeUrl === TypeUrl.Cluster));
+      c.send({ type_url: TypeUrl.Endpoint, resource_names_subscribe: [eds] });
+      ack(c, await c.next((x) => x.typeUrl === TypeUrl.Endpoint));
+    }
+    const [from1, from2] = [c1.responses.length, c2.responses.length];
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.5', 80)]), svc('b', [ep('10.0.0.2', 80)], { settings: { connectTimeout: '7s' } })]));
+    expect(names(await c1.next((x) => x.typeUrl === TypeUrl.Endpoint, from1))).to.deep.equal(['a/http']);
+    expect(names(await c2.next((x) => x.typeUrl === TypeUrl.Cluster, from2))).to.deep.equal(['b/http']);
+    expect(names(await c2.next((x) => x.typeUrl === TypeUrl.Endpoint, from2))).to.deep.equal(['b/http']);
+  });
+
   it('honours subscribe and unsubscribe even when the nonce is stale', async () => {
     const c = h.client('delta');
     c.send({ node: NODE, type_url: TypeUrl.Endpoint, resource_names_subscribe: ['a/http'] });
