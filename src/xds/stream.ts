@@ -203,16 +203,32 @@ export const PART_BYTES = 1024 * 1024;
  * response once more per stream; measured: a third of the CPU of ten clients syncing 5,000 assignments).
  */
 export interface Frame {
+  /** The response's bytes, encoded on first read (see {@link frame}). */
   readonly bytes: Buffer;
   readonly nonce: string;
 }
 
 let nonceSeq = 0;
 
-/** Encodes a response under a nonce no other response of this process has. */
+/**
+ * A response under a nonce no other response of this process has. It is encoded when its bytes are first
+ * read, that is when the first stream writes it: the parts of a large answer (a first EDS answer to 5,000
+ * names is seven 1 MiB parts) are then encoded one per turn of the loop as they go out, not all in one piece.
+ */
 export function frame(encode: (nonce: string) => Buffer): Frame {
   const nonce = (++nonceSeq).toString(36);
-  return { bytes: encode(nonce), nonce };
+  let bytes: Buffer | undefined;
+  let build: ((nonce: string) => Buffer) | undefined = encode;
+  return {
+    nonce,
+    get bytes() {
+      if (!bytes) {
+        bytes = build!(nonce);
+        build = undefined;
+      }
+      return bytes;
+    },
+  };
 }
 
 /** Most distinct shared frames kept per type snapshot (one per distinct subscription, typically one). */
