@@ -82,12 +82,13 @@ export async function churn(o: ChurnOptions): Promise<void> {
     },
   });
   // This process is inferplane's side (source, publisher, xDS server): its event loop's longest stops.
+  // Stops are counted from the watch's start: making the server and binding its port come before, as startup.
+  const server = createXdsServer({ cache, log, metrics });
+  const port = await server.listen('127.0.0.1:0');
   const stops = monitorEventLoopDelay({ resolution: 10 });
   stops.enable();
   const tSync = now();
   source.start();
-  const server = createXdsServer({ cache, log, metrics });
-  const port = await server.listen('127.0.0.1:0');
   while (!publisher.ready()) await new Promise((r) => setTimeout(r, 20));
   console.log(`\n  first list to first publish: ${fmt((now() - tSync) / 1000, 2)} s, longest event-loop stop ${fmt(stops.max / 1e6)} ms`);
   const profiler = o.profile ? await startProfile() : undefined;

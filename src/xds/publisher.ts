@@ -3,7 +3,8 @@ import type { Logger } from '../observability/log.js';
 import { LATENCY_BUCKETS, type Metrics } from '../observability/metrics.js';
 import { err, ok, type Result } from '../result.js';
 import { translateSteps } from '../translate/translate.js';
-import { runStepsAsync, type SliceOptions, type Steps } from '../steps.js';
+import { runSteps, runStepsAsync, type SliceOptions, type Steps } from '../steps.js';
+import { readModel } from '../model/validate.js';
 import { DEFAULT_GROUP, zoneGroup, type SnapshotCache } from './cache.js';
 import { buildSnapshotSteps, MAX_RESPONSE_BYTES, patchEndpointsSteps, type Snapshot } from './snapshot.js';
 import { loadAssignment } from '../translate/endpoint.js';
@@ -32,6 +33,21 @@ export interface Publisher {
   model(): Model | undefined;
 }
 
+let codecsWarm = false;
+
+/**
+ * protobufjs generates each message type's encoder and checks on first use: 10–20 ms for Envoy's types, in one
+ * piece, once per process. Building a one-service snapshot when the first publisher is made does it before
+ * anything is served, instead of inside the first real build (5,000 services), where it lengthened the
+ * longest stop of the event loop.
+ */
+function warmCodecs(): void {
+  if (codecsWarm) return;
+  codecsWarm = true;
+  const model = readModel({ services: [{ name: 'warm-up', endpoints: [{ address: '10.0.0.1', port: 8000, zone: 'a' }] }] });
+  if (model.ok) runSteps(buildSnapshotSteps(runSteps(translateSteps(model.value))));
+}
+
 /** Creates a {@link Publisher} for `group` (default {@link DEFAULT_GROUP}). */
 export function createPublisher(options: {
   cache: SnapshotCache;
@@ -45,6 +61,7 @@ export function createPublisher(options: {
   /** The clock `eventAt` is read against (epoch ms; default `Date.now`). */
   now?: () => number;
 }): Publisher {
+  warmCodecs();
   const now = options.now ?? Date.now;
   const latency = options.metrics.histogram('inferplane_publish_latency_seconds', 'From the first source event a snapshot carries (Kubernetes event, file change) to its publication', [], LATENCY_BUCKETS);
   const maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
