@@ -428,7 +428,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     return out;
   }
 
-  /** Each subscribed type's {@link syncState}, keyed by short type name: what the status page ranks, without the names. */
+  /** Each subscribed type's {@link syncState}, as [short type name, state]: what the sync-state gauge counts, without listing names. */
   syncStates(): [string, SyncState][] {
     const out: [string, SyncState][] = [];
     for (const t of ADS_ORDER) {
