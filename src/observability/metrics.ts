@@ -95,10 +95,11 @@ export function createMetrics(o: { process?: boolean } = {}): Metrics {
         c = {
           inc: (labels = {}, by = 1) => metric.inc(sorted(labels), by),
           bind: (labels) => {
-            const key = JSON.stringify(sorted(labels));
+            const fixed = sorted(labels);
+            const key = JSON.stringify(fixed);
             let b = bound.get(key);
             if (!b) {
-              const entry = { labels: sorted(labels), n: 0, inc: (by = 1) => void (entry.n += by) };
+              const entry = { labels: fixed, n: 0, inc: (by = 1) => void (entry.n += by) };
               bound.set(key, (b = entry));
             }
             return b.inc;
