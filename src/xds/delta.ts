@@ -6,6 +6,8 @@ import { encodeDeltaResponse } from './wire.js';
 import { decodeDeltaDiscoveryRequest } from './request.js';
 
 interface DeltaTypeState extends TypeStateBase {
+  /** Subscribed names, '*' left out: changed in place, as subscribe and unsubscribe requests arrive. */
+  readonly names: Set<string>;
   /** Version the client holds per name; null once the client was told the name does not exist. */
   sent: Map<string, string | null>;
 }

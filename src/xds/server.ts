@@ -7,7 +7,7 @@ import { DeltaStream } from './delta.js';
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
-import { DEFAULT_LIMITS, nacksCounter, pushLatency, responsesCounter, type StreamDeps, type StreamKind, type StreamLimits, type SyncState, type TypeStatus, type XdsStream } from './stream.js';
+import { DEFAULT_LIMITS, flushMetrics, nacksCounter, type StreamDeps, type StreamKind, type StreamLimits, type SyncState, type TypeStatus, type XdsStream } from './stream.js';
 
 
 /** Splits `host:port` (`[v6]:port` for IPv6); throws, saying what is wrong, on anything else. */
@@ -120,8 +120,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   const offering = new Set<XdsStream>();
   // Shown at 0 from the start: an alert on NACKs has a series before the first one.
   nacksCounter(metrics);
-  responsesCounter(metrics);
-  pushLatency(metrics);
+  flushMetrics(metrics);
   const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant', ['service', 'variant'], ['ads', ...Object.values(TYPE_SHORT)].flatMap((service) => ['sotw', 'delta'].map((variant) => ({ service, variant }))));
   metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', [], () => streams.size);
 

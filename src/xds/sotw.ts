@@ -6,6 +6,10 @@ import { versionOf, type EncodedResource, type TypeSnapshot } from './snapshot.j
 import { encodeSotwResponse } from './wire.js';
 
 interface SotwTypeState extends TypeStateBase {
+  /** The subscribed names, '*' left out: those of {@link sub}, shared with it, never changed in place. */
+  names: ReadonlySet<string>;
+  /** The subscription as the last request that changed it spelled it; undefined for none, or names not interned. */
+  sub: Subscription | undefined;
   /** Raw bytes of the names of the last request that changed the subscription (see SotwRequest.names_key). */
   namesKey: Buffer | undefined;
   /** How many entries `namesKey` has. */
@@ -17,10 +21,59 @@ interface SotwTypeState extends TypeStateBase {
 }
 
 interface Plan {
+  /** What the subscription covers in the snapshot, when the plan had to look (held resources not included). */
+  covered?: Map<string, EncodedResource>;
   send: EncodedResource[];
   changed: EncodedResource[];
   desired: Map<string, EncodedResource>;
   held: boolean;
+}
+
+/**
+ * A subscription as requests spell it: the names and the bytes they came in. Streams whose requests carry the
+ * same bytes share one (see {@link internedSubscription}).
+ */
+interface Subscription {
+  /** The names' bytes read as latin1: the key it is interned under. */
+  readonly key: string;
+  /** The same bytes, which the stream's next requests are compared with (see SotwRequest.names_key). */
+  readonly bytes: Buffer;
+  /** The names, '*' left out. */
+  readonly names: ReadonlySet<string>;
+  /** Whether '*' (the explicit wildcard) is among the names. */
+  readonly star: boolean;
+  /** Whether the request named some resource more than once. */
+  readonly duplicates: boolean;
+}
+
+/** Interned subscriptions by key, each kept only as long as a stream holds it. */
+const subscriptions = new Map<string, WeakRef<Subscription>>();
+const forgetSubscription = new FinalizationRegistry<string>((key) => {
+  if (subscriptions.get(key)?.deref() === undefined) subscriptions.delete(key);
+});
+
+function newSubscription(key: string, bytes: Buffer, list: readonly string[]): Subscription {
+  const names = new Set(list);
+  const duplicates = names.size !== list.length;
+  const star = names.delete('*');
+  return { key, bytes, names, star, duplicates };
+}
+
+/**
+ * The subscription spelled by `bytes` (a request's names, see SotwRequest.names_key), shared by every stream
+ * that sent the same bytes. A fleet of Envoys subscribes alike: after a restart, each of a thousand
+ * reconnecting ones would otherwise decode and hash the same thousands of names, each in its own piece of work
+ * on the event loop (measured: 3 ms per stream for 5,000 names, warm, 12 ms cold).
+ */
+function internedSubscription(bytes: Buffer, names: () => readonly string[]): Subscription {
+  const key = bytes.toString('latin1');
+  let sub = subscriptions.get(key)?.deref();
+  if (!sub) {
+    sub = newSubscription(key, Buffer.from(bytes), names());
+    subscriptions.set(key, new WeakRef(sub));
+    forgetSubscription.register(sub, key);
+  }
+  return sub;
 }
 
 /** Most subscription versions remembered per type snapshot (streams with one subscription share one entry). */
@@ -29,18 +82,18 @@ const versionMemo = new WeakMap<TypeSnapshot, Map<string, string>>();
 
 /**
  * The SotW `version_info` of what a subscription holds once in sync with `snap`: a hash of exactly the resources
- * it covers. A type-wide version would move when resources the stream never receives change (API listeners
+ * it covers (`covered`, when the caller already has it). A type-wide version would move when resources the stream never receives change (API listeners
  * for proxyless clients), leaving an Envoy's ACKed version forever behind and making every reconnect resend
  * what it already has. Depends on content and subscription only, so every replica agrees.
  */
-function subscriptionVersion(ts: SotwTypeState, snap: TypeSnapshot): string {
+function subscriptionVersion(ts: SotwTypeState, snap: TypeSnapshot, covered?: ReadonlyMap<string, EncodedResource>): string {
   if (ts.names.size === 0 && ts.wildcard) return snap.wildcardVersion;
-  const key = `${ts.wildcard ? '*' : ''}\n${ts.namesKey ? ts.namesKey.toString('latin1') : [...ts.names].sort().join('\n')}`;
+  const key = `${ts.wildcard ? '*' : ''}\n${ts.sub ? ts.sub.key : [...ts.names].sort().join('\n')}`;
   let memo = versionMemo.get(snap);
   if (!memo) versionMemo.set(snap, (memo = new Map()));
   let version = memo.get(key);
   if (version === undefined) {
-    const held = [...subscribed(ts, snap).values()];
+    const held = [...(covered ?? subscribed(ts, snap)).values()];
     // Holding every resource of the type is holding what the type's own version hashes.
     version = held.length === snap.resources.size ? snap.version : versionOf(held.sort(byName));
     if (memo.size < VERSION_MEMO_ENTRIES) memo.set(key, version);
@@ -63,7 +116,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   protected newTypeState(): SotwTypeState {
     return {
       wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, earlierNonces: [],
-      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, namesKey: undefined, namesCount: 0,
+      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, sub: undefined, namesKey: undefined, namesCount: 0,
     };
   }
 
@@ -85,32 +138,35 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       return;
     }
     const wasWildcard = ts.wildcard;
-    const added: string[] = [];
+    const before = ts.names;
     // An ACK repeating the subscription (the common case) changes nothing: recognised by its bytes alone.
     const { names_key: key, names_count: count } = req as Partial<SotwRequest>;
     const unchanged = !first && (key !== undefined
       ? ts.namesKey?.equals(key) === true
       : count === 0 && ts.namesKey === undefined && ts.names.size === 0 && (ts.legacyWildcard || !ts.wildcard));
     if (!unchanged) {
-      const names = this.nameSet(typeUrl, req.resource_names);
+      const sub = key ? internedSubscription(key, () => req.resource_names) : newSubscription('', Buffer.alloc(0), req.resource_names);
+      if (sub.duplicates) this.warnDuplicates(typeUrl);
+      const size = sub.names.size + (sub.star ? 1 : 0);
       // An empty first request is a (legacy) wildcard subscription until a request names something; "*" is
       // the explicit wildcard (xDS protocol, "How the client specifies what resources to return").
-      if (first) ts.legacyWildcard = names.size === 0;
-      else if (names.size > 0) ts.legacyWildcard = false;
-      ts.wildcard = ts.legacyWildcard || names.has('*');
-      for (const n of names) if (n !== '*' && !ts.names.has(n)) added.push(n);
-      ts.names.clear();
-      for (const n of names) if (n !== '*') ts.names.add(n);
+      if (first) ts.legacyWildcard = size === 0;
+      else if (size > 0) ts.legacyWildcard = false;
+      ts.wildcard = ts.legacyWildcard || sub.star;
+      ts.names = sub.names;
+      ts.sub = key ? sub : undefined;
       if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
       ts.synced = undefined;
-      ts.namesKey = key && Buffer.from(key);
+      ts.namesKey = key && sub.bytes;
       ts.namesCount = count ?? 0;
     }
+    // Names the last request added to the subscription, when it changed.
+    const added = (): string[] => (ts.names === before ? [] : [...ts.names].filter((n) => !before.has(n)));
 
     const snap = this.snapshot?.types[typeUrl];
     if (kind === 'nack') {
       // Newly named resources still get answered; the rejected content is not sent again for its own sake.
-      if (added.some((n) => snap?.resources.has(n))) {
+      if (added().some((n) => snap?.resources.has(n))) {
         ts.mustRespond = true;
         this.schedule();
       }
@@ -128,7 +184,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       this.schedule();
       return;
     }
-    if (added.length > 0 || (ts.wildcard && !wasWildcard)) {
+    if (added().length > 0 || (ts.wildcard && !wasWildcard)) {
       ts.mustRespond = true;
       this.schedule();
     }
@@ -145,11 +201,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       }
       return send.length === 0 ? undefined : { send, changed: send, desired: new Map(), held: false };
     }
-    const desired = subscribed(ts, snap);
+    const covered = subscribed(ts, snap);
+    let desired = covered;
     let held = false;
     if (holdRemovals) {
       for (const [n, r] of ts.sent) {
         if (!snap.resources.has(n)) {
+          if (!held) desired = new Map(covered);
           desired.set(n, r);
           held = true;
         }
@@ -160,11 +218,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     if (isFullState(typeUrl)) {
       const removed = [...ts.sent.keys()].some((n) => !desired.has(n));
       if (!ts.mustRespond && changed.length === 0 && !removed) return undefined;
-      return { send: [...desired.values()], changed, desired, held };
+      return { covered, send: [...desired.values()], changed, desired, held };
     }
-    if (ts.mustRespond) return { send: [...desired.values()], changed, desired, held };
+    if (ts.mustRespond) return { covered, send: [...desired.values()], changed, desired, held };
     const send = [...desired.values()].filter((r) => ts.force.has(r.name) || ts.sent.get(r.name)?.version !== r.version);
-    return send.length === 0 ? undefined : { send, changed, desired, held };
+    return send.length === 0 ? undefined : { covered, send, changed, desired, held };
   }
 
   protected inSync(typeUrl: TypeUrl, ts: SotwTypeState, snap: TypeSnapshot): boolean {
@@ -181,7 +239,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     }
     ts.mustRespond = false;
     const wildcardOnly = full && ts.wildcard && ts.names.size === 0 && !plan.held;
-    const version = subscriptionVersion(ts, snap);
+    const version = subscriptionVersion(ts, snap, plan.covered);
     const versionInfo = plan.held ? `${version}+held` : version;
     // CDS and LDS fit in one response (the snapshot checks it); EDS and RDS may need several.
     const parts = () => {

@@ -206,6 +206,29 @@ describe('SotW ADS (recording client on the real gRPC server)', () => {
     expect(names(await c.next())).to.deep.equal(['a/http']);
     expect(h.log.lines.some((l) => l.level === 'warn' && l.msg.includes('more than once'))).to.equal(true);
   });
+
+  it('keeps each stream\'s subscription its own when several sent the same names (they share one decoding)', async () => {
+    const [a, b, c] = [1, 2, 3].map(() => h.client('sotw'));
+    const same = ['b/http', 'a/http', 'b/http'];
+    a!.send({ node: { id: 'envoy-a', cluster: 'edge' }, type_url: TypeUrl.Endpoint, resource_names: same });
+    b!.send({ node: { id: 'envoy-b', cluster: 'edge' }, type_url: TypeUrl.Endpoint, resource_names: same });
+    const [ra, rb] = [await a!.next(), await b!.next()];
+    expect(names(ra)).to.deep.equal(['a/http', 'b/http']);
+    expect(names(rb)).to.deep.equal(['a/http', 'b/http']);
+    expect(rb.versionInfo).to.equal(ra.versionInfo);
+    // Each stream's repeated name is reported, the second's too.
+    expect(h.log.lines.filter((l) => l.msg.includes('more than once')).map((l) => l.fields['node']).sort()).to.deep.equal(['envoy-a', 'envoy-b']);
+    // b narrows its subscription; a's stays whole, and a third stream with a's names gets both.
+    ack(b!, rb, ['a/http']);
+    ack(a!, ra, same);
+    await eventually(() => h.server.nodes().find((n) => n.nodeId === 'envoy-b')!.types['eds']!.subscribed.join() === 'a/http', 'b narrowed to a/http');
+    c!.send({ node: { id: 'envoy-c', cluster: 'edge' }, type_url: TypeUrl.Endpoint, resource_names: same });
+    expect(names(await c!.next())).to.deep.equal(['a/http', 'b/http']);
+    expect(h.server.nodes().find((n) => n.nodeId === 'envoy-a')!.types['eds']!.subscribed).to.deep.equal(['a/http', 'b/http']);
+    await h.publish(model([svc('a', [ep('10.0.0.1', 80)]), svc('b', [ep('10.0.0.2', 80), ep('10.0.0.3', 80)])]));
+    expect(names(await a!.next((r) => r.nonce !== ra.nonce))).to.deep.equal(['b/http']);
+    expect(await sentBeforeProbe(b!, 1)).to.deep.equal([]);
+  });
 });
 
 describe('SotW per-type services', () => {
