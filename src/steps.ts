@@ -71,8 +71,10 @@ export function turnUsed(sliceMs = DEFAULT_SLICE_MS): boolean {
 
 /**
  * Runs `steps` to completion, letting I/O and timers run each time the slice is used up. The part run at
- * once, from the caller, has a slice of its own (a small job finishes before the call returns); after each
- * turn, the slice is the turn's shared one. Resolves with the generator's result; rejects with what it throws.
+ * once, from the caller, shares the slice of the I/O and timer callbacks of this turn of the loop (see
+ * {@link ioSliceLeft}; a small job finishes before the call returns); after each turn, the slice is the
+ * turn's shared one. With an injected clock, each part has a slice of its own by that clock. Resolves with
+ * the generator's result; rejects with what it throws.
  */
 export async function runStepsAsync<T>(steps: Steps<T>, options: SliceOptions = {}): Promise<T> {
   const sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
@@ -82,7 +84,10 @@ export async function runStepsAsync<T>(steps: Steps<T>, options: SliceOptions = 
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
-    if (shared && !options.now ? turnUsed(sliceMs) : now() - start >= sliceMs) {
+    // A job started by a timer (a debounced rebuild) once had a slice of its own, and the turn after it
+    // another: two slices back to back, 60 ms and more on a loaded machine.
+    const used = options.now ? now() - start >= sliceMs : shared ? turnUsed(sliceMs) : !ioSliceLeft(sliceMs);
+    if (used) {
       await nextTurn();
       start = now();
       shared = true;

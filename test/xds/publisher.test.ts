@@ -56,6 +56,28 @@ describe('work in slices (src/steps.ts)', () => {
     expect(order).to.deep.equal(['a', 'b', 'later immediate']);
   });
 
+  it('counts work started by a timer against the slice of the turn that follows it', async () => {
+    // Each step takes 2 ms of real time; 10 ms slices.
+    function* spinning(): Steps<number> {
+      for (let i = 0; i < 50; i++) {
+        const until = performance.now() + 2;
+        while (performance.now() < until);
+        yield;
+      }
+      return 50;
+    }
+    let usedAtTurn: boolean | undefined;
+    const job = await new Promise<Promise<number>>((resolve) => setTimeout(() => {
+      // Woken first in the turn, before the job's next part can use anything of it.
+      void nextTurn().then(() => (usedAtTurn = turnUsed(10)));
+      const started = runStepsAsync(spinning(), { sliceMs: 10 });
+      resolve(started);
+    }, 0));
+    expect(await job).to.equal(50);
+    // The timer's part used the slice up: the turn after it starts with nothing left, not with 10 ms more.
+    expect(usedAtTurn).to.equal(true);
+  });
+
   it('runs the same steps to the same result at once, and passes on what they throw', async () => {
     expect(runSteps(counted(4, []))).to.equal(4);
     function* failing(): Steps<void> {
