@@ -6,6 +6,8 @@ import type { Model } from '../../src/model/model.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { loadEndpointsFile, OFF_THREAD_BYTES, parseEndpointsFile, parseEndpointsFileOffThread, watchEndpointsFile } from '../../src/sources/file/endpoints-file.js';
 import { eventually } from '../support/harness.js';
+import { parseLocated } from '../../src/config/located.js';
+import { readModel } from '../../src/model/validate.js';
 
 describe('parseEndpointsFile', () => {
   const cases: [string, string, string][] = [
@@ -32,6 +34,33 @@ describe('parseEndpointsFile', () => {
     expect(parseEndpointsFile('{"services": [{"name": "a", "endpoints": [{"address": "::1", "port": 8}]}]}', 'f.json').ok).to.equal(true);
     const example = loadEndpointsFile(path.join(import.meta.dirname, '../../examples/endpoints.yaml'));
     expect(example.ok, JSON.stringify(!example.ok && example.error)).to.equal(true);
+  });
+
+  it('reads a valid file fast to the model the full parser gives, and leaves directives and tags to the full parser', () => {
+    const full = (text: string) => {
+      const doc = parseLocated(text, 'f.yaml');
+      return doc.ok ? readModel(doc.value.value) : doc;
+    };
+    const example = fs.readFileSync(path.join(import.meta.dirname, '../../examples/endpoints.yaml'), 'utf8');
+    const varied = [
+      'services:',
+      ...Array.from({ length: 40 }, (_, s) => [
+        `  - name: "m-${s}"`,
+        '    endpoints:',
+        `      - { address: '10.0.0.${s}', port: 0x1F40, zone: zone-a, ready: ${s % 2 === 0 ? 'true' : 'False'} }`,
+        `      - address: 10.0.1.${s}\n        port: 8001\n        zone: >-\n          zone-b\n        serving: TRUE\n        terminating: false`,
+      ].join('\n')),
+    ].join('\n');
+    for (const text of [example, varied, JSON.stringify({ services: [{ name: 'a', endpoints: [{ address: '::1', port: 8 }] }] })]) {
+      const fast = parseEndpointsFile(text, 'f.yaml');
+      expect(fast.ok, JSON.stringify(!fast.ok && fast.error)).to.equal(true);
+      expect(fast).to.deep.equal(full(text));
+    }
+    // YAML 1.1 reads `yes` as true, so this zone is not a string; a tag makes this port text.
+    const yes = parseEndpointsFile('%YAML 1.1\n---\nservices:\n  - name: a\n    endpoints: [{ address: 10.0.0.1, port: 80, zone: yes }]\n', 'f.yaml');
+    expect(!yes.ok && yes.error[0]).to.match(/^f\.yaml:5:\d+: services\[0\]\.endpoints\[0\]\.zone: /);
+    const tagged = parseEndpointsFile('services:\n  - name: a\n    endpoints: [{ address: 10.0.0.1, port: !!float 80 }]\n', 'f.yaml');
+    expect(!tagged.ok && tagged.error[0]).to.match(/^f\.yaml:3:\d+: services\[0\]\.endpoints\[0\]\.port: /);
   });
 
   it('takes an anchor reused by hundreds of endpoints, and an explicit empty service list', () => {

@@ -9,6 +9,7 @@ import { readModel } from '../../model/validate.js';
 import { watchTextFile, type FileWatch, type WatchFileOptions } from '../../config/watch-file.js';
 import { err, ok, type Result } from '../../result.js';
 import { parseLocated } from '../../config/located.js';
+import { fastYamlValue } from '../../config/yaml.js';
 
 /** Files larger than this are refused rather than parsed. */
 export const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -18,6 +19,12 @@ export const MAX_FILE_BYTES = 32 * 1024 * 1024;
  * model. Every problem comes back as `file:line:column: path: reason`.
  */
 export function parseEndpointsFile(text: string, file: string): Result<Model, string[]> {
+  // A valid file read fast is the same model; anything else is read again, with positions for its messages.
+  const fast = fastYamlValue(text);
+  if (typeof fast === 'object' && fast !== null && !Array.isArray(fast) && 'services' in fast) {
+    const model = readModel(fast);
+    if (model.ok) return model;
+  }
   const doc = parseLocated(text, file);
   // An empty or comments-only file is what a writer leaves between truncating and writing: never a new truth.
   if (!doc.ok) return err(doc.error.map((e) => (e === `${file}:1:1: the file is empty` ? `${e}; refusing it (write "services: []" to serve nothing)` : e)));
