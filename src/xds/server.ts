@@ -7,6 +7,7 @@ import { DeltaStream } from './delta.js';
 import type { IdentityRule } from './identity.js';
 import { TYPE_SHORT, TypeUrl } from './resources.js';
 import { SotwStream } from './sotw.js';
+import { warmDecoders } from './request.js';
 import { DEFAULT_LIMITS, flushMetrics, nacksCounter, type StreamDeps, type StreamKind, type StreamLimits, type SyncState, type TypeStatus, type XdsStream } from './stream.js';
 
 
@@ -121,6 +122,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   // Shown at 0 from the start: an alert on NACKs has a series before the first one.
   nacksCounter(metrics);
   flushMetrics(metrics);
+  warmDecoders();
   const opened = metrics.counter('inferplane_xds_streams_opened_total', 'xDS streams opened, by service and variant', ['service', 'variant'], ['ads', ...Object.values(TYPE_SHORT)].flatMap((service) => ['sotw', 'delta'].map((variant) => ({ service, variant }))));
   metrics.gauge('inferplane_xds_streams', 'Open xDS streams that have identified their node', [], () => streams.size);
 
