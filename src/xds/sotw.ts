@@ -82,9 +82,10 @@ const versionMemo = new WeakMap<TypeSnapshot, Map<string, string>>();
 
 /**
  * The SotW `version_info` of what a subscription holds once in sync with `snap`: a hash of exactly the resources
- * it covers (`covered`, when the caller already has it). A type-wide version would move when resources the stream never receives change (API listeners
- * for proxyless clients), leaving an Envoy's ACKed version forever behind and making every reconnect resend
- * what it already has. Depends on content and subscription only, so every replica agrees.
+ * it covers (`covered`, when the caller already has them). A type-wide version would move when resources the
+ * stream never receives change (API listeners for proxyless clients), leaving an Envoy's ACKed version forever
+ * behind and making every reconnect resend what it already has. Depends on content and subscription only, so
+ * every replica agrees.
  */
 function subscriptionVersion(ts: SotwTypeState, snap: TypeSnapshot, covered?: ReadonlyMap<string, EncodedResource>): string {
   if (ts.names.size === 0 && ts.wildcard) return snap.wildcardVersion;
