@@ -19,26 +19,34 @@ export const realTimers: Timers = {
 /**
  * Coalesces bursts: `poke()` schedules `fire` after `holdOffMs` of quiet, but never later than `maxDelayMs`
  * after the first poke of a burst (Contour's hold-off and maximum delay), so a steady trickle of events
- * cannot postpone an update forever.
+ * cannot postpone an update forever. A poke only notes its time: one timer per burst, set again when it goes
+ * off early. A first list of 5,000 objects pokes 5,000 times in one piece of work, and a timer cleared and set
+ * per poke made that piece longer.
  */
 export function createDebouncer(o: { holdOffMs: number; maxDelayMs: number; timers: Timers; fire: () => void }): { poke(): void; cancel(): void } {
   let timer: unknown;
-  let firstAt: number | undefined;
-  const fire = () => {
+  let firstAt = 0;
+  let lastAt = 0;
+  const due = () => Math.min(lastAt + o.holdOffMs, firstAt + o.maxDelayMs);
+  const check = () => {
+    const wait = due() - o.timers.now();
+    if (wait > 0) {
+      timer = o.timers.setTimeout(check, wait);
+      return;
+    }
     timer = undefined;
-    firstAt = undefined;
     o.fire();
   };
   return {
     poke() {
-      const now = o.timers.now();
-      firstAt ??= now;
-      if (timer !== undefined) o.timers.clearTimeout(timer);
-      timer = o.timers.setTimeout(fire, Math.max(0, Math.min(o.holdOffMs, o.maxDelayMs - (now - firstAt))));
+      lastAt = o.timers.now();
+      if (timer !== undefined) return;
+      firstAt = lastAt;
+      timer = o.timers.setTimeout(check, Math.max(0, due() - lastAt));
     },
     cancel() {
       if (timer !== undefined) o.timers.clearTimeout(timer);
-      timer = firstAt = undefined;
+      timer = undefined;
     },
   };
 }

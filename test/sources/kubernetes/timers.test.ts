@@ -24,6 +24,26 @@ describe('createDebouncer', () => {
     timers.advance(100);
     expect(fired).to.deep.equal([150, 1150, 2170, 2590]);
   });
+
+  it('sets one timer for a burst of pokes in one piece of work, and fires once for it', () => {
+    const fake = createFakeTimers();
+    let set = 0;
+    const timers = { ...fake, setTimeout: (fn: () => void, ms: number) => (set++, fake.setTimeout(fn, ms)) };
+    let fired = 0;
+    const d = createDebouncer({ holdOffMs: 100, maxDelayMs: 1000, timers, fire: () => fired++ });
+    for (let i = 0; i < 5000; i++) d.poke();
+    expect(set).to.equal(1);
+    timers.advance(100);
+    expect(fired).to.equal(1);
+    // Cancelled, nothing fires; the next poke starts a new burst.
+    d.poke();
+    d.cancel();
+    timers.advance(2000);
+    expect(fired).to.equal(1);
+    d.poke();
+    timers.advance(100);
+    expect(fired).to.equal(2);
+  });
 });
 
 describe('backoffDelay', () => {
