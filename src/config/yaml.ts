@@ -24,7 +24,8 @@ export function yamlToJs(doc: Document): Result<unknown, string> {
 
 /**
  * Directives (`%YAML 1.1` changes what `yes` means) and explicit tags (`!!float 1`): the two things the fast
- * reader below resolves differently from the full parser.
+ * reader below resolves differently from the full parser. The test is coarse on purpose: a `!` anywhere, in a
+ * comment or a quoted string too, only means the file is read the slow way.
  */
 const NEEDS_FULL_PARSER = /^%|!/m;
 
