@@ -8,12 +8,11 @@ import { encodeSotwResponse } from './wire.js';
 interface SotwTypeState extends TypeStateBase {
   /** The subscribed names, '*' left out: those of {@link sub}, shared with it, never changed in place. */
   names: ReadonlySet<string>;
-  /** The subscription as the last request that changed it spelled it; undefined for none, or names not interned. */
+  /**
+   * The subscription as the last request that changed it spelled it, its bytes included (see
+   * SotwRequest.names_key); undefined when that request named nothing or its names were not contiguous.
+   */
   sub: Subscription | undefined;
-  /** Raw bytes of the names of the last request that changed the subscription (see SotwRequest.names_key). */
-  namesKey: Buffer | undefined;
-  /** How many entries `namesKey` has. */
-  namesCount: number;
   /** Legacy wildcard: the first request named nothing, and no request since has named anything. */
   legacyWildcard: boolean;
   /** What the client holds, as far as this stream knows: the resources last sent (or claimed on reconnect). */
@@ -38,6 +37,8 @@ interface Subscription {
   readonly key: string;
   /** The same bytes, which the stream's next requests are compared with (see SotwRequest.names_key). */
   readonly bytes: Buffer;
+  /** How many names the bytes hold, repeated ones and '*' included. */
+  readonly count: number;
   /** The names, '*' left out. */
   readonly names: ReadonlySet<string>;
   /** Whether '*' (the explicit wildcard) is among the names. */
@@ -56,7 +57,7 @@ function newSubscription(key: string, bytes: Buffer, list: readonly string[]): S
   const names = new Set(list);
   const duplicates = names.size !== list.length;
   const star = names.delete('*');
-  return { key, bytes, names, star, duplicates };
+  return { key, bytes, count: list.length, names, star, duplicates };
 }
 
 /**
@@ -117,14 +118,14 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
   protected newTypeState(): SotwTypeState {
     return {
       wildcard: false, legacyWildcard: false, names: new Set(), force: new Set(), mustRespond: false, lastNonce: undefined, earlierNonces: [],
-      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, sub: undefined, namesKey: undefined, namesCount: 0,
+      pendingNonce: undefined, pendingVersion: undefined, sentVersion: undefined, ackedVersion: undefined, lastNack: undefined, sent: new Map(), synced: undefined, sub: undefined,
     };
   }
 
   /** Decodes with the subscriptions this stream holds, which the next request most likely repeats. */
   protected decode(buf: Buffer) {
     const known: KnownNames[] = [];
-    for (const ts of this.types.values()) if (ts.namesKey) known.push({ key: ts.namesKey, count: ts.namesCount });
+    for (const ts of this.types.values()) if (ts.sub) known.push({ key: ts.sub.bytes, count: ts.sub.count });
     return decodeDiscoveryRequest(buf, known);
   }
 
@@ -143,8 +144,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
     // An ACK repeating the subscription (the common case) changes nothing: recognised by its bytes alone.
     const { names_key: key, names_count: count } = req as Partial<SotwRequest>;
     const unchanged = !first && (key !== undefined
-      ? ts.namesKey?.equals(key) === true
-      : count === 0 && ts.namesKey === undefined && ts.names.size === 0 && (ts.legacyWildcard || !ts.wildcard));
+      ? ts.sub?.bytes.equals(key) === true
+      : count === 0 && ts.sub === undefined && ts.names.size === 0 && (ts.legacyWildcard || !ts.wildcard));
     if (!unchanged) {
       const sub = key ? internedSubscription(key, () => req.resource_names) : newSubscription('', Buffer.alloc(0), req.resource_names);
       if (sub.duplicates) this.warnDuplicates(typeUrl);
@@ -158,8 +159,6 @@ export class SotwStream extends XdsStream<DiscoveryRequest__Output, SotwTypeStat
       ts.sub = key ? sub : undefined;
       if (!ts.wildcard) for (const n of [...ts.sent.keys()]) if (!ts.names.has(n)) ts.sent.delete(n);
       ts.synced = undefined;
-      ts.namesKey = key && sub.bytes;
-      ts.namesCount = count ?? 0;
     }
     // Names the last request added to the subscription, when it changed.
     const added = (): string[] => (ts.names === before ? [] : [...ts.names].filter((n) => !before.has(n)));
