@@ -100,12 +100,12 @@ export function nacksCounter(metrics: Metrics): Counter {
  * response it caused, by type. Responses to a client's own request (a new stream, a new subscription) are not
  * pushes and are not observed.
  */
-export function pushLatency(metrics: Metrics): Histogram {
+function pushLatency(metrics: Metrics): Histogram {
   return metrics.histogram('inferplane_xds_push_latency_seconds', 'From a snapshot\'s publication to each stream\'s write of the response it caused, by type', ['type'], LATENCY_BUCKETS);
 }
 
 /** `inferplane_xds_responses_total{type,variant}` (responses, not answers: a split answer counts each part). */
-export function responsesCounter(metrics: Metrics): Counter {
+function responsesCounter(metrics: Metrics): Counter {
   return metrics.counter('inferplane_xds_responses_total', 'Responses sent, by type and variant', ['type', 'variant'], Object.values(TYPE_SHORT).flatMap((type) => ['sotw', 'delta'].map((variant) => ({ type, variant }))));
 }
 
