@@ -3,6 +3,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
+import { checkRequestHeaders, checkTrailers } from './request-headers.js';
 
 /**
  * The server side of HTTP/2 (RFC 9113) for gRPC, on a socket of its own: frames, HPACK, flow control both ways,
@@ -12,6 +13,10 @@ import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpa
  * keeps one connection per Envoy open for days, mostly idle, and this keeps each to a few hundred bytes of state
  * above the socket. Outgoing messages are written as slices of the caller's buffer, never copied, so one
  * response shared by thousands of streams stays one buffer.
+ *
+ * Held to nghttp2's standard: h2spec passes on it (test/grpc/h2spec.test.ts), a frame-level fuzzer compares it
+ * with `node:http2` (test/grpc/differential.test.ts), and every per-connection resource has a counted limit
+ * ({@link H2_LIMITS}), each with a test.
  */
 
 /** HTTP/2 error codes (RFC 9113 §7). */
@@ -26,6 +31,46 @@ export const H2Error = {
   CANCEL: 8,
   COMPRESSION_ERROR: 9,
   ENHANCE_YOUR_CALM: 11,
+} as const;
+
+/**
+ * What one connection may make the server hold or do, beyond the streams (SETTINGS_MAX_CONCURRENT_STREAMS) and
+ * the header list (SETTINGS_MAX_HEADER_LIST_SIZE) the host sets. A client past a limit gets a connection error
+ * (GOAWAY with the code named), except where noted.
+ */
+export const H2_LIMITS = {
+  /**
+   * CONTINUATION frames after one HEADERS. A client splits a block only where it exceeds the frame size (16 KiB
+   * at least), so a block within our header-list limit needs two or three; an empty CONTINUATION adds no bytes
+   * to the block and would never trip a byte limit (CVE-2024-27316). nghttp2 allows 8; ENHANCE_YOUR_CALM.
+   */
+  continuationFrames: 32,
+  /** Control frames (PING and SETTINGS acks, RST_STREAM) owed while the socket does not drain; ENHANCE_YOUR_CALM. */
+  owedControlFrames: 10_000,
+  /**
+   * Request bytes held in messages not yet complete, over all of a connection's calls (each call is bounded by
+   * its method's message limit): eight of the largest requests we take. ENHANCE_YOUR_CALM.
+   */
+  bufferedRequestBytes: 32 * 1024 * 1024,
+  /**
+   * Response messages one call may have queued behind flow control. A handler stops writing when `write` says
+   * false, so it holds one or two; past this the handler ignores backpressure and the call ends RESOURCE_EXHAUSTED.
+   */
+  queuedMessagesPerCall: 1_024,
+  /**
+   * Resets of streams the server had not yet answered (CVE-2023-44487, "rapid reset"): a burst of this many,
+   * refilled at {@link H2_LIMITS.resetRatePerSecond}. Cancelling a call that was answered costs nothing: that is
+   * how clients end long streams. Past it, GOAWAY ENHANCE_YOUR_CALM with the last stream id: calls already
+   * accepted go on for {@link H2_LIMITS.goAwayGraceMs}.
+   */
+  unansweredResetBurst: 1_000,
+  resetRatePerSecond: 100,
+  /** How long calls go on after a GOAWAY that cuts a client off before the connection is closed. */
+  goAwayGraceMs: 10_000,
+  /** Frames handled per connection per turn of the event loop: no connection can take every turn. */
+  framesPerTurn: 128,
+  /** Recently closed streams remembered, to tell frames on them (STREAM_CLOSED) from frames on ids never used. */
+  closedStreams: 64,
 } as const;
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -52,16 +97,10 @@ const MAX_FRAME_IN = 16_384;
 /** Each stream's receive window, and the connection's: large enough that a client never waits on us to read. */
 const STREAM_WINDOW = 1 << 20;
 const CONNECTION_WINDOW = 1 << 24;
-/** Control frames (PING and SETTINGS acknowledgements) owed while the socket does not drain, before the peer is cut off. */
-const MAX_OWED_CONTROL = 10_000;
-/**
- * Calls the client may reset within {@link RESET_WINDOW_MS} before it is cut off: opening and resetting streams
- * in a loop makes the server do work the client never waits for (CVE-2023-44487, "rapid reset").
- */
-const MAX_RESETS = 1_000;
-const RESET_WINDOW_MS = 10_000;
 /** Longest `grpc-message` sent; longer details are cut (a header block must fit the peer's frame limits). */
 const MAX_STATUS_MESSAGE = 4_096;
+/** What a request that is not gRPC is told, as its response body. */
+const NOT_GRPC_BODY = Buffer.from('inferplane serves gRPC on this port (xDS and Envoy\'s metrics service): POST with content-type application/grpc\n');
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -73,9 +112,15 @@ export interface ConnectionHost {
   settled(conn: Connection): void;
   /**
    * The connection closed, for whatever reason; `problem` says what ended it, if it did not simply close: the
-   * client broke the protocol, or handling its frames threw (a bug of ours, confined to its connection).
+   * client broke the protocol or a limit, or handling its frames threw (a bug of ours, confined to its connection).
    */
-  closed(conn: Connection, problem?: { readonly reason: 'protocol-error' | 'internal-error'; readonly message: string }): void;
+  closed(conn: Connection, problem?: ConnectionProblem): void;
+}
+
+/** Why a connection was ended by the server. */
+export interface ConnectionProblem {
+  readonly reason: 'protocol-error' | 'internal-error';
+  readonly message: string;
 }
 
 /** What a call's owner is told. Every method is optional to act on but must exist. */
@@ -92,12 +137,14 @@ export interface CallHandler {
   drain(): void;
 }
 
-/** One unsent message: its gRPC prefix and body, and how much of the two is already sent. */
+/** One unsent message: its gRPC prefix (empty for a plain HTTP body) and body, and how much of the two is sent. */
 interface Outgoing {
   readonly prefix: Buffer;
   readonly body: Buffer;
   sent: number;
 }
+
+const NO_PREFIX = Buffer.alloc(0);
 
 /** One gRPC call on one HTTP/2 stream, as its handler sees it. */
 export class Call {
@@ -109,18 +156,26 @@ export class Call {
   encoding: 'gzip' | 'deflate' | undefined;
   sendWindow: number;
   recvWindow = STREAM_WINDOW;
+  /** The request's content-length, when it gave one: DATA must add up to it (RFC 9113 §8.1.1). */
+  expectedLength: number | undefined;
+  /** Request DATA bytes received, padding excluded. */
+  receivedLength = 0;
   private recvUnacked = 0;
   private readonly queue: Outgoing[] = [];
   private headersSent = false;
   private trailers: Buffer | undefined;
+  /** A plain HTTP answer ends with an empty DATA frame carrying END_STREAM instead of trailers. */
+  private endWithData = false;
+  /** A plain HTTP answer waiting for the request to end: its status, extra headers and body. */
+  private plain: { readonly status: number; readonly headers: readonly HeaderField[] } | undefined;
   /** Our side has sent (or queued) its trailers. */
   localClosed = false;
   /** The client has half-closed. */
   remoteClosed = false;
   private gone = false;
   private wantsDrain = false;
-  /** A request message in the making, when one spans DATA frames. */
-  private partial: { readonly compressed: boolean; readonly size: number; readonly body: Buffer | undefined; filled: number } | undefined;
+  /** A request message in the making, when one spans DATA frames; its parts are copied as they come. */
+  private partial: { readonly compressed: boolean; readonly size: number; readonly keep: boolean; readonly parts: Buffer[]; filled: number } | undefined;
   private prefix: Buffer | undefined;
 
   constructor(
@@ -146,13 +201,24 @@ export class Call {
     return this.gone || this.localClosed;
   }
 
+  /** Whether anything was sent back on the call (a client that resets it then is not racing us). */
+  get answered(): boolean {
+    return this.headersSent;
+  }
+
   /**
    * Queues one response message; its bytes are sent as they are, not copied, so they must not change. Returns
    * false when the peer is not keeping up (flow control, or the socket's buffer is full): the handler's `drain`
-   * follows once it has.
+   * follows once it has. A handler that keeps writing past that is cut off at
+   * {@link H2_LIMITS.queuedMessagesPerCall} (RESOURCE_EXHAUSTED).
    */
   write(message: Buffer): boolean {
     if (this.ended) return false;
+    if (this.queue.length >= H2_LIMITS.queuedMessagesPerCall) {
+      this.end(GrpcStatus.RESOURCE_EXHAUSTED, `more than ${H2_LIMITS.queuedMessagesPerCall} responses are waiting for the client to read them`);
+      this.handler?.cancelled();
+      return false;
+    }
     this.sendHeaders();
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;
@@ -184,14 +250,26 @@ export class Call {
   }
 
   /**
-   * Answers a request that is not gRPC with a bare HTTP status (415 for a content type that is not gRPC's), and
-   * ends the stream.
+   * Answers a request that is not gRPC with a plain HTTP status and a short text body saying what this port
+   * serves (415 for a content type that is not gRPC's, 405 for a method that is not POST), once the client
+   * has sent all of its request, as an HTTP server does: its DATA is read and dropped meanwhile.
    */
-  rejectHttp(status: number): void {
+  rejectHttp(status: number, headers: readonly HeaderField[] = []): void {
     if (this.ended || this.headersSent) return;
+    this.handler = undefined;
+    this.plain = { status, headers };
+    if (this.remoteClosed) this.answerPlain();
+  }
+
+  private answerPlain(): void {
+    const plain = this.plain!;
+    this.plain = undefined;
     this.localClosed = true;
     this.headersSent = true;
-    this.trailers = encodeHeaders([[':status', String(status)]]);
+    const fields: HeaderField[] = [[':status', String(plain.status)], ['content-type', 'text/plain; charset=utf-8'], ['content-length', String(NOT_GRPC_BODY.length)], ...plain.headers];
+    this.conn.sendFrame(Frame.HEADERS, END_HEADERS, this.id, encodeHeaders(fields));
+    this.queue.push({ prefix: NO_PREFIX, body: NOT_GRPC_BODY, sent: 0 });
+    this.endWithData = true;
     this.conn.pump(this);
   }
 
@@ -206,23 +284,29 @@ export class Call {
     const conn = this.conn;
     while (this.queue.length > 0) {
       const m = this.queue[0]!;
-      const total = 5 + m.body.length;
+      const head = m.prefix.length;
+      const total = head + m.body.length;
       const n = Math.min(total - m.sent, this.sendWindow, conn.sendWindow, conn.peerMaxFrame);
       if (n <= 0) return false;
       const header = frameHeader(n, Frame.DATA, 0, this.id);
       const pieces: Buffer[] = [header];
       let from = m.sent;
       const to = m.sent + n;
-      if (from < 5) {
-        pieces.push(m.prefix.subarray(from, Math.min(5, to)));
-        from = Math.min(5, to);
+      if (from < head) {
+        pieces.push(m.prefix.subarray(from, Math.min(head, to)));
+        from = Math.min(head, to);
       }
-      if (to > from) pieces.push(m.body.subarray(from - 5, to - 5));
+      if (to > from) pieces.push(m.body.subarray(from - head, to - head));
       conn.sendPieces(pieces);
       m.sent = to;
       this.sendWindow -= n;
       conn.sendWindow -= n;
       if (m.sent === total) this.queue.shift();
+    }
+    if (this.endWithData) {
+      this.endWithData = false;
+      conn.sendFrame(Frame.DATA, END_STREAM, this.id);
+      conn.forget(this);
     }
     if (this.trailers) {
       const t = this.trailers;
@@ -242,19 +326,33 @@ export class Call {
     this.handler?.drain();
   }
 
-  /** DATA for this call: gRPC messages, possibly split across frames. */
+  /** The client half-closed its side. */
+  remoteEnd(): void {
+    this.remoteClosed = true;
+    if (this.plain) return this.answerPlain();
+    if (!this.ended) this.handler?.halfClosed();
+  }
+
+  /** DATA for this call: gRPC messages, possibly split across frames. A plain HTTP request's body is dropped. */
   receive(data: Buffer): void {
+    if (!this.handler) return;
     let p = 0;
     while (p < data.length && !this.ended) {
       if (this.partial) {
         const part = this.partial;
         const n = Math.min(part.size - part.filled, data.length - p);
-        part.body?.set(data.subarray(p, p + n), part.filled);
+        if (part.keep) {
+          part.parts.push(Buffer.from(data.subarray(p, p + n)));
+          this.conn.holdRequestBytes(n);
+        }
         part.filled += n;
         p += n;
         if (part.filled < part.size) break;
         this.partial = undefined;
-        if (part.body) this.deliver(part.compressed, part.body);
+        if (part.keep) {
+          this.conn.holdRequestBytes(-part.size);
+          this.deliver(part.compressed, part.parts.length === 1 ? part.parts[0]! : Buffer.concat(part.parts, part.size));
+        }
         continue;
       }
       // The 5-byte prefix may itself be split.
@@ -283,7 +381,8 @@ export class Call {
         if (!tooLarge) this.deliver(compressed, data.subarray(p, p + size));
         p += size;
       } else {
-        this.partial = { compressed, size, body: tooLarge ? undefined : Buffer.allocUnsafe(size), filled: 0 };
+        // Held as it arrives, not allocated for the size the prefix claims: a claim costs nothing until sent.
+        this.partial = { compressed, size, keep: !tooLarge, parts: [], filled: 0 };
       }
     }
   }
@@ -326,6 +425,10 @@ export class Call {
     this.gone = true;
     this.queue.length = 0;
     this.trailers = undefined;
+    this.endWithData = false;
+    this.plain = undefined;
+    if (this.partial?.keep) this.conn.holdRequestBytes(-this.partial.filled);
+    this.partial = undefined;
     this.handler?.cancelled();
   }
 }
@@ -369,6 +472,13 @@ class ConnectionError extends Error {
   }
 }
 
+/**
+ * How a stream that is no longer open ended, as far as frames arriving on it are concerned: one the client
+ * reset or finished may not carry more (STREAM_CLOSED); one we reset may still see what the client sent before
+ * it heard (RFC 9113 §5.1, "closed"), which is dropped.
+ */
+type ClosedBy = 'client' | 'server';
+
 /** One client connection. Created on a socket that is ready to read (TLS already negotiated). */
 export class Connection {
   /** Send windows: the connection's, and the initial one for new streams (the peer's SETTINGS). */
@@ -380,11 +490,13 @@ export class Connection {
   /** When our keepalive PING went out, if it is unanswered. */
   pingSentAt: number | undefined;
   private readonly calls = new Map<number, Call>();
+  /** The last {@link H2_LIMITS.closedStreams} streams closed, oldest first (a Map keeps insertion order). */
+  private readonly closed = new Map<number, ClosedBy>();
   private readonly decoder = new HpackDecoder();
   private prefaceSeen = false;
   private settled = false;
   private pending: Buffer | undefined;
-  private headerBlock: { id: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
+  private headerBlock: { id: number; endStream: boolean; selfDependent: boolean; parts: Buffer[]; size: number; frames: number } | undefined;
   private lastStreamId = 0;
   private recvWindow = CONNECTION_WINDOW;
   private recvUnacked = 0;
@@ -392,8 +504,15 @@ export class Connection {
   private closedOnce = false;
   private corked = false;
   private owedControl = 0;
-  private resets = 0;
-  private resetsSince = 0;
+  /** Tokens left for resets of unanswered streams, and when they were last refilled. */
+  private resetTokens: number = H2_LIMITS.unansweredResetBurst;
+  private resetsRefilled: number;
+  /** Bytes of request messages not yet complete, over every call (see {@link H2_LIMITS.bufferedRequestBytes}). */
+  private heldRequestBytes = 0;
+  /** Why the connection is going away, when the client was cut off; reported when it closes. */
+  private problem: ConnectionProblem | undefined;
+  /** Reading is paused until the next turn, having used this turn's frames. */
+  private yielding = false;
   private blocked: Set<Call> | undefined;
   private certificate: PeerCertificate | null | undefined;
 
@@ -403,6 +522,7 @@ export class Connection {
     private readonly now: () => number,
   ) {
     this.lastReceived = now();
+    this.resetsRefilled = now();
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -486,11 +606,28 @@ export class Connection {
     if (!call.flush() && this.sendWindow <= 0) (this.blocked ??= new Set()).add(call);
   }
 
-  /** A call has sent its trailers: it no longer counts as open. */
+  /** A call has ended our side: it no longer counts as open. */
   forget(call: Call): void {
-    this.calls.delete(call.id);
+    if (!this.calls.delete(call.id)) return;
     this.blocked?.delete(call);
+    this.remember(call.id, call.remoteClosed ? 'client' : 'server');
     if (this.goingAway && this.calls.size === 0) this.socket.end();
+  }
+
+  /**
+   * Counts bytes a call holds in a request message not yet complete (negative when it lets them go); throws the
+   * connection error when the connection's total passes {@link H2_LIMITS.bufferedRequestBytes}.
+   */
+  holdRequestBytes(n: number): void {
+    this.heldRequestBytes += n;
+    if (this.heldRequestBytes > H2_LIMITS.bufferedRequestBytes) {
+      throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `the client's unfinished request messages hold more than ${H2_LIMITS.bufferedRequestBytes} bytes`);
+    }
+  }
+
+  private remember(id: number, by: ClosedBy): void {
+    this.closed.set(id, by);
+    if (this.closed.size > H2_LIMITS.closedStreams) this.closed.delete(this.closed.keys().next().value!);
   }
 
   private cork(): void {
@@ -509,7 +646,7 @@ export class Connection {
   }
 
   /** The connection is over: every call is cancelled and the host told, once. */
-  private teardown(problem?: Parameters<ConnectionHost['closed']>[1]): void {
+  private teardown(problem = this.problem): void {
     if (this.closedOnce) return;
     this.closedOnce = true;
     const calls = [...this.calls.values()];
@@ -520,8 +657,17 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     this.lastReceived = this.now();
-    let data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = undefined;
+    this.readFrames(data);
+  }
+
+  /**
+   * Handles the frames in `data`, at most {@link H2_LIMITS.framesPerTurn} of them: past that the socket is paused
+   * and the rest handled next turn, so a client that floods the port takes its turn with the others.
+   */
+  private readFrames(input: Buffer): void {
+    let data = input;
     try {
       if (!this.prefaceSeen) {
         const n = Math.min(data.length, PREFACE.length);
@@ -534,7 +680,12 @@ export class Connection {
         data = data.subarray(PREFACE.length);
       }
       let p = 0;
+      let frames = 0;
       while (data.length - p >= 9) {
+        if (frames++ === H2_LIMITS.framesPerTurn) {
+          this.yieldTurn();
+          break;
+        }
         const length = data.readUIntBE(p, 3);
         if (length > MAX_FRAME_IN) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, `a ${length}-byte frame exceeds the ${MAX_FRAME_IN}-byte limit`);
         if (data.length - p - 9 < length) break;
@@ -546,7 +697,7 @@ export class Connection {
         this.frame(type, flags, id, payload);
         if (this.socket.destroyed || this.closedOnce) return;
       }
-      // A short leftover is copied, so that it does not hold the whole chunk.
+      // A leftover is copied, so that it does not hold the whole chunk.
       if (p < data.length) this.pending = Buffer.from(data.subarray(p));
     } catch (e) {
       if (e instanceof ConnectionError) this.fatal(e.code, 'protocol-error', e.message);
@@ -554,12 +705,39 @@ export class Connection {
     }
   }
 
-  private fatal(code: number, reason: 'protocol-error' | 'internal-error', problem: string): void {
+  private yieldTurn(): void {
+    if (this.yielding) return;
+    this.yielding = true;
+    this.socket.pause();
+    setImmediate(() => {
+      this.yielding = false;
+      if (this.closedOnce || this.socket.destroyed) return;
+      const rest = this.pending;
+      this.pending = undefined;
+      if (rest) this.readFrames(rest);
+      if (!this.yielding && !this.closedOnce) this.socket.resume();
+    });
+  }
+
+  private fatal(code: number, reason: ConnectionProblem['reason'], problem: string): void {
     if (this.closedOnce) return;
     if (this.prefaceSeen) this.sendFrame(Frame.GOAWAY, 0, 0, Buffer.concat([u32(this.lastStreamId), u32(code), Buffer.from(reason === 'protocol-error' ? problem.slice(0, 256) : 'internal error')]));
     this.teardown({ reason, message: problem });
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  /**
+   * Cuts a client off without failing what it already started: GOAWAY with the code and the last stream id, so
+   * calls up to it go on (for {@link H2_LIMITS.goAwayGraceMs} at most) and later ones are refused.
+   */
+  private cutOff(code: number, problem: string): void {
+    if (this.problem) return;
+    this.problem = { reason: 'protocol-error', message: problem };
+    this.goingAway = true;
+    this.sendFrame(Frame.GOAWAY, 0, 0, Buffer.concat([u32(this.lastStreamId), u32(code), Buffer.from(problem.slice(0, 256))]));
+    if (this.calls.size === 0) this.socket.end();
+    setTimeout(() => this.destroy(), H2_LIMITS.goAwayGraceMs).unref();
   }
 
   private frame(type: number, flags: number, id: number, payload: Buffer): void {
@@ -570,38 +748,16 @@ export class Connection {
         return this.onDataFrame(flags, id, payload);
       case Frame.HEADERS:
         return this.onHeaders(flags, id, payload);
-      case Frame.CONTINUATION: {
-        const block = this.headerBlock;
-        if (!block) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
-        block.parts.push(payload);
-        block.size += payload.length;
-        if (block.size > 2 * this.host.maxHeaderListBytes + 16_384) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `a header block exceeds ${2 * this.host.maxHeaderListBytes + 16_384} bytes`);
-        if (flags & END_HEADERS) {
-          this.headerBlock = undefined;
-          this.onHeaderBlock(block.id, block.endStream, Buffer.concat(block.parts));
-        }
-        return;
-      }
+      case Frame.CONTINUATION:
+        return this.onContinuation(flags, id, payload);
       case Frame.PRIORITY:
         if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        if (payload.length !== 5) this.resetStream(id, H2Error.FRAME_SIZE_ERROR);
+        if (payload.length !== 5) return this.resetStream(id, H2Error.FRAME_SIZE_ERROR);
+        // A stream cannot depend on itself (RFC 9113 §5.3.1; RFC 7540 §5.3.1).
+        if ((payload.readUInt32BE(0) & 0x7fffffff) === id) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
         return;
-      case Frame.RST_STREAM: {
-        if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
-        if (payload.length !== 4) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'RST_STREAM must be 4 bytes');
-        if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`);
-        const call = this.calls.get(id);
-        if (call) {
-          const t = this.now();
-          if (t - this.resetsSince > RESET_WINDOW_MS) {
-            this.resetsSince = t;
-            this.resets = 0;
-          }
-          if (++this.resets > MAX_RESETS) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `the client reset more than ${MAX_RESETS} calls within ${RESET_WINDOW_MS / 1000} s`);
-          this.drop(call);
-        }
-        return;
-      }
+      case Frame.RST_STREAM:
+        return this.onReset(id, payload);
       case Frame.SETTINGS:
         return this.onSettings(flags, id, payload);
       case Frame.PUSH_PROMISE:
@@ -627,10 +783,34 @@ export class Connection {
     }
   }
 
+  /** Each reply the client makes us send counts while it does not read them (see {@link H2_LIMITS.owedControlFrames}). */
   private owe(): void {
-    if (this.socket.writableNeedDrain && ++this.owedControl > MAX_OWED_CONTROL) {
-      throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `more than ${MAX_OWED_CONTROL} PING/SETTINGS frames sent while not reading our replies`);
+    if (this.socket.writableNeedDrain && ++this.owedControl > H2_LIMITS.owedControlFrames) {
+      throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `more than ${H2_LIMITS.owedControlFrames} PING, SETTINGS and RST_STREAM replies sent while the client does not read them`);
     }
+  }
+
+  private onReset(id: number, payload: Buffer): void {
+    if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
+    if (payload.length !== 4) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'RST_STREAM must be 4 bytes');
+    if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`);
+    const call = this.calls.get(id);
+    if (!call) return;
+    if (!call.answered && !this.spendReset()) {
+      this.drop(call, 'client');
+      return this.cutOff(H2Error.ENHANCE_YOUR_CALM, `the client reset more than ${H2_LIMITS.unansweredResetBurst} calls before they were answered (at over ${H2_LIMITS.resetRatePerSecond}/s)`);
+    }
+    this.drop(call, 'client');
+  }
+
+  /** Takes one token for a reset of an unanswered stream; false when none is left. */
+  private spendReset(): boolean {
+    const t = this.now();
+    this.resetTokens = Math.min(H2_LIMITS.unansweredResetBurst, this.resetTokens + ((t - this.resetsRefilled) / 1000) * H2_LIMITS.resetRatePerSecond);
+    this.resetsRefilled = t;
+    if (this.resetTokens < 1) return false;
+    this.resetTokens--;
+    return true;
   }
 
   private onSettings(flags: number, id: number, payload: Buffer): void {
@@ -679,11 +859,10 @@ export class Connection {
       if (waiting) this.unblock(waiting);
       return;
     }
+    if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
     const call = this.calls.get(id);
-    if (!call) {
-      if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
-      return;
-    }
+    // On a closed stream a WINDOW_UPDATE is allowed (the client may not yet know), and means nothing.
+    if (!call) return;
     if (inc === 0) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
     call.sendWindow += inc;
     if (call.sendWindow > MAX_WINDOW) return this.resetStream(id, H2Error.FLOW_CONTROL_ERROR);
@@ -700,7 +879,7 @@ export class Connection {
 
   private onDataFrame(flags: number, id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'DATA on stream 0');
-    // Padding counts against flow control as much as data does.
+    // Padding counts against flow control as much as data does, on any stream.
     this.recvWindow -= payload.length;
     if (this.recvWindow < 0) throw new ConnectionError(H2Error.FLOW_CONTROL_ERROR, 'the client overran the connection window');
     this.recvUnacked += payload.length;
@@ -713,71 +892,121 @@ export class Connection {
     const call = this.calls.get(id);
     if (!call) {
       if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
-      // A call we ended: what the client sent before it heard is dropped.
-      return;
+      // What the client sent before it heard our reset is dropped; on a stream it reset or finished, or one long
+      // gone, DATA is a stream error (RFC 9113 §5.1).
+      if (this.closed.get(id) === 'server') return;
+      return this.resetStream(id, H2Error.STREAM_CLOSED);
     }
     if (call.remoteClosed) return this.resetStream(id, H2Error.STREAM_CLOSED);
     if (!call.consume(payload.length)) return this.resetStream(id, H2Error.FLOW_CONTROL_ERROR);
+    call.receivedLength += data.length;
+    if (call.expectedLength !== undefined && (call.receivedLength > call.expectedLength || (flags & END_STREAM && call.receivedLength !== call.expectedLength))) {
+      // A malformed request (RFC 9113 §8.1.1).
+      return this.resetStream(id, H2Error.PROTOCOL_ERROR);
+    }
     if (data.length > 0) call.receive(data);
-    if (flags & END_STREAM) this.remoteEnd(call);
+    if (flags & END_STREAM && this.calls.has(id)) call.remoteEnd();
   }
 
   private onHeaders(flags: number, id: number, payload: Buffer): void {
     if (id === 0 || id % 2 === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `HEADERS on stream ${id}, which a client may not open`);
     let block = unpad(flags, payload);
+    let selfDependent = false;
     if (flags & PRIORITY_FLAG) {
       if (block.length < 5) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'HEADERS too short for its priority');
+      // Depending on itself is a stream error (RFC 9113 §5.3.1), once the block is decoded to keep HPACK in step.
+      selfDependent = (block.readUInt32BE(0) & 0x7fffffff) === id;
       block = block.subarray(5);
     }
-    if (flags & END_HEADERS) return this.onHeaderBlock(id, (flags & END_STREAM) !== 0, block);
-    this.headerBlock = { id, endStream: (flags & END_STREAM) !== 0, parts: [Buffer.from(block)], size: block.length };
+    this.headerBlock = { id, endStream: (flags & END_STREAM) !== 0, selfDependent, parts: [Buffer.from(block)], size: block.length, frames: 0 };
+    if (flags & END_HEADERS) this.endHeaderBlock();
   }
 
-  private onHeaderBlock(id: number, endStream: boolean, block: Buffer): void {
+  private onContinuation(flags: number, id: number, payload: Buffer): void {
+    const block = this.headerBlock;
+    if (!block) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `CONTINUATION on stream ${id} without HEADERS`);
+    if (++block.frames > H2_LIMITS.continuationFrames) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `a header block takes more than ${H2_LIMITS.continuationFrames} CONTINUATION frames`);
+    block.size += payload.length;
+    const limit = 2 * this.host.maxHeaderListBytes + 16_384;
+    if (block.size > limit) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, `a header block exceeds ${limit} bytes`);
+    // Copied: a slice would keep the whole chunk it came in alive.
+    if (payload.length > 0) block.parts.push(Buffer.from(payload));
+    if (flags & END_HEADERS) this.endHeaderBlock();
+  }
+
+  private endHeaderBlock(): void {
+    const { id, endStream, selfDependent, parts } = this.headerBlock!;
+    this.headerBlock = undefined;
     let decoded;
     try {
       // Decoded even for a stream that is refused or gone: the table must stay in step with the client's.
-      decoded = this.decoder.decode(block, this.host.maxHeaderListBytes);
+      decoded = this.decoder.decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts), this.host.maxHeaderListBytes);
     } catch (e) {
       if (e instanceof HpackError) throw new ConnectionError(H2Error.COMPRESSION_ERROR, e.message);
       throw e;
     }
     const existing = this.calls.get(id);
     if (existing) {
-      // Trailers from the client: they must end its side.
-      if (!endStream) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
-      return this.remoteEnd(existing);
+      // Trailers from the client: they must end its side, and carry no pseudo-header (RFC 9113 §8.1).
+      if (existing.remoteClosed) return this.resetStream(id, H2Error.STREAM_CLOSED);
+      if (!endStream || selfDependent || (!decoded.tooLarge && !checkTrailers(decoded.fields))) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
+      if (existing.expectedLength !== undefined && existing.receivedLength !== existing.expectedLength) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
+      return existing.remoteEnd();
     }
-    if (id <= this.lastStreamId) return;
+    if (id <= this.lastStreamId) {
+      const by = this.closed.get(id);
+      // Trailers the client sent before it heard our reset.
+      if (by === 'server') return;
+      if (by === 'client') throw new ConnectionError(H2Error.STREAM_CLOSED, `HEADERS on stream ${id}, which the client already closed`);
+      throw new ConnectionError(H2Error.PROTOCOL_ERROR, `HEADERS on stream ${id}, lower than stream ${this.lastStreamId} already opened`);
+    }
     this.lastStreamId = id;
-    if (this.goingAway || this.calls.size >= this.host.maxConcurrentStreams) return this.resetStream(id, H2Error.REFUSED_STREAM);
-    const headers = decoded.fields;
-    const path = headers.find(([n]) => n === ':path')?.[1];
-    const method = headers.find(([n]) => n === ':method')?.[1];
-    if (!decoded.tooLarge && (!path || method === undefined || !headers.some(([n]) => n === ':scheme'))) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
-    const call = new Call(this, id, path ?? '');
-    this.calls.set(id, call);
-    if (decoded.tooLarge) call.end(GrpcStatus.RESOURCE_EXHAUSTED, `request headers exceed ${this.host.maxHeaderListBytes} bytes`);
-    else if (method !== 'POST') call.end(GrpcStatus.UNIMPLEMENTED, `gRPC calls are POST, not ${method}`);
-    else this.host.open(call, headers);
-    if (endStream && this.calls.has(id)) this.remoteEnd(call);
+    if (this.goingAway || this.calls.size >= this.host.maxConcurrentStreams) return this.refuse(id, H2Error.REFUSED_STREAM);
+    if (selfDependent) return this.refuse(id, H2Error.PROTOCOL_ERROR);
+    if (decoded.tooLarge) {
+      const call = this.open(new Call(this, id, ''));
+      call.end(GrpcStatus.RESOURCE_EXHAUSTED, `request headers exceed ${this.host.maxHeaderListBytes} bytes`);
+      if (endStream && this.calls.has(id)) call.remoteEnd();
+      return;
+    }
+    // A malformed request is a stream error (RFC 9113 §8.1.1).
+    const request = checkRequestHeaders(decoded.fields);
+    if (!request.success) return this.refuse(id, H2Error.PROTOCOL_ERROR);
+    const { method, path, contentLength } = request.value;
+    if (endStream && contentLength !== undefined && contentLength !== 0) return this.refuse(id, H2Error.PROTOCOL_ERROR);
+    const call = this.open(new Call(this, id, path));
+    call.expectedLength = contentLength;
+    if (method !== 'POST') call.rejectHttp(405, [['allow', 'POST']]);
+    else this.host.open(call, decoded.fields);
+    if (endStream && this.calls.has(id)) call.remoteEnd();
   }
 
-  private remoteEnd(call: Call): void {
-    call.remoteClosed = true;
-    if (!call.ended) call.handler?.halfClosed();
+  private open(call: Call): Call {
+    this.calls.set(call.id, call);
+    return call;
+  }
+
+  /** A stream closed before it was opened: the reply counts as owed, and the id is remembered as ours. */
+  private refuse(id: number, code: number): void {
+    this.owe();
+    this.sendFrame(Frame.RST_STREAM, 0, id, u32(code));
+    this.remember(id, 'server');
   }
 
   private resetStream(id: number, code: number): void {
+    this.owe();
     this.sendFrame(Frame.RST_STREAM, 0, id, u32(code));
     const call = this.calls.get(id);
-    if (call) this.drop(call);
+    if (call) this.drop(call, 'server');
   }
 
   /** A call reset by either side: forgotten, and its handler told. */
-  private drop(call: Call): void {
-    this.forget(call);
+  private drop(call: Call, by: ClosedBy): void {
+    this.calls.delete(call.id);
+    this.blocked?.delete(call);
+    this.remember(call.id, by);
     call.reset();
+    if (this.goingAway && this.calls.size === 0) this.socket.end();
   }
 }
 

@@ -4,7 +4,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { HeaderField } from './hpack.js';
-import { Call, Connection, type CallHandler } from './http2.js';
+import { Call, Connection, H2_LIMITS, type CallHandler, type ConnectionProblem } from './http2.js';
 
 /** Listen backlog asked for: as many pending connections as the kernel allows (net.core.somaxconn caps it). */
 export const LISTEN_BACKLOG = 65_535;
@@ -84,6 +84,9 @@ const CLOSE_REASONS = ['handshake-timeout', 'keepalive-timeout', 'protocol-error
  */
 export function createGrpcServer(o: GrpcServerOptions): GrpcServer {
   const methods = new Map(o.methods.map((m) => [m.path, m]));
+  for (const m of o.methods) {
+    if (m.maxMessageBytes > H2_LIMITS.bufferedRequestBytes) throw new Error(`${m.path}: a ${m.maxMessageBytes}-byte message limit exceeds the ${H2_LIMITS.bufferedRequestBytes} bytes a connection may hold`);
+  }
   const now = o.now ?? (() => performance.now());
   const handshakeTimeoutMs = o.handshakeTimeoutMs ?? 10_000;
   const keepaliveTimeMs = o.keepaliveTimeMs ?? 30_000;
@@ -113,7 +116,7 @@ export function createGrpcServer(o: GrpcServerOptions): GrpcServer {
     settled(conn: Connection) {
       handshakes.get(conn)?.();
     },
-    closed(conn: Connection, problem?: { reason: 'protocol-error' | 'internal-error'; message: string }) {
+    closed(conn: Connection, problem?: ConnectionProblem) {
       handshakes.get(conn)?.();
       connections.delete(conn);
       if (problem) {
