@@ -965,6 +965,7 @@ export class Connection {
     if (selfDependent) return this.refuse(id, H2Error.PROTOCOL_ERROR);
     if (decoded.tooLarge) {
       const call = this.open(new Call(this, id, ''));
+      call.remoteClosed = endStream;
       call.end(GrpcStatus.RESOURCE_EXHAUSTED, `request headers exceed ${this.host.maxHeaderListBytes} bytes`);
       if (endStream && this.calls.has(id)) call.remoteEnd();
       return;
@@ -976,6 +977,8 @@ export class Connection {
     if (endStream && contentLength !== undefined && contentLength !== 0) return this.refuse(id, H2Error.PROTOCOL_ERROR);
     const call = this.open(new Call(this, id, path));
     call.expectedLength = contentLength;
+    // Known before the call is routed, so that an answer given at once does not reset a stream the client ended.
+    call.remoteClosed = endStream;
     if (method !== 'POST') call.rejectHttp(405, [['allow', 'POST']]);
     else this.host.open(call, decoded.fields);
     if (endStream && this.calls.has(id)) call.remoteEnd();

@@ -1,10 +1,11 @@
 import http2 from 'node:http2';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { encodeHeaders, HpackDecoder } from '../../src/grpc/hpack.js';
-import { H2Error } from '../../src/grpc/http2.js';
+import { Connection, H2Error, H2_LIMITS } from '../../src/grpc/http2.js';
 import { createGrpcServer, type GrpcMethod, type GrpcServer } from '../../src/grpc/server.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
@@ -132,6 +133,20 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
           call.write(out);
         },
         oversized: (n) => call.end(grpc.status.RESOURCE_EXHAUSTED, `${n} bytes is too many`),
+        halfClosed: () => call.end(grpc.status.OK),
+        cancelled: () => undefined,
+        drain: () => undefined,
+      }),
+    },
+    {
+      // Writes 2,000 answers at once to its first message, whatever `write` returns: a handler that ignores backpressure.
+      path: '/t.T/Spam',
+      maxMessageBytes: 1024,
+      start: (call) => ({
+        message: () => {
+          for (let i = 0; i < 2_000; i++) call.write(Buffer.alloc(10));
+        },
+        oversized: () => undefined,
         halfClosed: () => call.end(grpc.status.OK),
         cancelled: () => undefined,
         drain: () => undefined,
@@ -364,5 +379,310 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
     await done;
     await eventually(() => c.closed, 'closed once its call ended');
     await start();
+  });
+
+  const rst = (id: number) => (f: RawFrame) => f.type === 3 && f.id === id;
+  const rstCode = (f: RawFrame) => f.payload.readUInt32BE(0);
+  /** A request's header block: the given fields encoded as they are, so tests can break every rule. */
+  const block = (fields: [string, string][]) => encodeHeaders(fields);
+  const GOOD: [string, string][] = [[':method', 'POST'], [':scheme', 'http'], [':path', '/t.T/Len'], [':authority', 'x'], ['content-type', 'application/grpc']];
+
+  describe('bounds: each per-connection resource has a counted limit', () => {
+    it('cuts an empty-CONTINUATION flood with GOAWAY after the frame limit, in a few hundred bytes (CVE-2024-27316)', async () => {
+      await start();
+      const c = await raw();
+      c.send(1, 0, 1, block(GOOD.slice(0, 2)));
+      // 10,000 empty CONTINUATIONs in one write: they add no bytes to the block, only frames.
+      const empty = Buffer.from([0, 0, 0, 9, 0, 0, 0, 0, 1]);
+      c.socket.write(Buffer.concat(Array.from({ length: 10_000 }, () => empty)));
+      const f = await c.next(goaway, 'GOAWAY');
+      expect(goawayCode(f)).to.equal(H2Error.ENHANCE_YOUR_CALM);
+      expect(f.payload.subarray(8).toString()).to.include(`more than ${H2_LIMITS.continuationFrames} CONTINUATION frames`);
+      await eventually(() => c.closed, 'closed');
+      expect(await metrics.value('inferplane_connections_closed_total', { reason: 'protocol-error' })).to.equal(1);
+    });
+
+    it('cuts a header block whose CONTINUATIONs carry more bytes than a header list may take', async () => {
+      await start();
+      const c = await raw();
+      c.send(1, 0, 1, block(GOOD.slice(0, 2)));
+      for (let i = 0; i < 4; i++) c.send(9, 0, 1, Buffer.alloc(16_000, 0x40));
+      expect(goawayCode(await c.next(goaway, 'GOAWAY'))).to.equal(H2Error.ENHANCE_YOUR_CALM);
+    });
+
+    it('answers a header list over SETTINGS_MAX_HEADER_LIST_SIZE with RESOURCE_EXHAUSTED, keeping the HPACK table in step', async () => {
+      await start({ maxHeaderListBytes: 1_024 });
+      const c = await raw();
+      c.send(1, 0x5, 1, block([...GOOD, ['x-big', 'v'.repeat(2_000)]]));
+      await c.next((f) => f.type === 1 && f.id === 1, 'the status');
+      expect(c.headers(1)[0]).to.include({ 'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED) });
+      c.request(3, '/t.T/Len');
+      c.message(3, Buffer.alloc(1), { endStream: true });
+      await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the next call served');
+    });
+
+    it('refuses a dynamic table size update above the advertised 4,096 bytes (COMPRESSION_ERROR)', async () => {
+      await start();
+      const c = await raw();
+      // 001xxxxx with 5-bit prefix: 4,097 = 31 + 4,066 (0xe2 0x1f).
+      c.send(1, 0x5, 1, Buffer.concat([Buffer.from([0x3f, 0xe2, 0x1f]), block(GOOD)]));
+      expect(goawayCode(await c.next(goaway, 'GOAWAY'))).to.equal(H2Error.COMPRESSION_ERROR);
+    });
+
+    it('holds at most bufferedRequestBytes of unfinished request messages per connection, and allocates only what arrives', async () => {
+      await start();
+      const c = await raw();
+      const mib = 1 << 20;
+      const claimed = Math.ceil(H2_LIMITS.bufferedRequestBytes / (mib - 5)) + 1;
+      // Each stream claims a 1 MiB message (the method's limit) and sends all of it but its last byte.
+      for (let s = 0; s < claimed; s++) {
+        const id = 2 * s + 1;
+        c.request(id, '/t.T/Len');
+        const head = Buffer.alloc(5);
+        head.writeUInt32BE(mib, 1);
+        c.send(0, 0, id, head);
+        for (let sent = 0; sent < mib - 1; sent += 16_384) c.send(0, 0, id, Buffer.alloc(Math.min(16_384, mib - 1 - sent)));
+        if (c.frames.some(goaway)) break;
+      }
+      const f = await c.next(goaway, 'GOAWAY');
+      expect(goawayCode(f)).to.equal(H2Error.ENHANCE_YOUR_CALM);
+      expect(f.payload.subarray(8).toString()).to.include('unfinished request messages');
+    });
+
+    it('ends a call whose handler queues more than queuedMessagesPerCall answers behind flow control (RESOURCE_EXHAUSTED)', async () => {
+      await start();
+      // A stream window of 0: nothing can go out.
+      const c = await raw([[4, 0]]);
+      c.request(1, '/t.T/Spam');
+      c.message(1, Buffer.alloc(1));
+      await c.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the status');
+      expect(c.headers(1).at(-1)).to.include({ 'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED) });
+      expect(c.frames.some((f) => f.type === 0 && f.id === 1)).to.equal(false);
+    });
+
+    it('cuts off a client that provokes RST_STREAM replies without reading them (owedControlFrames)', async () => {
+      await start();
+      const c = await raw();
+      c.request(1, '/t.T/Len');
+      c.send(3, 0, 1, Buffer.from([0, 0, 0, H2Error.CANCEL]));
+      c.socket.pause();
+      // Each empty DATA on the stream it reset earns a RST_STREAM (STREAM_CLOSED): 600,000 of them is 7.8 MB of replies.
+      const data = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 1]);
+      c.socket.write(Buffer.concat(Array.from({ length: 600_000 }, () => data)));
+      await eventually(async () => (await metrics.value('inferplane_connections_closed_total', { reason: 'protocol-error' })) === 1, 'the connection cut off', 15_000);
+    });
+
+    it('handles at most framesPerTurn frames of one connection per turn of the event loop', async () => {
+      // A stand-in socket, so that what one turn handled can be counted exactly; real sockets are everywhere else.
+      const written: Buffer[] = [];
+      const socket = new Duplex({ read() {}, write(chunk: Buffer, _e, cb) { written.push(chunk); cb(); } });
+      Object.assign(socket, { remoteAddress: '127.0.0.1', remotePort: 1 });
+      const host = { maxConcurrentStreams: 10, maxHeaderListBytes: 16_384, open: () => undefined, settled: () => undefined, closed: () => undefined };
+      new Connection(socket as unknown as net.Socket, host, () => 0);
+      await new Promise((r) => setImmediate(r));
+      const ping = Buffer.from([0, 0, 8, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+      const pings = 5 * H2_LIMITS.framesPerTurn;
+      const acks = () => Buffer.concat(written).toString('hex').split('000008060100000000').length - 1;
+      socket.push(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]), ...Array.from({ length: pings }, () => ping)]));
+      // Frames are corked until the end of the tick: let it pass, but no turn of the loop.
+      await new Promise((r) => process.nextTick(r));
+      expect(acks(), 'answered in the first turn (the SETTINGS took one frame)').to.equal(H2_LIMITS.framesPerTurn - 1);
+      await eventually(() => acks() === pings, 'every PING answered, turn by turn');
+      socket.destroy();
+    });
+  });
+
+  describe('malformed requests (RFC 9113 §8.2, §8.3) are stream errors: RST_STREAM PROTOCOL_ERROR, nothing served', () => {
+    const without = (name: string) => GOOD.filter(([n]) => n !== name);
+    const cases: [string, [string, string][]][] = [
+      ['an uppercase field name', [...GOOD, ['X-Upper', '1']]],
+      ['an unknown pseudo-header', [...GOOD, [':foo', '1']]],
+      ['a response pseudo-header (:status)', [[':status', '200'], ...GOOD]],
+      ['a pseudo-header after a regular field', [...without(':authority'), [':authority', 'x']]],
+      ['connection: keep-alive', [...GOOD, ['connection', 'keep-alive']]],
+      ['transfer-encoding', [...GOOD, ['transfer-encoding', 'chunked']]],
+      ['te other than trailers', [...GOOD, ['te', 'gzip']]],
+      ['a duplicated :method', [...GOOD.slice(0, 1), ...GOOD]],
+      ['a duplicated :scheme', [GOOD[1]!, ...GOOD]],
+      ['a duplicated :path', [[':path', '/t.T/Big'], ...GOOD]],
+      ['no :path', without(':path')],
+      ['an empty :path', [...without(':path').slice(0, 2), [':path', ''], ...without(':path').slice(2)]],
+      ['no :scheme', without(':scheme')],
+      ['no :method', without(':method')],
+      ['a value with CR LF', [...GOOD, ['x-v', 'a\r\nb']]],
+      ['a value with a leading space', [...GOOD, ['x-v', ' a']]],
+      ['content-length that is not a number', [...GOOD, ['content-length', '-1']]],
+    ];
+    for (const [what, fields] of cases) {
+      it(`refuses ${what}`, async () => {
+        await start();
+        const c = await raw();
+        c.send(1, 0x4, 1, block(fields));
+        c.message(1, Buffer.alloc(1), { endStream: true });
+        expect(rstCode(await c.next(rst(1), 'RST_STREAM'))).to.equal(H2Error.PROTOCOL_ERROR);
+        // Served means an answer on the stream; the connection goes on.
+        expect(c.frames.some((f) => f.type === 1 && f.id === 1)).to.equal(false);
+        c.request(3, '/t.T/Len');
+        c.message(3, Buffer.alloc(1), { endStream: true });
+        await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the next call served');
+        expect(c.frames.some(goaway)).to.equal(false);
+      });
+    }
+
+    it('refuses trailers with a pseudo-header, and a request whose DATA does not add up to its content-length', async () => {
+      await start();
+      const c = await raw();
+      c.request(1, '/t.T/Len');
+      c.message(1, Buffer.alloc(1));
+      c.send(1, 0x5, 1, block([[':path', '/x']]));
+      expect(rstCode(await c.next(rst(1), 'RST_STREAM on the trailers'))).to.equal(H2Error.PROTOCOL_ERROR);
+      // content-length 10, 6 bytes sent (a 1-byte message), then END_STREAM.
+      c.request(3, '/t.T/Len', [['content-length', '10']]);
+      c.message(3, Buffer.alloc(1), { endStream: true });
+      expect(rstCode(await c.next(rst(3), 'RST_STREAM on a short body'))).to.equal(H2Error.PROTOCOL_ERROR);
+      // content-length 3, 6 bytes sent.
+      c.request(5, '/t.T/Len', [['content-length', '3']]);
+      c.message(5, Buffer.alloc(1));
+      expect(rstCode(await c.next(rst(5), 'RST_STREAM on a long body'))).to.equal(H2Error.PROTOCOL_ERROR);
+      // A matching content-length is served.
+      c.request(7, '/t.T/Len', [['content-length', '6']]);
+      c.message(7, Buffer.alloc(1), { endStream: true });
+      await c.next((f) => f.type === 1 && f.id === 7 && (f.flags & 1) === 1, 'a matching body served');
+    });
+
+    it('answers a request that is not gRPC once it has ended, with 405 or 415 and a body saying what the port serves', async () => {
+      await start();
+      const c = await raw();
+      c.send(1, 0x4, 1, block([[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'x']]));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(c.frames.some((f) => f.id === 1), 'nothing before the request ends').to.equal(false);
+      c.send(0, 1, 1, Buffer.from('ignored'));
+      await c.next((f) => f.type === 0 && f.id === 1 && (f.flags & 1) === 1, 'the end of the body');
+      expect(c.headers(1)[0]).to.include({ ':status': '405', allow: 'POST' });
+      expect(c.data(1).toString()).to.include('serves gRPC on this port');
+      expect(c.frames.some(rst(1)), 'no reset of a stream that ended').to.equal(false);
+    });
+  });
+
+  describe('stream states (RFC 9113 §5.1, §5.1.1, §5.3.1)', () => {
+    it('closes the connection on HEADERS for a stream the client closed (STREAM_CLOSED) or a lower id never used (PROTOCOL_ERROR)', async () => {
+      await start();
+      const closedStream = await raw();
+      closedStream.request(1, '/t.T/Len', [], true);
+      await closedStream.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the answer');
+      closedStream.request(1, '/t.T/Len', [], true);
+      expect(goawayCode(await closedStream.next(goaway, 'GOAWAY'))).to.equal(H2Error.STREAM_CLOSED);
+
+      const lower = await raw();
+      lower.request(5, '/t.T/Len');
+      lower.request(3, '/t.T/Len');
+      expect(goawayCode(await lower.next(goaway, 'GOAWAY'))).to.equal(H2Error.PROTOCOL_ERROR);
+    });
+
+    it('answers DATA on a stream the client reset or half-closed with RST_STREAM STREAM_CLOSED', async () => {
+      await start();
+      const c = await raw();
+      c.request(1, '/t.T/Len');
+      c.send(3, 0, 1, Buffer.from([0, 0, 0, H2Error.CANCEL]));
+      c.message(1, Buffer.alloc(1));
+      expect(rstCode(await c.next(rst(1), 'RST_STREAM'))).to.equal(H2Error.STREAM_CLOSED);
+      c.request(3, '/t.T/Len', [], true);
+      c.message(3, Buffer.alloc(1));
+      expect(rstCode(await c.next(rst(3), 'RST_STREAM'))).to.equal(H2Error.STREAM_CLOSED);
+      expect(c.frames.some(goaway)).to.equal(false);
+    });
+
+    it('drops what a client sent before it heard our reset, without a reply', async () => {
+      await start();
+      const c = await raw();
+      // Oversized: answered RESOURCE_EXHAUSTED and reset (NO_ERROR) while the client still sends.
+      c.request(1, '/t.T/Big');
+      c.message(1, Buffer.alloc(2_000));
+      await c.next(rst(1), 'our reset');
+      c.message(1, Buffer.alloc(1));
+      c.send(1, 0x5, 1, block([['x-trailer', '1']]));
+      c.request(3, '/t.T/Len', [], true);
+      await c.next((f) => f.type === 1 && f.id === 3, 'the next call served');
+      expect(c.frames.filter(rst(1)).map(rstCode)).to.deep.equal([H2Error.NO_ERROR]);
+      expect(c.frames.some(goaway)).to.equal(false);
+    });
+
+    it('refuses a stream that depends on itself, in HEADERS or PRIORITY (PROTOCOL_ERROR)', async () => {
+      await start();
+      const c = await raw();
+      const prio = Buffer.from([0, 0, 0, 1, 16]);
+      c.send(1, 0x25, 1, Buffer.concat([prio, block(GOOD)]));
+      expect(rstCode(await c.next(rst(1), 'RST_STREAM on HEADERS'))).to.equal(H2Error.PROTOCOL_ERROR);
+      c.send(2, 0, 3, Buffer.from([0, 0, 0, 3, 16]));
+      expect(rstCode(await c.next(rst(3), 'RST_STREAM on PRIORITY'))).to.equal(H2Error.PROTOCOL_ERROR);
+    });
+
+    it('sends no RST_STREAM after a trailers-only answer to a request that had already ended', async () => {
+      await start();
+      const c = await raw();
+      c.request(1, '/no.Such/Method', [], true);
+      await c.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the answer');
+      c.request(3, '/t.T/Len', [], true);
+      await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the next answer');
+      expect(c.frames.some(rst(1))).to.equal(false);
+    });
+  });
+
+  describe('rapid reset (CVE-2023-44487), counted precisely', () => {
+    it('keeps a client that cancels calls it was answered on, however many', async () => {
+      await start();
+      const c = await raw();
+      // 1,200 calls in batches of 100: each answered, then cancelled (how clients end long streams).
+      for (let batch = 0; batch < 12; batch++) {
+        const ids = Array.from({ length: 100 }, (_, i) => 2 * (batch * 100 + i) + 1);
+        for (const id of ids) {
+          c.request(id, '/t.T/Len');
+          c.message(id, Buffer.alloc(1));
+        }
+        await eventually(() => ids.every((id) => c.frames.some((f) => f.type === 0 && f.id === id)), `batch ${batch} answered`);
+        for (const id of ids) c.send(3, 0, id, Buffer.from([0, 0, 0, H2Error.CANCEL]));
+      }
+      c.request(2_401, '/t.T/Len', [], true);
+      await c.next((f) => f.type === 1 && f.id === 2_401 && (f.flags & 1) === 1, 'still served');
+      expect(c.frames.some(goaway)).to.equal(false);
+    });
+
+    it('cuts a client resetting unanswered calls past the burst with GOAWAY and the last stream id; calls already accepted finish', async () => {
+      let t = 0;
+      await start({ now: () => t });
+      const c = await raw();
+      // An accepted call, answered once, left open.
+      c.request(1, '/t.T/Len');
+      c.message(1, Buffer.alloc(1));
+      await c.next((f) => f.type === 0 && f.id === 1, 'the first answer');
+      let id = 3;
+      const resetBurst = (n: number) => {
+        for (let i = 0; i < n; i++, id += 2) {
+          c.request(id, '/t.T/Len');
+          c.send(3, 0, id, Buffer.from([0, 0, 0, H2Error.CANCEL]));
+        }
+      };
+      resetBurst(H2_LIMITS.unansweredResetBurst);
+      // A second later the bucket has refilled by the rate: that many more are allowed.
+      c.request(id, '/t.T/Len', [], true);
+      await c.next((f) => f.type === 1 && f.id === id && (f.flags & 1) === 1, 'served after the burst');
+      id += 2;
+      t += 1_000;
+      resetBurst(H2_LIMITS.resetRatePerSecond);
+      c.request(id, '/t.T/Len', [], true);
+      await c.next((f) => f.type === 1 && f.id === id && (f.flags & 1) === 1, 'served after the refill');
+      id += 2;
+      expect(c.frames.some(goaway)).to.equal(false);
+      resetBurst(1);
+      const f = await c.next(goaway, 'GOAWAY');
+      expect(goawayCode(f)).to.equal(H2Error.ENHANCE_YOUR_CALM);
+      expect(f.payload.readUInt32BE(0)).to.equal(id - 2);
+      // The call accepted before goes on to its end; new ones are refused.
+      c.message(1, Buffer.alloc(2), { endStream: true });
+      await c.next((x) => x.type === 1 && x.id === 1 && (x.flags & 1) === 1, 'the accepted call finished');
+      expect(c.data(1).readUInt32BE(14)).to.equal(2);
+      await eventually(() => c.closed, 'closed once its calls ended');
+      expect(await metrics.value('inferplane_connections_closed_total', { reason: 'protocol-error' })).to.equal(1);
+    });
   });
 });
