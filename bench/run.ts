@@ -1,8 +1,10 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
- * fanout|churn|ingest|latency|p2c|simulate|soak|large` runs one (p2c needs the Envoy that `npm test` installs; soak, 11
- * minutes at its default size, and large, 5,000 services in the production build, run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
+ * fanout|churn|ingest|latency|p2c|simulate|soak|large|h2` runs one (p2c needs the Envoy that `npm test` installs; soak, 11
+ * minutes at its default size, large, 5,000 services in the production build, and h2, floods of the xDS port
+ * with h2load from Debian's nghttp2-client (`--h2-modes ads,ads-tls,handshakes,continuation,resets`, `--h2-server-dir` to
+ * measure another checkout), run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
  * the Go peer in bench/peers/ instead (needs Go; `--variants sotw,delta`, `--reps`, `--storm`, `--after-seconds`); without
  * `--vs`, `--variants delta` makes the in-process fan-out's streams Delta. Compare ratios within one run: the machine is small and shared.
  */
@@ -15,6 +17,7 @@ import { versusPeer } from './vs-peer.js';
 import { decisionLatency, ingest } from './scaler.js';
 import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } from './common.js';
 import { simulateBench } from './simulate.js';
+import { continuationFlood, h2Flood, resetBehaviour } from './h2-flood.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { createSnapshotCache } from '../src/xds/cache.js';
@@ -61,6 +64,10 @@ const { values } = parseArgs({
     'soak-hold': { type: 'string', default: '10' },
     'nack-streams': { type: 'string', default: '1000' },
     'nack-changes': { type: 'string', default: '10' },
+    'h2-modes': { type: 'string', default: 'ads,ads-tls,handshakes,continuation,resets' },
+    'h2-server-dir': { type: 'string', default: '.' },
+    'h2-seconds': { type: 'string', default: '15' },
+    'h2-rps': { type: 'string', default: '25000' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -169,6 +176,15 @@ if (!values.only || values.only === 'p2c') {
 if (!values.only || values.only === 'simulate') await simulateBench();
 if (values.only === 'large') {
   await large({ services: Number(values['large-services']), endpoints: Number(values['large-endpoints']), streams: Number(values['large-streams']), rewrites: Number(values['large-rewrites']) });
+}
+if (values.only === 'h2') {
+  const serverDir = values['h2-server-dir'];
+  for (const mode of values['h2-modes'].split(',')) {
+    if (mode === 'ads' || mode === 'ads-tls' || mode === 'handshakes') await h2Flood({ mode, serverDir, seconds: Number(values['h2-seconds']), rps: Number(values['h2-rps']) });
+    else if (mode === 'continuation') await continuationFlood({ serverDir, seconds: 35 });
+    else if (mode === 'resets') await resetBehaviour({ serverDir });
+    else throw new Error(`--h2-modes: ${mode} is not ads, ads-tls, handshakes, continuation or resets`);
+  }
 }
 if (values.only === 'soak') {
   await soak({

@@ -513,6 +513,8 @@ export class Connection {
   private problem: ConnectionProblem | undefined;
   /** Reading is paused until the next turn, having used this turn's frames. */
   private yielding = false;
+  /** Holds on reading taken by the host (see {@link hold}). */
+  private holds = 0;
   private blocked: Set<Call> | undefined;
   private certificate: PeerCertificate | null | undefined;
 
@@ -625,6 +627,20 @@ export class Connection {
     }
   }
 
+  /**
+   * Stops handling the client's frames until {@link release}: the host has queued work for this connection behind
+   * other connections', and reading more would only queue more. What was read stays unhandled; TCP pushes back.
+   * Holds nest.
+   */
+  hold(): void {
+    if (this.holds++ === 0) this.socket.pause();
+  }
+
+  /** Lets go of a {@link hold}; reading goes on in a later turn once no hold is left. */
+  release(): void {
+    if (--this.holds === 0) this.yieldTurn();
+  }
+
   private remember(id: number, by: ClosedBy): void {
     this.closed.set(id, by);
     if (this.closed.size > H2_LIMITS.closedStreams) this.closed.delete(this.closed.keys().next().value!);
@@ -682,6 +698,7 @@ export class Connection {
       let p = 0;
       let frames = 0;
       while (data.length - p >= 9) {
+        if (this.holds > 0) break;
         if (frames++ === H2_LIMITS.framesPerTurn) {
           this.yieldTurn();
           break;
@@ -705,17 +722,18 @@ export class Connection {
     }
   }
 
+  /** Pauses reading until a later turn, then handles what was left unhandled and reads on (unless held again). */
   private yieldTurn(): void {
     if (this.yielding) return;
     this.yielding = true;
     this.socket.pause();
     setImmediate(() => {
       this.yielding = false;
-      if (this.closedOnce || this.socket.destroyed) return;
+      if (this.closedOnce || this.socket.destroyed || this.holds > 0) return;
       const rest = this.pending;
       this.pending = undefined;
       if (rest) this.readFrames(rest);
-      if (!this.yielding && !this.closedOnce) this.socket.resume();
+      if (!this.yielding && this.holds === 0 && !this.closedOnce) this.socket.resume();
     });
   }
 

@@ -156,6 +156,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
           write: (frame: Buffer) => call.write(frame),
           close: (code: GrpcStatus, details: string) => call.end(code, details),
           peerCertificate: call.peerCertificate,
+          owner: call.conn,
         };
         const stream = m.variant === 'sotw' ? new SotwStream(m.kind, deps, transport) : new DeltaStream(m.kind, deps, transport);
         calls.add(stream);

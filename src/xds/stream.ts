@@ -59,6 +59,18 @@ export interface StreamTransport {
   close(code: GrpcStatus, details: string): void;
   /** The client certificate the peer presented (mTLS), for node identity checks. */
   readonly peerCertificate?: PeerCertificate | undefined;
+  /** The connection under the stream, held while the stream's work waits in the queue (see {@link WorkOwner}). */
+  readonly owner?: WorkOwner;
+}
+
+/**
+ * What queued work is for: a client connection. It is held from when a job of its streams is queued until the
+ * job has run, and stops reading while held, so a connection that floods the port waits on its own backlog and
+ * cannot queue more than one turn of work ahead of the others.
+ */
+export interface WorkOwner {
+  hold(): void;
+  release(): void;
 }
 
 /** A request refused before decoding; handed to the stream so it can close with a clear status. */
@@ -277,10 +289,23 @@ let flushing = false;
  * Queues a stream's flush (or a request that arrived past the turn's slice). They run first come, first
  * served, within the slice of each turn of the event loop that long work shares (src/steps.ts): a change
  * reaching thousands of streams, or a few streams each taking megabytes, never holds the loop much longer than
- * a slice.
+ * a slice. The stream's connection is held meanwhile: it reads no more requests while one of its jobs waits,
+ * so the queue holds about one job per connection and a newcomer waits behind one job of each, not behind a
+ * flood's backlog.
  */
-function enqueueFlush(flush: () => void): void {
-  flushes.push(flush);
+function enqueueFlush(flush: () => void, owner: WorkOwner | undefined): void {
+  if (owner) {
+    owner.hold();
+    flushes.push(() => {
+      try {
+        flush();
+      } finally {
+        owner.release();
+      }
+    });
+  } else {
+    flushes.push(flush);
+  }
   if (flushing) return;
   flushing = true;
   void drainFlushes();
@@ -341,7 +366,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
       enqueueFlush(() => {
         this.queued--;
         this.handleRequest(req);
-      });
+      }, this.transport.owner);
       return;
     }
     this.handleRequest(req);
@@ -522,7 +547,7 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
     enqueueFlush(() => {
       this.scheduled = false;
       this.flush();
-    });
+    }, this.transport.owner);
   }
 
   private flush(): void {
