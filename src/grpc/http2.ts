@@ -473,11 +473,12 @@ class ConnectionError extends Error {
 }
 
 /**
- * How a stream that is no longer open ended, as far as frames arriving on it are concerned: one the client
- * reset or finished may not carry more (STREAM_CLOSED); one we reset may still see what the client sent before
- * it heard (RFC 9113 §5.1, "closed"), which is dropped.
+ * How a stream that is no longer open ended, as far as frames arriving on it are concerned (RFC 9113 §5.1,
+ * "closed"): after the client's END_STREAM a frame is a connection error, after its RST_STREAM a stream error
+ * (both STREAM_CLOSED); after a reset of ours the client may still send what it sent before it heard, which is
+ * dropped.
  */
-type ClosedBy = 'client' | 'server';
+type ClosedBy = 'ended' | 'reset' | 'ours';
 
 /** One client connection. Created on a socket that is ready to read (TLS already negotiated). */
 export class Connection {
@@ -612,7 +613,7 @@ export class Connection {
   forget(call: Call): void {
     if (!this.calls.delete(call.id)) return;
     this.blocked?.delete(call);
-    this.remember(call.id, call.remoteClosed ? 'client' : 'server');
+    this.remember(call.id, call.remoteClosed ? 'ended' : 'ours');
     if (this.goingAway && this.calls.size === 0) this.socket.end();
   }
 
@@ -768,9 +769,14 @@ export class Connection {
         return this.onHeaders(flags, id, payload);
       case Frame.CONTINUATION:
         return this.onContinuation(flags, id, payload);
+      // Lengths are checked before stream ids, as frames are parsed before they are handled (nghttp2 does so too).
       case Frame.PRIORITY:
+        // A stream error (RFC 9113 §6.3), where nghttp2 makes it a connection error.
+        if (payload.length !== 5) {
+          if (id === 0) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'PRIORITY must be 5 bytes');
+          return this.resetStream(id, H2Error.FRAME_SIZE_ERROR);
+        }
         if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        if (payload.length !== 5) return this.resetStream(id, H2Error.FRAME_SIZE_ERROR);
         // A stream cannot depend on itself (RFC 9113 §5.3.1; RFC 7540 §5.3.1).
         if ((payload.readUInt32BE(0) & 0x7fffffff) === id) return this.resetStream(id, H2Error.PROTOCOL_ERROR);
         return;
@@ -781,8 +787,8 @@ export class Connection {
       case Frame.PUSH_PROMISE:
         throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'a client may not send PUSH_PROMISE');
       case Frame.PING:
-        if (id !== 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'PING on a stream');
         if (payload.length !== 8) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'PING must be 8 bytes');
+        if (id !== 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'PING on a stream');
         if (flags & ACK) {
           this.pingSentAt = undefined;
           return;
@@ -808,17 +814,22 @@ export class Connection {
     }
   }
 
+  /** Whether stream `id` is idle: one the client has not opened yet, or an even one, which only we could open (and never do). */
+  private idle(id: number): boolean {
+    return id > this.lastStreamId || id % 2 === 0;
+  }
+
   private onReset(id: number, payload: Buffer): void {
-    if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (payload.length !== 4) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'RST_STREAM must be 4 bytes');
-    if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`);
+    if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
+    if (this.idle(id)) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`);
     const call = this.calls.get(id);
     if (!call) return;
     if (!call.answered && !this.spendReset()) {
-      this.drop(call, 'client');
+      this.drop(call, 'reset');
       return this.cutOff(H2Error.ENHANCE_YOUR_CALM, `the client reset more than ${H2_LIMITS.unansweredResetBurst} calls before they were answered (at over ${H2_LIMITS.resetRatePerSecond}/s)`);
     }
-    this.drop(call, 'client');
+    this.drop(call, 'reset');
   }
 
   /** Takes one token for a reset of an unanswered stream; false when none is left. */
@@ -832,12 +843,10 @@ export class Connection {
   }
 
   private onSettings(flags: number, id: number, payload: Buffer): void {
-    if (id !== 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'SETTINGS on a stream');
-    if (flags & ACK) {
-      if (payload.length !== 0) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'a SETTINGS ACK must be empty');
-      return;
-    }
+    if (flags & ACK && payload.length !== 0) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'a SETTINGS ACK must be empty');
     if (payload.length % 6 !== 0) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, 'SETTINGS must be a multiple of 6 bytes');
+    if (id !== 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, 'SETTINGS on a stream');
+    if (flags & ACK) return;
     for (let p = 0; p < payload.length; p += 6) {
       const key = payload.readUInt16BE(p);
       const value = payload.readUInt32BE(p + 2);
@@ -877,7 +886,7 @@ export class Connection {
       if (waiting) this.unblock(waiting);
       return;
     }
-    if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
+    if (this.idle(id)) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
     const call = this.calls.get(id);
     // On a closed stream a WINDOW_UPDATE is allowed (the client may not yet know), and means nothing.
     if (!call) return;
@@ -909,10 +918,12 @@ export class Connection {
     const data = unpad(flags, payload);
     const call = this.calls.get(id);
     if (!call) {
-      if (id > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
-      // What the client sent before it heard our reset is dropped; on a stream it reset or finished, or one long
-      // gone, DATA is a stream error (RFC 9113 §5.1).
-      if (this.closed.get(id) === 'server') return;
+      if (this.idle(id)) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
+      // What the client sent before it heard our reset is dropped. On a stream it reset, or one long gone (where
+      // RFC 9113 §5.1 allows either), a stream error, as Go's server does; after its END_STREAM, a connection error.
+      const by = this.closed.get(id);
+      if (by === 'ours') return;
+      if (by === 'ended') throw new ConnectionError(H2Error.STREAM_CLOSED, `DATA on stream ${id} after the client ended it`);
       return this.resetStream(id, H2Error.STREAM_CLOSED);
     }
     if (call.remoteClosed) return this.resetStream(id, H2Error.STREAM_CLOSED);
@@ -974,13 +985,14 @@ export class Connection {
     if (id <= this.lastStreamId) {
       const by = this.closed.get(id);
       // Trailers the client sent before it heard our reset.
-      if (by === 'server') return;
-      if (by === 'client') throw new ConnectionError(H2Error.STREAM_CLOSED, `HEADERS on stream ${id}, which the client already closed`);
+      if (by === 'ours') return;
+      if (by === 'reset') return this.resetStream(id, H2Error.STREAM_CLOSED);
+      if (by === 'ended') throw new ConnectionError(H2Error.STREAM_CLOSED, `HEADERS on stream ${id}, which the client already ended`);
       throw new ConnectionError(H2Error.PROTOCOL_ERROR, `HEADERS on stream ${id}, lower than stream ${this.lastStreamId} already opened`);
     }
     this.lastStreamId = id;
-    if (this.goingAway || this.calls.size >= this.host.maxConcurrentStreams) return this.refuse(id, H2Error.REFUSED_STREAM);
-    if (selfDependent) return this.refuse(id, H2Error.PROTOCOL_ERROR);
+    if (this.goingAway || this.calls.size >= this.host.maxConcurrentStreams) return this.refuse(id, H2Error.REFUSED_STREAM, endStream);
+    if (selfDependent) return this.refuse(id, H2Error.PROTOCOL_ERROR, endStream);
     if (decoded.tooLarge) {
       const call = this.open(new Call(this, id, ''));
       call.remoteClosed = endStream;
@@ -990,9 +1002,9 @@ export class Connection {
     }
     // A malformed request is a stream error (RFC 9113 §8.1.1).
     const request = checkRequestHeaders(decoded.fields);
-    if (!request.success) return this.refuse(id, H2Error.PROTOCOL_ERROR);
+    if (!request.success) return this.refuse(id, H2Error.PROTOCOL_ERROR, endStream);
     const { method, path, contentLength } = request.value;
-    if (endStream && contentLength !== undefined && contentLength !== 0) return this.refuse(id, H2Error.PROTOCOL_ERROR);
+    if (endStream && contentLength !== undefined && contentLength !== 0) return this.refuse(id, H2Error.PROTOCOL_ERROR, endStream);
     const call = this.open(new Call(this, id, path));
     call.expectedLength = contentLength;
     // Known before the call is routed, so that an answer given at once does not reset a stream the client ended.
@@ -1007,18 +1019,18 @@ export class Connection {
     return call;
   }
 
-  /** A stream closed before it was opened: the reply counts as owed, and the id is remembered as ours. */
-  private refuse(id: number, code: number): void {
+  /** A stream closed before it was opened: the reply counts as owed, and the id is remembered. */
+  private refuse(id: number, code: number, endStream: boolean): void {
     this.owe();
     this.sendFrame(Frame.RST_STREAM, 0, id, u32(code));
-    this.remember(id, 'server');
+    this.remember(id, endStream ? 'ended' : 'ours');
   }
 
   private resetStream(id: number, code: number): void {
     this.owe();
     this.sendFrame(Frame.RST_STREAM, 0, id, u32(code));
     const call = this.calls.get(id);
-    if (call) this.drop(call, 'server');
+    if (call) this.drop(call, call.remoteClosed ? 'ended' : 'ours');
   }
 
   /** A call reset by either side: forgotten, and its handler told. */

@@ -50,7 +50,8 @@ function checkField(name: string, value: string): string | undefined {
   if (badName(name)) return `field name ${JSON.stringify(name)} is not lowercase token characters`;
   if (badValue(value)) return `field ${name} has a value with NUL, CR, LF or surrounding white space`;
   if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
-  if (name === 'te' && value !== 'trailers') return `te is ${JSON.stringify(value)}, not "trailers"`;
+  // Transfer-coding names are case-insensitive (RFC 9110 §10.1.4).
+  if (name === 'te' && value.toLowerCase() !== 'trailers') return `te is ${JSON.stringify(value)}, not "trailers"`;
   return undefined;
 }
 
@@ -80,6 +81,11 @@ export function checkRequestHeaders(fields: readonly HeaderField[]): Checked<Req
   }
   const method = pseudo.get(':method');
   if (method === undefined || method === '') return { success: false, error: ':method is missing' };
+  // A method is a token (RFC 9110 §9.1), a scheme as RFC 3986 §3.1 has it, a path without controls or spaces.
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(method)) return { success: false, error: `:method ${JSON.stringify(method)} is not a token` };
+  const scheme = pseudo.get(':scheme');
+  if (scheme !== undefined && !/^[A-Za-z][A-Za-z0-9+\-.]*$/.test(scheme)) return { success: false, error: `:scheme ${JSON.stringify(scheme)} is not a scheme` };
+  if (/[\x00-\x20\x7f-\xff]/.test(pseudo.get(':path') ?? '')) return { success: false, error: ':path holds a control character, a space or a byte above 0x7e' };
   if (method === 'CONNECT') {
     // CONNECT names only an authority (§8.5).
     if (pseudo.has(':scheme') || pseudo.has(':path') || !pseudo.get(':authority')) return { success: false, error: 'CONNECT needs :authority and no :scheme or :path' };
@@ -88,6 +94,8 @@ export function checkRequestHeaders(fields: readonly HeaderField[]): Checked<Req
   const path = pseudo.get(':path');
   if (!pseudo.get(':scheme')) return { success: false, error: ':scheme is missing' };
   if (!path) return { success: false, error: ':path is missing or empty' };
+  // Origin form, or "*" for OPTIONS (RFC 9113 §8.3.1; RFC 9112 §3.2).
+  if (!path.startsWith('/') && !(path === '*' && method === 'OPTIONS')) return { success: false, error: `:path ${JSON.stringify(path)} does not start with /` };
   return { success: true, value: { method, path, contentLength } };
 }
 

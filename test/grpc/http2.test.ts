@@ -425,6 +425,9 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       ['a duplicated :path', [[':path', '/t.T/Big'], ...GOOD]],
       ['no :path', without(':path')],
       ['an empty :path', [...without(':path').slice(0, 2), [':path', ''], ...without(':path').slice(2)]],
+      ['a :path that does not start with /', [...without(':path').slice(0, 2), [':path', 't.T/Len'], ...without(':path').slice(2)]],
+      ['a :method that is not a token', [[':method', 'P\xd3ST'], ...without(':method')]],
+      ['a :path with a space', [...without(':path').slice(0, 2), [':path', '/t.T/Len x'], ...without(':path').slice(2)]],
       ['no :scheme', without(':scheme')],
       ['no :method', without(':method')],
       ['a value with CR LF', [...GOOD, ['x-v', 'a\r\nb']]],
@@ -497,17 +500,24 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       expect(goawayCode(await lower.next(goaway, 'GOAWAY'))).to.equal(H2Error.PROTOCOL_ERROR);
     });
 
-    it('answers DATA on a stream the client reset or half-closed with RST_STREAM STREAM_CLOSED', async () => {
+    it('answers DATA on a stream the client reset or half-closed with RST_STREAM STREAM_CLOSED, and after the stream ended with GOAWAY STREAM_CLOSED', async () => {
       await start();
-      const c = await raw();
+      // A stream window of 0 keeps the answer to the GET below from going out: the stream stays half-closed (remote).
+      const c = await raw([[4, 0]]);
       c.request(1, '/t.T/Len');
       c.send(3, 0, 1, Buffer.from([0, 0, 0, H2Error.CANCEL]));
       c.message(1, Buffer.alloc(1));
-      expect(rstCode(await c.next(rst(1), 'RST_STREAM'))).to.equal(H2Error.STREAM_CLOSED);
-      c.request(3, '/t.T/Len', [], true);
+      expect(rstCode(await c.next(rst(1), 'RST_STREAM after the client reset'))).to.equal(H2Error.STREAM_CLOSED);
+      c.send(1, 0x5, 3, block([[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'x']]));
       c.message(3, Buffer.alloc(1));
-      expect(rstCode(await c.next(rst(3), 'RST_STREAM'))).to.equal(H2Error.STREAM_CLOSED);
+      expect(rstCode(await c.next(rst(3), 'RST_STREAM on a half-closed stream'))).to.equal(H2Error.STREAM_CLOSED);
       expect(c.frames.some(goaway)).to.equal(false);
+
+      const ended = await raw();
+      ended.request(1, '/t.T/Len', [], true);
+      await ended.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the answer');
+      ended.message(1, Buffer.alloc(1));
+      expect(goawayCode(await ended.next(goaway, 'GOAWAY after the stream ended'))).to.equal(H2Error.STREAM_CLOSED);
     });
 
     it('drops what a client sent before it heard our reset, without a reply', async () => {
