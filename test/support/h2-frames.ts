@@ -1,4 +1,5 @@
 import { encodeHeaders, type HeaderField } from '../../src/grpc/hpack.js';
+import { createRandom } from '../../src/simulate/random.js';
 import { RawClient, type RawFrame } from './h2-raw.js';
 
 /**
@@ -8,18 +9,6 @@ import { RawClient, type RawFrame } from './h2-raw.js';
  * DATA, SETTINGS with legal and illegal values. A sequence is sent after the client preface and an empty
  * SETTINGS; its bytes are what a regression file holds.
  */
-
-/** mulberry32: a small seeded generator, so every run sees the same sequences. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The method both servers of the differential check serve: it echoes each message and ends OK on half-close. */
 export const ECHO_PATH = '/t.T/Echo';
@@ -135,8 +124,15 @@ function randomFrame(r: () => number): Buffer {
   return frameBytes(0x20 + Math.floor(r() * 200), Math.floor(r() * 256), id, bytes(Math.floor(r() * 8)));
 }
 
+/** A generator of sequences for one seed: the same seed gives the same sequences. */
+export function sequences(seed: number): () => Buffer {
+  const random = createRandom(seed);
+  const r = () => random.next();
+  return () => randomSequence(r);
+}
+
 /** A sequence of 1–10 frames, as the bytes to send after the preface and SETTINGS. */
-export function randomSequence(r: () => number): Buffer {
+function randomSequence(r: () => number): Buffer {
   return Buffer.concat(Array.from({ length: 1 + Math.floor(r() * 10) }, () => randomFrame(r)));
 }
 
