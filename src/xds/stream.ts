@@ -64,9 +64,9 @@ export interface StreamTransport {
 }
 
 /**
- * What queued work is for: a client connection. It is held from when a job of its streams is queued until the
- * job has run, and stops reading while held, so a connection that floods the port waits on its own backlog and
- * cannot queue more than one turn of work ahead of the others.
+ * What queued work is for: a client connection. It is held from when a request of its streams is queued until
+ * the request has been handled, and stops reading while held, so a connection that floods the port waits on its
+ * own backlog and cannot queue more than one turn of work ahead of the others.
  */
 export interface WorkOwner {
   hold(): void;
@@ -289,9 +289,9 @@ let flushing = false;
  * Queues a stream's flush (or a request that arrived past the turn's slice). They run first come, first
  * served, within the slice of each turn of the event loop that long work shares (src/steps.ts): a change
  * reaching thousands of streams, or a few streams each taking megabytes, never holds the loop much longer than
- * a slice. The stream's connection is held meanwhile: it reads no more requests while one of its jobs waits,
- * so the queue holds about one job per connection and a newcomer waits behind one job of each, not behind a
- * flood's backlog.
+ * a slice. A request's connection is held meanwhile: it reads no more while one of its requests waits, so the
+ * queue holds about one request per connection and a newcomer waits behind one of each, not behind a flood's
+ * backlog.
  */
 function enqueueFlush(flush: () => void, owner: WorkOwner | undefined): void {
   if (owner) {
@@ -544,10 +544,11 @@ export abstract class XdsStream<Req extends CommonRequest = CommonRequest, TS ex
   protected schedule(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
+    // Not held: a flush is the server's own work (a change reaching every stream), not the client's asking.
     enqueueFlush(() => {
       this.scheduled = false;
       this.flush();
-    }, this.transport.owner);
+    }, undefined);
   }
 
   private flush(): void {
