@@ -396,6 +396,17 @@ async function runSimulate(args: string[]): Promise<void> {
     ...(values.replicas !== undefined && { replicas: whole(values.replicas, '--replicas', 1)! }),
     ...(values.seed !== undefined && { seed: whole(values.seed, '--seed', 0)! }),
   };
+  // Output files are checked before the simulation runs, not after it.
+  for (const flag of ['html', 'json'] as const) {
+    const file = values[flag];
+    if (file === undefined || file === '-') continue;
+    const dir = path.dirname(path.resolve(file));
+    try {
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch (e) {
+      fail(`--${flag} ${file}: cannot write into ${dir} (${(e as NodeJS.ErrnoException).code ?? String(e)}); name a file in a directory that exists`);
+    }
+  }
   const loaded = loadScenario(positionals[0]!);
   if (!loaded.ok) {
     process.stderr.write(`inferplane: the scenario is refused; nothing was simulated:\n${loaded.error.map((e) => `  ${e}`).join('\n')}\n`);
@@ -471,8 +482,14 @@ async function runServe(args: string[]): Promise<void> {
   const kube = () => {
     if (loaded) return loaded;
     loaded = new KubeConfig();
-    if (values.kubeconfig) loaded.loadFromFile(values.kubeconfig);
-    else {
+    if (values.kubeconfig) {
+      try {
+        loaded.loadFromFile(values.kubeconfig);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        fail(`--kubeconfig ${values.kubeconfig}: ${code ? `cannot read it (${code})` : `not a kubeconfig: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`}`);
+      }
+    } else {
       // client-node would otherwise fall back to http://localhost:8080 and retry it forever.
       if (!clusterConfigFound()) fail('no Kubernetes cluster found: not running in a pod (no service account token), $KUBECONFIG unset and ~/.kube/config missing; pass --kubeconfig FILE, or serve a file with --discovery file');
       loaded.loadFromDefault();

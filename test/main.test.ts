@@ -146,6 +146,27 @@ describe('inferplane CLI', () => {
     }
   });
 
+  it('says in one line when --kubeconfig names a missing or malformed file, exit 2', async function () {
+    this.timeout(30_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-kubeconfig-'));
+    try {
+      const malformed = path.join(dir, 'bad.yaml');
+      fs.writeFileSync(malformed, 'clusters: [\n');
+      const cases = [
+        [path.join(dir, 'missing.yaml'), `inferplane: --kubeconfig ${path.join(dir, 'missing.yaml')}: cannot read it (ENOENT)`],
+        [malformed, `inferplane: --kubeconfig ${malformed}: not a kubeconfig: `],
+      ] as const;
+      for (const [file, message] of cases) {
+        const p = inferplane(['serve', '--discovery', 'kubernetes', '--kubeconfig', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0']);
+        expect(await p.exited).to.equal(2);
+        expect(p.err().split('\n')[0]).to.satisfy((line: string) => line.startsWith(message));
+        expect(p.err()).not.to.contain('    at ');
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs the compose demo\'s dry-run scaler on files alone, with its decisions on /status/scaler', async function () {
     this.timeout(30_000);
     const p = run(['serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--scaler', '--dry-run', '--policy', 'examples/compose-scaling-policy.yaml']);

@@ -36,13 +36,15 @@ describe('inferplane simulate (the command)', function () {
       [['--mode', 'fast'], 'inferplane: --mode must be aggregate or exact, got "fast"'],
       [['--balancers', '1.5'], 'inferplane: --balancers must be a whole number of at least 1, got "1.5"'],
       [['--replicas', '3'], 'inferplane: --replicas: the scenario has no fixed-fleet run'],
+      [['--html', '/no/such/dir/x.html'], 'inferplane: --html /no/such/dir/x.html: cannot write into /no/such/dir (ENOENT); name a file in a directory that exists'],
     ] as const;
     const withFixedRemoved = path.join(dir, 'no-fixed.yaml');
     fs.writeFileSync(withFixedRemoved, SCENARIO.replace(/ {2}- { name: fixed.*\n/, ''));
     await Promise.all(cases.map(async ([flags, message], i) => {
-      const p = inferplane(['simulate', i === cases.length - 1 ? withFixedRemoved : scenario, ...flags]);
+      const p = inferplane(['simulate', flags[0] === '--replicas' && flags[1] === '3' ? withFixedRemoved : scenario, ...flags]);
       expect(await p.exited, flags.join(' ')).to.equal(2);
       expect(p.err().split('\n')[0]).to.equal(message);
+      expect(p.out(), `${flags.join(' ')}: nothing simulated`).to.equal('');
     }));
     const none = inferplane(['simulate']);
     expect(await none.exited).to.equal(2);
