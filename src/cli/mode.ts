@@ -21,7 +21,7 @@ export async function forceMode(base: string, service: string, mode: string, for
     throw new StatusError(`cannot reach inferplane's admin endpoint at ${base} (${c?.code ?? c?.message ?? (e instanceof Error ? e.message : String(e))}); is "inferplane serve --scaler" running there? (--admin URL)`);
   }
   const text = await res.text();
-  let body: { error?: string; state?: { mode: string; reason: string; until: string | null } };
+  let body: { error?: string; state?: { mode: string; reason?: string; until: string | null } };
   try {
     body = JSON.parse(text) as typeof body;
   } catch {
@@ -29,6 +29,7 @@ export async function forceMode(base: string, service: string, mode: string, for
   }
   if (res.status !== 200) throw new StatusError(`${body.error ?? text.slice(0, 200)} (HTTP ${res.status})`);
   const s = body.state;
-  if (mode === 'auto') return `${service}: back to auto; now ${s?.mode ?? 'normal'}${s && s.reason !== 'operator' ? ` (${s.reason})` : ''}`;
+  // A service back in auto with no mode of its own has no reason to show.
+  if (mode === 'auto') return `${service}: back to auto; now ${s?.mode ?? 'normal'}${s?.reason && s.reason !== 'operator' ? ` (${s.reason})` : ''}`;
   return `${service}: ${s?.mode ?? mode} (forced${s?.until ? ` until ${s.until}` : ' until set back to auto'})`;
 }

@@ -127,7 +127,7 @@ describe(`burst playbooks flip Envoy's routes with the scaler's mode (real Envoy
     // The operator's CLI lifts it.
     const cli = inferplane(['mode', 'llama', 'auto', '--admin', admin]);
     expect(await cli.exited, cli.err()).to.equal(0);
-    expect(cli.out()).to.contain('llama: back to auto; now normal');
+    expect(cli.out()).to.equal('llama: back to auto; now normal\n');
     await eventually(async () => (await batch()).status === 200, 'the batch route served again', 5_000);
     expect((await core(300)).ok, 'the normal timeout again').to.equal(true);
     expect(status().modes['llama']).to.equal(undefined);
