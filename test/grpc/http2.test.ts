@@ -150,7 +150,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
 
     c.request(3, '/t.T/Big');
     c.message(3, Buffer.alloc(2_000));
-    await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the status');
+    await c.ended(3, 'the status');
     expect(c.headers(3)[0]).to.include({ 'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED), 'grpc-message': '2000 bytes is too many' });
     // The client had not half-closed: it is told to stop sending (RST_STREAM NO_ERROR).
     expect(c.frames.some((f) => f.type === 3 && f.id === 3 && f.payload.readUInt32BE(0) === H2Error.NO_ERROR)).to.equal(true);
@@ -235,7 +235,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
     expect(goawayCode(await c.next(goaway, 'GOAWAY'))).to.equal(H2Error.ENHANCE_YOUR_CALM);
     few.request(201, '/t.T/Len');
     few.message(201, Buffer.alloc(1), { endStream: true });
-    await few.next((f) => f.type === 1 && f.id === 201 && (f.flags & 1) === 1, 'the polite client still served');
+    await few.ended(201, 'the polite client still served');
     expect(few.frames.some(goaway)).to.equal(false);
   });
 
@@ -336,7 +336,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       expect(c.headers(1)[0]).to.include({ 'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED) });
       c.request(3, '/t.T/Len');
       c.message(3, Buffer.alloc(1), { endStream: true });
-      await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the next call served');
+      await c.ended(3, 'the next call served');
     });
 
     it('refuses a dynamic table size update above the advertised 4,096 bytes (COMPRESSION_ERROR)', async () => {
@@ -373,7 +373,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       const c = await raw([[4, 0]]);
       c.request(1, '/t.T/Spam');
       c.message(1, Buffer.alloc(1));
-      await c.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the status');
+      await c.ended(1, 'the status');
       expect(c.headers(1).at(-1)).to.include({ 'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED) });
       expect(c.frames.some((f) => f.type === 0 && f.id === 1)).to.equal(false);
     });
@@ -445,7 +445,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
         expect(c.frames.some((f) => f.type === 1 && f.id === 1)).to.equal(false);
         c.request(3, '/t.T/Len');
         c.message(3, Buffer.alloc(1), { endStream: true });
-        await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the next call served');
+        await c.ended(3, 'the next call served');
         expect(c.frames.some(goaway)).to.equal(false);
       });
     }
@@ -468,7 +468,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       // A matching content-length is served.
       c.request(7, '/t.T/Len', [['content-length', '6']]);
       c.message(7, Buffer.alloc(1), { endStream: true });
-      await c.next((f) => f.type === 1 && f.id === 7 && (f.flags & 1) === 1, 'a matching body served');
+      await c.ended(7, 'a matching body served');
     });
 
     it('answers a request that is not gRPC once it has ended, with 405 or 415 and a body saying what the port serves', async () => {
@@ -490,7 +490,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       await start();
       const closedStream = await raw();
       closedStream.request(1, '/t.T/Len', [], true);
-      await closedStream.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the answer');
+      await closedStream.ended(1, 'the answer');
       closedStream.request(1, '/t.T/Len', [], true);
       expect(goawayCode(await closedStream.next(goaway, 'GOAWAY'))).to.equal(H2Error.STREAM_CLOSED);
 
@@ -515,7 +515,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
 
       const ended = await raw();
       ended.request(1, '/t.T/Len', [], true);
-      await ended.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the answer');
+      await ended.ended(1, 'the answer');
       ended.message(1, Buffer.alloc(1));
       expect(goawayCode(await ended.next(goaway, 'GOAWAY after the stream ended'))).to.equal(H2Error.STREAM_CLOSED);
     });
@@ -549,9 +549,9 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       await start();
       const c = await raw();
       c.request(1, '/no.Such/Method', [], true);
-      await c.next((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1, 'the answer');
+      await c.ended(1, 'the answer');
       c.request(3, '/t.T/Len', [], true);
-      await c.next((f) => f.type === 1 && f.id === 3 && (f.flags & 1) === 1, 'the next answer');
+      await c.ended(3, 'the next answer');
       expect(c.frames.some(rst(1))).to.equal(false);
     });
   });
@@ -571,7 +571,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
         for (const id of ids) c.send(3, 0, id, Buffer.from([0, 0, 0, H2Error.CANCEL]));
       }
       c.request(2_401, '/t.T/Len', [], true);
-      await c.next((f) => f.type === 1 && f.id === 2_401 && (f.flags & 1) === 1, 'still served');
+      await c.ended(2_401, 'still served');
       expect(c.frames.some(goaway)).to.equal(false);
     });
 
@@ -593,12 +593,12 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       resetBurst(H2_LIMITS.unansweredResetBurst);
       // A second later the bucket has refilled by the rate: that many more are allowed.
       c.request(id, '/t.T/Len', [], true);
-      await c.next((f) => f.type === 1 && f.id === id && (f.flags & 1) === 1, 'served after the burst');
+      await c.ended(id, 'served after the burst');
       id += 2;
       t += 1_000;
       resetBurst(H2_LIMITS.resetRatePerSecond);
       c.request(id, '/t.T/Len', [], true);
-      await c.next((f) => f.type === 1 && f.id === id && (f.flags & 1) === 1, 'served after the refill');
+      await c.ended(id, 'served after the refill');
       id += 2;
       expect(c.frames.some(goaway)).to.equal(false);
       resetBurst(1);
@@ -607,7 +607,7 @@ describe('the gRPC transport (our own HTTP/2; raw-frame and Node clients on loop
       expect(f.payload.readUInt32BE(0)).to.equal(id - 2);
       // The call accepted before goes on to its end; new ones are refused.
       c.message(1, Buffer.alloc(2), { endStream: true });
-      await c.next((x) => x.type === 1 && x.id === 1 && (x.flags & 1) === 1, 'the accepted call finished');
+      await c.ended(1, 'the accepted call finished');
       expect(c.data(1).readUInt32BE(14)).to.equal(2);
       await eventually(() => c.closed, 'closed once its calls ended');
       expect(await metrics.value('inferplane_connections_closed_total', { reason: 'protocol-error' })).to.equal(1);

@@ -71,6 +71,11 @@ export class RawClient {
     return this.frames.find(match)!;
   }
 
+  /** Waits for the server to end stream `id` with HEADERS carrying END_STREAM (a status, or trailers). */
+  ended(id: number, what: string): Promise<RawFrame> {
+    return this.next((f) => f.type === 1 && f.id === id && (f.flags & 1) === 1, what);
+  }
+
   /** Every header block received on stream `id`, decoded in order (the table is the connection's). */
   headers(id: number): Record<string, string>[] {
     return this.frames.filter((f) => f.type === 1).map((f) => [f.id, Object.fromEntries(this.decoder.decode(f.payload, 1e6).fields)] as const).filter(([i]) => i === id).map(([, h]) => h);
