@@ -9,7 +9,7 @@ import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from './config/defaults.js';
 import { PACKAGE_ROOT } from './config/package-root.js';
 import { DEFAULT_LISTENER } from './model/model.js';
 import { serve, type Discovery, type ScalerSettings } from './serve.js';
-import { DEFAULT_ENGINE } from './sim/engine.js';
+import { DEFAULT_PRESET, ENGINE_PRESETS } from './sim/hardware.js';
 import { DEFAULT_SIM, startSimServer } from './sim/server.js';
 import { DEFAULT_MAX_STATS_MESSAGE_BYTES } from './scaler/metrics-service.js';
 import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
@@ -78,16 +78,16 @@ const SIM_USAGE = `usage: inferplane sim-vllm [options]
 
 A vLLM simulator for tests and demos (OpenAI-compatible /v1/completions,
 /v1/chat/completions with SSE streaming, /v1/models, /health, /metrics with vLLM's names). No model runs:
-latency follows a continuous-batching model (src/sim/engine.ts); defaults ≈ a 7-8B model on one H100.
+latency follows a continuous-batching engine whose steps are derived from the GPU and the model
+(src/sim/hardware.ts): bandwidth, FLOP/s, KV cache. Default preset: ${DEFAULT_PRESET}.
 
   --host HOST                   listen address (default 0.0.0.0)
   --port N                      listen port (default 8000)
   --model NAME                  served model name (default ${DEFAULT_SIM.model})
-  --max-batch N                 sequences decoded at once; later requests queue (default ${DEFAULT_ENGINE.maxBatch})
-  --prefill-base-ms MS          time to first token, fixed part (default ${DEFAULT_ENGINE.prefillBaseMs})
-  --prefill-per-token-ms MS     time to first token per input token (default ${DEFAULT_ENGINE.prefillPerTokenMs})
-  --decode-base-ms MS           decode step, fixed part (default ${DEFAULT_ENGINE.decodeBaseMs})
-  --decode-per-seq-ms MS        decode step per running sequence (default ${DEFAULT_ENGINE.decodePerSeqMs})
+  --preset NAME                 model and GPU: ${Object.keys(ENGINE_PRESETS).join(', ')}
+                                (default ${DEFAULT_PRESET})
+  --max-num-seqs N              sequences in the batch at most, as vLLM's flag (default: the preset's, 256)
+  --slowdown F                  every step F times longer (F ≥ 1): a slow or shared GPU (default 1)
   --load-seconds S              seconds of model loading before /health is 200 (default 0)
   --max-body-bytes N            largest request body (default ${DEFAULT_SIM.maxBodyBytes})
 `;
@@ -225,11 +225,9 @@ const SIM_OPTIONS = {
   host: { type: 'string', default: '0.0.0.0' },
   port: { type: 'string', default: '8000' },
   model: { type: 'string', default: DEFAULT_SIM.model },
-  'max-batch': { type: 'string', default: String(DEFAULT_ENGINE.maxBatch) },
-  'prefill-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillBaseMs) },
-  'prefill-per-token-ms': { type: 'string', default: String(DEFAULT_ENGINE.prefillPerTokenMs) },
-  'decode-base-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodeBaseMs) },
-  'decode-per-seq-ms': { type: 'string', default: String(DEFAULT_ENGINE.decodePerSeqMs) },
+  preset: { type: 'string', default: DEFAULT_PRESET },
+  'max-num-seqs': { type: 'string' },
+  slowdown: { type: 'string', default: '1' },
   'load-seconds': { type: 'string', default: '0' },
   'max-body-bytes': { type: 'string', default: String(DEFAULT_SIM.maxBodyBytes) },
   help: { type: 'boolean', short: 'h' },
@@ -449,15 +447,13 @@ async function runSim(args: string[]): Promise<void> {
     return n;
   };
   const port = portNumber(values.port, '--port');
+  const spec = ENGINE_PRESETS[values.preset];
+  if (!spec) fail(`--preset: no preset "${values.preset}"; the presets are ${Object.keys(ENGINE_PRESETS).join(', ')}`);
+  const slowdown = Number(values.slowdown);
+  if (!(slowdown >= 1)) fail(`--slowdown must be a number of at least 1, got "${values.slowdown}"`);
   const sim = await startSimServer({
     model: values.model,
-    engine: {
-      maxBatch: positive(values['max-batch'], '--max-batch'),
-      prefillBaseMs: nonNegative(values['prefill-base-ms'], '--prefill-base-ms'),
-      prefillPerTokenMs: nonNegative(values['prefill-per-token-ms'], '--prefill-per-token-ms'),
-      decodeBaseMs: nonNegative(values['decode-base-ms'], '--decode-base-ms'),
-      decodePerSeqMs: nonNegative(values['decode-per-seq-ms'], '--decode-per-seq-ms'),
-    },
+    engine: { spec: { ...spec, ...(values['max-num-seqs'] !== undefined && { maxNumSeqs: positive(values['max-num-seqs'], '--max-num-seqs') }) }, slowdown },
     loadSeconds: nonNegative(values['load-seconds'], '--load-seconds'),
     maxBodyBytes: positive(values['max-body-bytes'], '--max-body-bytes'),
   }, values.host, port).catch((e: unknown) => explainListenError(e, [{ flag: '--port', port }]) ?? Promise.reject(e));

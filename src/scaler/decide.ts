@@ -121,11 +121,13 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   scaleDownWindowMs: 180_000,
   maxSampleAgeMs: 10_000,
   minEnvoys: 1,
-  // Surge and emergency ask for bigger steps and keep more headroom, and never scale down.
+  // Surge and emergency ask for bigger steps and keep more headroom, and never scale down. The target sits just
+  // below the batch where an H100 running Llama-3.1-8B stops gaining throughput at ~50 in / ~50 out (≈ 96 in
+  // flight: beyond it every step is compute-bound and more in flight only waits; BENCHMARKS.md, "The engine model").
   modes: {
-    normal: { targetPerPod: 126, maxUpPods: 4, maxUpPercent: 100, maxDownPercent: 10 },
-    surge: { targetPerPod: 126, maxUpPods: 20, maxUpPercent: 200, maxDownPercent: 0 },
-    emergency: { targetPerPod: 110, maxUpPods: 100, maxUpPercent: 1000, maxDownPercent: 0 },
+    normal: { targetPerPod: 90, maxUpPods: 4, maxUpPercent: 100, maxDownPercent: 10 },
+    surge: { targetPerPod: 90, maxUpPods: 20, maxUpPercent: 200, maxDownPercent: 0 },
+    emergency: { targetPerPod: 79, maxUpPods: 100, maxUpPercent: 1000, maxDownPercent: 0 },
   },
   modeThresholds: { surge: 1.5, emergency: 3 },
   forcedMode: null,

@@ -1,37 +1,26 @@
+import { checkEngineSpec, DEFAULT_PRESET, ENGINE_PRESETS, engineFigures, stepMs, type EngineSpec } from './hardware.js';
+
 /**
- * The latency model of the vLLM simulator: a continuous-batching GPU server, good enough to drive balancers
- * and the scaler in tests and demos. It is a model, not a measurement.
+ * The vLLM simulator's engine: continuous batching with chunked prefill, its step times from the hardware model
+ * (hardware.ts). It is a model, not a measurement; BENCHMARKS.md ("The engine model") compares it with
+ * published ones.
  *
- * - Up to `maxBatch` sequences run at once; later requests wait in a FIFO queue.
- * - An admitted sequence spends `prefillBaseMs + prefillPerTokenMs × inputTokens` before its first token
- *   (prefill overlaps other sequences' decoding, as with chunked prefill).
- * - Then every decode step emits one token for each running sequence; a step lasts
- *   `decodeBaseMs + decodePerSeqMs × running`, so per-token time grows with the batch.
- *
- * Steady state with C concurrent requests (C ≤ maxBatch), N output tokens each:
- * latency ≈ TTFT + N × step(C), throughput ≈ C / latency. Beyond maxBatch, requests queue.
- * Defaults are roughly a 7–8B model on one H100 at ~50 input and ~50 output tokens: about 170 ms for a lone
- * request, about 1,200 requests/s at a full batch of 256.
+ * - A request is admitted when the batch has fewer than `maxNumSeqs` sequences and the KV cache can hold its
+ *   prompt and all its output tokens (reserved on admission, so nothing is ever preempted); otherwise it waits
+ *   in a FIFO queue.
+ * - Each step decodes one token for every sequence whose prompt is done, and spends what is left of the
+ *   `maxBatchedTokens` budget on prompt chunks, oldest first. The step that finishes a prompt gives its first
+ *   token.
+ * - A step lasts what the hardware model says for its work (tokens, KV read, attention), × `slowdown`.
  */
 export interface EngineParams {
-  readonly maxBatch: number;
-  readonly prefillBaseMs: number;
-  readonly prefillPerTokenMs: number;
-  readonly decodeBaseMs: number;
-  readonly decodePerSeqMs: number;
+  readonly spec: EngineSpec;
+  /** ≥ 1: a slow or noisy pod runs every step this many times longer. Read at each step. */
+  readonly slowdown: number;
 }
 
-/** See {@link EngineParams}. */
-export const DEFAULT_ENGINE: EngineParams = { maxBatch: 256, prefillBaseMs: 15, prefillPerTokenMs: 0.1, decodeBaseMs: 3, decodePerSeqMs: 0.005 };
-
-/**
- * The engine's steady-state latency (ms) of one request while `running` sequences share the batch: prefill,
- * then one decode step per output token, each step as long as the batch makes it. The aggregate simulation
- * (src/simulate/) uses this closed form of the same model; the per-request one runs the engine itself.
- */
-export function steadyLatencyMs(p: EngineParams, running: number, inputTokens: number, outputTokens: number): number {
-  return p.prefillBaseMs + p.prefillPerTokenMs * inputTokens + outputTokens * (p.decodeBaseMs + p.decodePerSeqMs * running);
-}
+/** The default engine: {@link DEFAULT_PRESET} at full speed. */
+export const DEFAULT_ENGINE: EngineParams = { spec: ENGINE_PRESETS[DEFAULT_PRESET]!, slowdown: 1 };
 
 /** The clock the engine runs on (real in the server, virtual in tests). */
 export interface EngineClock {
@@ -53,45 +42,46 @@ export interface Engine {
   /**
    * Queues a request. The returned function aborts it (the client went away, as vLLM aborts a request whose
    * connection closes): it leaves the queue or the batch at once, and no callback of it runs again.
+   * Throws a RangeError for a request the KV cache could never hold (vLLM refuses one longer than its context).
    */
   submit(req: GenerationRequest): () => void;
   running(): number;
   waiting(): number;
+  /** Share of the KV cache reserved by the batch, 0–1. */
+  kvUsage(): number;
 }
 
 interface Seq {
   readonly req: GenerationRequest;
-  readyAt: number;
+  prefilled: number;
   emitted: number;
+  readonly reserved: number;
+  gone: boolean;
 }
 
-/** Creates an engine on `clock`. Steps run only while there is work. */
+/** Creates an engine on `clock`. Steps run only while there is work. Throws on a spec the hardware model refuses. */
 export function createEngine(params: EngineParams, clock: EngineClock): Engine {
-  const queue: GenerationRequest[] = [];
+  const problems = checkEngineSpec(params.spec);
+  if (problems.length > 0) throw new RangeError(`engine ${params.spec.name}: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
+  const spec = params.spec;
+  const figures = engineFigures(spec);
+  const queue: Seq[] = [];
   const running: Seq[] = [];
+  let reserved = 0;
   let stepping = false;
 
   const admit = () => {
-    while (running.length < params.maxBatch && queue.length > 0) {
-      const req = queue.shift()!;
-      running.push({ req, readyAt: clock.now() + params.prefillBaseMs + params.prefillPerTokenMs * req.inputTokens, emitted: 0 });
+    while (queue.length > 0 && running.length < spec.maxNumSeqs && reserved + queue[0]!.reserved <= figures.kvTokens) {
+      const s = queue.shift()!;
+      reserved += s.reserved;
+      running.push(s);
     }
   };
 
-  const step = () => {
-    const now = clock.now();
-    for (let i = 0; i < running.length; i++) {
-      const s = running[i]!;
-      if (s.readyAt > now) continue;
-      if (s.emitted === 0) s.req.onFirstToken?.(now);
-      s.req.onToken(s.emitted++, now);
-      if (s.emitted >= s.req.maxTokens) {
-        running.splice(i--, 1);
-        s.req.onDone(now);
-      }
-    }
-    admit();
-    schedule();
+  const finish = (s: Seq) => {
+    s.gone = true;
+    reserved -= s.reserved;
+    running.splice(running.indexOf(s), 1);
   };
 
   const schedule = () => {
@@ -100,29 +90,77 @@ export function createEngine(params: EngineParams, clock: EngineClock): Engine {
       return;
     }
     stepping = true;
-    // Sequences still in prefill do not decode: wait for the earliest one if nothing is decoding yet.
-    const now = clock.now();
-    const earliest = Math.min(...running.map((s) => s.readyAt));
-    const stepMs = params.decodeBaseMs + params.decodePerSeqMs * running.length;
-    clock.setTimeout(step, Math.max(stepMs, earliest - now));
+    // Plan the step: decodes first, then prompt chunks in admission order within the token budget.
+    const decoding: Seq[] = [];
+    const chunks: [Seq, number][] = [];
+    let tokens = 0;
+    let kvRead = 0;
+    let attended = 0;
+    for (const s of running) {
+      if (s.prefilled < s.req.inputTokens) continue;
+      decoding.push(s);
+      const context = s.req.inputTokens + s.emitted;
+      tokens++;
+      kvRead += context;
+      attended += context;
+    }
+    let budget = spec.maxBatchedTokens - tokens;
+    for (const s of running) {
+      if (budget <= 0) break;
+      if (s.prefilled >= s.req.inputTokens) continue;
+      const n = Math.min(budget, s.req.inputTokens - s.prefilled);
+      chunks.push([s, n]);
+      budget -= n;
+      tokens += n;
+      kvRead += s.prefilled;
+      attended += n * (s.prefilled + n / 2);
+    }
+    const ms = stepMs(spec, figures, { tokens, kvRead, attended }) * Math.max(1, params.slowdown);
+    clock.setTimeout(() => {
+      const now = clock.now();
+      for (const [s, n] of chunks) {
+        if (s.gone) continue;
+        s.prefilled += n;
+        if (s.prefilled >= s.req.inputTokens) emit(s, now, true);
+      }
+      for (const s of decoding) if (!s.gone) emit(s, now, false);
+      admit();
+      schedule();
+    }, ms);
+  };
+
+  const emit = (s: Seq, now: number, first: boolean) => {
+    if (first) s.req.onFirstToken?.(now);
+    s.req.onToken(s.emitted++, now);
+    if (s.gone) return; // a callback aborted it
+    if (s.emitted >= s.req.maxTokens) {
+      finish(s);
+      s.req.onDone(now);
+    }
   };
 
   return {
     submit(req) {
-      queue.push(req);
+      const need = req.inputTokens + req.maxTokens;
+      if (need > figures.kvTokens) throw new RangeError(`a request of ${req.inputTokens} prompt and ${req.maxTokens} output tokens needs ${need} tokens of KV cache; this engine holds ${figures.kvTokens}`);
+      const s: Seq = { req, prefilled: 0, emitted: 0, reserved: need, gone: false };
+      queue.push(s);
       admit();
       if (!stepping) schedule();
       return () => {
-        const q = queue.indexOf(req);
-        if (q >= 0) queue.splice(q, 1);
-        const r = running.findIndex((s) => s.req === req);
-        if (r >= 0) {
-          running.splice(r, 1);
-          admit();
+        if (s.gone) return;
+        const q = queue.indexOf(s);
+        if (q >= 0) {
+          queue.splice(q, 1);
+          s.gone = true;
+          return;
         }
+        finish(s);
+        admit();
       };
     },
     running: () => running.length,
     waiting: () => queue.length,
+    kvUsage: () => reserved / figures.kvTokens,
   };
 }

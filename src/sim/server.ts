@@ -4,7 +4,7 @@ import { createEngine, DEFAULT_ENGINE, type EngineClock, type EngineParams } fro
 
 /**
  * Options of the vLLM simulator: a test and demo stand-in for a vLLM OpenAI-compatible server (no model runs;
- * latency follows the model in engine.ts).
+ * latency follows the engine model in engine.ts and hardware.ts).
  */
 export interface SimOptions {
   readonly model: string;
@@ -77,8 +77,8 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
     return [
       '# TYPE vllm:num_requests_running gauge', `vllm:num_requests_running{${l}} ${engine.running()}`,
       '# TYPE vllm:num_requests_waiting gauge', `vllm:num_requests_waiting{${l}} ${engine.waiting()}`,
-      '# TYPE vllm:kv_cache_usage_perc gauge', `vllm:kv_cache_usage_perc{${l}} ${engine.running() / o.engine.maxBatch}`,
-      '# TYPE vllm:gpu_cache_usage_perc gauge', `vllm:gpu_cache_usage_perc{${l}} ${engine.running() / o.engine.maxBatch}`,
+      '# TYPE vllm:kv_cache_usage_perc gauge', `vllm:kv_cache_usage_perc{${l}} ${engine.kvUsage()}`,
+      '# TYPE vllm:gpu_cache_usage_perc gauge', `vllm:gpu_cache_usage_perc{${l}} ${engine.kvUsage()}`,
       '# TYPE vllm:request_success_total counter', `vllm:request_success_total{${l},finished_reason="length"} ${success}`,
       `vllm:request_success_total{${l},finished_reason="abort"} ${aborted}`,
       ...e2e.render('vllm:e2e_request_latency_seconds', l),
@@ -114,41 +114,47 @@ export async function startSimServer(o: SimOptions, host: string, port: number):
     const start = clock.now();
     let first = start;
     const words: string[] = [];
-    if (stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     let finished = false;
-    const cancel = engine.submit({
-      inputTokens,
-      maxTokens,
-      onFirstToken: (at) => {
-        first = at;
-        ttft.observe((at - start) / 1000);
-      },
-      onToken: (i) => {
-        const word = `${i === 0 ? '' : ' '}token${i}`;
-        words.push(word);
-        if (stream) {
-          const choice = chat ? { index: 0, delta: i === 0 ? { role: 'assistant', content: word } : { content: word }, finish_reason: null } : { index: 0, text: word, logprobs: null, finish_reason: null };
-          res.write(`data: ${JSON.stringify({ id, object, created, model: o.model, choices: [choice] })}\n\n`);
-        }
-      },
-      onDone: (at) => {
-        finished = true;
-        success++;
-        e2e.observe((at - start) / 1000);
-        if (maxTokens > 1) tpot.observe((at - first) / 1000 / (maxTokens - 1));
-        const usage = { prompt_tokens: inputTokens, completion_tokens: maxTokens, total_tokens: inputTokens + maxTokens };
-        if (stream) {
-          const last = chat ? { index: 0, delta: {}, finish_reason: 'length' } : { index: 0, text: '', logprobs: null, finish_reason: 'length' };
-          res.write(`data: ${JSON.stringify({ id, object, created, model: o.model, choices: [last], usage })}\n\n`);
-          res.end('data: [DONE]\n\n');
-          return;
-        }
-        const text = words.join('');
-        const choice = chat ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' } : { index: 0, text, logprobs: null, finish_reason: 'length' };
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ id, object, created, model: o.model, choices: [choice], usage }));
-      },
-    });
+    let cancel: () => void;
+    try {
+      cancel = engine.submit({
+        inputTokens,
+        maxTokens,
+        onFirstToken: (at) => {
+          first = at;
+          ttft.observe((at - start) / 1000);
+        },
+        onToken: (i) => {
+          const word = `${i === 0 ? '' : ' '}token${i}`;
+          words.push(word);
+          if (stream) {
+            const choice = chat ? { index: 0, delta: i === 0 ? { role: 'assistant', content: word } : { content: word }, finish_reason: null } : { index: 0, text: word, logprobs: null, finish_reason: null };
+            res.write(`data: ${JSON.stringify({ id, object, created, model: o.model, choices: [choice] })}\n\n`);
+          }
+        },
+        onDone: (at) => {
+          finished = true;
+          success++;
+          e2e.observe((at - start) / 1000);
+          if (maxTokens > 1) tpot.observe((at - first) / 1000 / (maxTokens - 1));
+          const usage = { prompt_tokens: inputTokens, completion_tokens: maxTokens, total_tokens: inputTokens + maxTokens };
+          if (stream) {
+            const last = chat ? { index: 0, delta: {}, finish_reason: 'length' } : { index: 0, text: '', logprobs: null, finish_reason: 'length' };
+            res.write(`data: ${JSON.stringify({ id, object, created, model: o.model, choices: [last], usage })}\n\n`);
+            res.end('data: [DONE]\n\n');
+            return;
+          }
+          const text = words.join('');
+          const choice = chat ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' } : { index: 0, text, logprobs: null, finish_reason: 'length' };
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ id, object, created, model: o.model, choices: [choice], usage }));
+        },
+      });
+    } catch (e) {
+      // vLLM refuses a prompt plus max_tokens beyond what it can hold, before it starts.
+      return openAiError(res, 400, 'BadRequestError', (e as Error).message, 'max_tokens');
+    }
+    if (stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     // A client gone before the end aborts the request, as vLLM does: it stops counting as running and is no success.
     res.on('close', () => {
       if (finished) return;

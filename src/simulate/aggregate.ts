@@ -1,10 +1,10 @@
-import { steadyLatencyMs } from '../sim/engine.js';
+import type { SteadyState } from '../sim/hardware.js';
 import { fixedScaler, hpaScaler, kpaScaler, policyScaler, type Autoscaler } from './autoscalers.js';
 import { Fleet, podSpeed, type Pod } from './fleet.js';
 import { createRandom } from './random.js';
 import { RunRecorder, type RunResult } from './results.js';
 import type { RunSpec, Scenario } from './scenario.js';
-import { rateFunction, scalingLabel, sizeFor, tokenPoints } from './common.js';
+import { engineCurve, podsFor, rateFunction, scalingLabel, sizeFor, tokenPoints } from './common.js';
 
 /** Seconds per step of the aggregate simulation. */
 const TICK_S = 1;
@@ -19,15 +19,15 @@ interface PodFlow {
 /**
  * The aggregate ("fluid") simulation of one run: every second, the offered rate is split over the ready pods
  * as the balancer policy would split it in steady state, and each pod's batch and queue follow from the
- * vLLM simulator's latency model (src/sim/engine.ts, its closed form {@link steadyLatencyMs}).
+ * engine model's steady state (src/sim/hardware.ts, {@link SteadyState}: the per-request engine's closed form).
  *
  * - least request (two choices) keeps in-flight counts nearly equal across pods, so in the fluid limit every
  *   pod holds the same number in flight and a slow pod serves proportionally less; once the batches are full
  *   the excess queues where the queues are shortest;
  * - round robin and random give every pod the same rate, so a slow pod's queue grows once its rate exceeds
  *   what it can serve;
- * - a request's latency is its wait behind the pod's queue plus its service time at the pod's batch size, for
- *   token counts at `TOKEN_POINTS` quantiles of the scenario's distribution.
+ * - a request's latency is its wait behind the pod's queue plus its output tokens × the step time at the pod's
+ *   batch size, for token counts at `TOKEN_POINTS` quantiles of the scenario's distribution.
  *
  * What it cannot see: fluctuations below the steady state (Poisson bursts within a second, a balancer's view
  * of its own requests only). Those decide the tail near saturation; the per-request mode has them, and
@@ -37,14 +37,10 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   const random = createRandom(s.seed);
   const rate = rateFunction(s);
   const tokens = tokenPoints(s);
-  const e = s.engine;
-  const B = e.maxBatch;
-  const meanIn = tokens.reduce((n, t) => n + t.input, 0) / tokens.length;
-  const meanOut = tokens.reduce((n, t) => n + t.output, 0) / tokens.length;
-  // L(c) = speed × (a + b·c) ms at batch c, for the mean request.
-  const a = e.prefillBaseMs + e.prefillPerTokenMs * meanIn + meanOut * e.decodeBaseMs;
-  const b = meanOut * e.decodePerSeqMs;
-  const muMax = (speed: number) => (1000 * B) / (speed * (a + b * B));
+  const curve = engineCurve(s);
+  const B = curve.maxConcurrency;
+  const full = curve.throughput(B);
+  const muMax = (speed: number) => full / speed;
   const oracle = run.scaling.kind === 'oracle';
   const headroom = run.scaling.kind === 'exact-rate' ? run.scaling.headroom : undefined;
   const fleet = new Fleet(s, random, oracle);
@@ -57,7 +53,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
     if (!f) flows.set(p, (f = { queue: 0, running: 0 }));
     return f;
   };
-  fleet.seed(initialReplicas(s, run, rate(0), a, b), 0);
+  fleet.seed(initialReplicas(s, run, rate(0)), 0);
   let nextFlush = 0;
   let nextDecision = scaler ? scaler.intervalS : Infinity;
   const groups: { speed: number; running: number; wait: number; requests: number }[] = [];
@@ -76,9 +72,9 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
     if (ready.length === 0) {
       if (lambda > 0) rec.failed(lambda * TICK_S);
     } else if (run.balancer === 'least-request') {
-      splitEqualInFlight(ready.map(flowOf), speeds, lambda, arrivals, waits, a, b, B, muMax);
+      splitEqualInFlight(ready.map(flowOf), speeds, lambda, arrivals, waits, curve, muMax);
     } else {
-      splitEvenly(ready.map(flowOf), speeds, lambda, arrivals, waits, a, b, B, muMax);
+      splitEvenly(ready.map(flowOf), speeds, lambda, arrivals, waits, curve, muMax);
     }
     // Pods alike (same speed, batch and wait: most of them, under least request) are recorded together.
     groups.length = 0;
@@ -92,7 +88,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
     }
     for (const g of groups) {
       const w = g.requests / tokens.length;
-      for (const tk of tokens) rec.latency(g.wait + g.speed * steadyLatencyMs(e, g.running, tk.input, tk.output), w);
+      for (const tk of tokens) rec.latency(g.wait + g.speed * curve.latencyMs(g.running, tk.output), w);
     }
     // Draining pods take nothing new: their queue empties, then their batch.
     for (const p of [...fleet.pods]) {
@@ -141,12 +137,22 @@ export function scalerFor(s: Scenario, run: RunSpec): Autoscaler | null {
 }
 
 /** Pods at the start: a fixed fleet's size, or what the first second's rate needs at the target. */
-function initialReplicas(s: Scenario, run: RunSpec, lambda0: number, a: number, b: number): number {
+function initialReplicas(s: Scenario, run: RunSpec, lambda0: number): number {
   const sc = run.scaling;
-  if (sc.kind === 'fixed') return sc.replicas === 'peak' ? sizeFor(s, a, b) : sc.replicas;
-  const min = sc.kind === 'policy' ? sc.policy.minReplicas : 1;
-  // In flight at the target batch: λ × L(target).
-  return Math.max(min, Math.ceil((lambda0 * (a + b * s.targetPerPod)) / 1000 / s.targetPerPod));
+  if (sc.kind === 'fixed') return sc.replicas === 'peak' ? sizeFor(s) : sc.replicas;
+  return Math.max(sc.kind === 'policy' ? sc.policy.minReplicas : 1, podsFor(s, lambda0));
+}
+
+/** The smallest batch c in [0, B] whose throughput reaches `rate` (throughput grows with the batch), by bisection. */
+function batchFor(curve: SteadyState, rate: number): number {
+  let lo = 0;
+  let hi = curve.maxConcurrency;
+  for (let k = 0; k < 40; k++) {
+    const mid = (lo + hi) / 2;
+    if (curve.throughput(mid) >= rate) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }
 
 /**
@@ -164,15 +170,15 @@ function oracleSize(s: Scenario, fleet: Fleet, lambda: number, t: number, muMax:
 
 /**
  * Least request in the fluid limit: pods without a queue hold the same in-flight count F, chosen so their
- * throughputs sum to λ (pod i serves F / L_i(F)); pods with a queue get nothing until it drains. When even
- * full batches cannot serve λ, every pod serves at its maximum and the excess joins the shortest queues.
+ * throughputs sum to λ (pod i serves throughput(F) / s_i); pods with a queue get nothing until it drains. When
+ * even full batches cannot serve λ, every pod serves at its maximum and the excess joins the shortest queues.
  */
-function splitEqualInFlight(flows: PodFlow[], speeds: number[], lambda: number, arrivals: Float64Array, waits: Float64Array, a: number, b: number, B: number, muMax: (speed: number) => number): void {
+function splitEqualInFlight(flows: PodFlow[], speeds: number[], lambda: number, arrivals: Float64Array, waits: Float64Array, curve: SteadyState, muMax: (speed: number) => number): void {
+  const B = curve.maxConcurrency;
   let inv = 0;
   for (let i = 0; i < flows.length; i++) if (flows[i]!.queue <= 0) inv += 1 / speeds[i]!;
-  // Σ 1000 F / (s_i (a + b F)) = λ  ⇒  F = λ a / (1000 Σ(1/s_i) − λ b)
-  const denominator = 1000 * inv - lambda * b;
-  const F = inv > 0 && denominator > 0 ? (lambda * a) / denominator : Infinity;
+  // Σ throughput(F) / s_i = λ
+  const F = inv > 0 && curve.throughput(B) * inv >= lambda ? batchFor(curve, lambda / inv) : Infinity;
   if (F <= B) {
     // Nobody waits: a queued pod takes no new requests while its queue drains.
     for (let i = 0; i < flows.length; i++) {
@@ -182,7 +188,7 @@ function splitEqualInFlight(flows: PodFlow[], speeds: number[], lambda: number, 
         f.queue = Math.max(0, f.queue - muMax(speeds[i]!) * TICK_S);
       } else {
         f.running = F;
-        arrivals[i] = (1000 * F) / (speeds[i]! * (a + b * F));
+        arrivals[i] = curve.throughput(F) / speeds[i]!;
       }
     }
     return;
@@ -215,7 +221,8 @@ function splitEqualInFlight(flows: PodFlow[], speeds: number[], lambda: number, 
 }
 
 /** Round robin and random in the fluid limit: the same rate to every pod, whatever it can serve. */
-function splitEvenly(flows: PodFlow[], speeds: number[], lambda: number, arrivals: Float64Array, waits: Float64Array, a: number, b: number, B: number, muMax: (speed: number) => number): void {
+function splitEvenly(flows: PodFlow[], speeds: number[], lambda: number, arrivals: Float64Array, waits: Float64Array, curve: SteadyState, muMax: (speed: number) => number): void {
+  const B = curve.maxConcurrency;
   const each = lambda / flows.length;
   for (let i = 0; i < flows.length; i++) {
     const f = flows[i]!;
@@ -228,8 +235,8 @@ function splitEvenly(flows: PodFlow[], speeds: number[], lambda: number, arrival
       f.queue = next;
       f.running = B;
     } else {
-      // Little's law at the pod: c = λ L(c) / 1000 with L(c) = s (a + b c).
-      f.running = (each * s * a) / (1000 - each * s * b);
+      // The batch at which the pod, s times slower, serves what it is sent.
+      f.running = batchFor(curve, each * s);
     }
   }
 }

@@ -1,3 +1,4 @@
+import { steadyState, type SteadyState } from '../sim/hardware.js';
 import { podSpeed } from './fleet.js';
 import type { Scaling, Scenario } from './scenario.js';
 import { patternRate, tokenQuantiles, traceQuantiles } from './traffic.js';
@@ -27,19 +28,18 @@ export function rateFunction(s: Scenario): (t: number) => number {
 export function fixedCapacity(s: Scenario): number {
   const fixed = s.runs.find((r) => r.scaling.kind === 'fixed');
   const n = fixed && fixed.scaling.kind === 'fixed' && typeof fixed.scaling.replicas === 'number' ? fixed.scaling.replicas : 0;
-  const { a, b } = meanLatencyTerms(s);
+  const curve = engineCurve(s);
   let capacity = 0;
-  for (let id = 0; id < n; id++) capacity += (1000 * s.engine.maxBatch) / (podSpeed(s, id, 0) * (a + b * s.engine.maxBatch));
+  for (let id = 0; id < n; id++) capacity += curve.throughput(curve.maxConcurrency) / podSpeed(s, id, 0);
   return capacity;
 }
 
-/** The mean request's latency as `a + b × batch` ms on a nominal pod. */
-export function meanLatencyTerms(s: Scenario): { a: number; b: number } {
+/** The scenario's engine in steady state for its mean request, on a nominal pod (src/sim/hardware.ts). */
+export function engineCurve(s: Scenario): SteadyState {
   const points = tokenPoints(s);
   const input = points.reduce((n, t) => n + t.input, 0) / points.length;
   const output = points.reduce((n, t) => n + t.output, 0) / points.length;
-  const e = s.engine;
-  return { a: e.prefillBaseMs + e.prefillPerTokenMs * input + output * e.decodeBaseMs, b: output * e.decodePerSeqMs };
+  return steadyState(s.engine, input, output);
 }
 
 /** Token counts standing for the scenario's requests: output at evenly spaced quantiles, input at its mean. */
@@ -53,11 +53,17 @@ export function tokenPoints(s: Scenario): { input: number; output: number }[] {
 }
 
 /** Pods the scenario's peak needs at `targetPerPod` in flight each (`fixed: peak`). */
-export function sizeFor(s: Scenario, a: number, b: number): number {
+export function sizeFor(s: Scenario): number {
   const rate = rateFunction(s);
   let peak = 0;
   for (let t = 0; t < s.durationS; t += 10) peak = Math.max(peak, rate(t));
-  return Math.max(1, Math.ceil((peak * (a + b * s.targetPerPod)) / 1000 / s.targetPerPod));
+  return podsFor(s, peak);
+}
+
+/** Pods that hold `lambda` requests/s at `targetPerPod` in flight each (Little's law at the target's latency). */
+export function podsFor(s: Scenario, lambda: number): number {
+  const target = Math.min(s.targetPerPod, engineCurve(s).maxConcurrency);
+  return Math.max(1, Math.ceil((lambda * engineCurve(s).latencyMs(target)) / 1000 / target));
 }
 
 /** How a run's scaling reads in the report. */

@@ -3,7 +3,7 @@ import { Fleet, podSpeed, type Pod } from './fleet.js';
 import { createRandom } from './random.js';
 import { RunRecorder, type RunResult } from './results.js';
 import type { RunSpec, Scenario } from './scenario.js';
-import { rateFunction, scalingLabel, sizeFor, meanLatencyTerms } from './common.js';
+import { podsFor, rateFunction, scalingLabel, sizeFor } from './common.js';
 import { drawTokens } from './traffic.js';
 import { scalerFor } from './aggregate.js';
 
@@ -101,23 +101,14 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
   const pending = new Set<{ readonly started: number }>();
 
   const addHost = (pod: Pod) => {
-    const base = s.engine;
-    const speed = () => podSpeed(s, pod.id, now / 1000);
-    const params: EngineParams = {
-      maxBatch: base.maxBatch,
-      get prefillBaseMs() { return base.prefillBaseMs * speed(); },
-      get prefillPerTokenMs() { return base.prefillPerTokenMs * speed(); },
-      get decodeBaseMs() { return base.decodeBaseMs * speed(); },
-      get decodePerSeqMs() { return base.decodePerSeqMs * speed(); },
-    };
+    const params: EngineParams = { spec: s.engine, get slowdown() { return podSpeed(s, pod.id, now / 1000); } };
     const h: Host = { pod, engine: createEngine(params, clock), local: new Int32Array(E) };
     byPod.set(pod, h);
     hosts.push(h);
   };
-  const { a, b } = meanLatencyTerms(s);
   const sc = run.scaling;
-  const first = sc.kind === 'fixed' ? (sc.replicas === 'peak' ? sizeFor(s, a, b) : sc.replicas)
-    : Math.max(sc.kind === 'policy' ? sc.policy.minReplicas : 1, Math.ceil((rate(0) * (a + b * s.targetPerPod)) / 1000 / s.targetPerPod));
+  const first = sc.kind === 'fixed' ? (sc.replicas === 'peak' ? sizeFor(s) : sc.replicas)
+    : Math.max(sc.kind === 'policy' ? sc.policy.minReplicas : 1, podsFor(s, rate(0)));
   fleet.seed(first, 0);
   for (const p of fleet.pods) addHost(p);
 
@@ -147,18 +138,23 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
     const h = pick(bal);
     const started = now;
     const req = { started };
+    try {
+      h.engine.submit({
+        inputTokens, maxTokens: outputTokens, onToken: () => {},
+        onDone: (at) => {
+          pending.delete(req);
+          h.local[bal]!--;
+          inFlight--;
+          rec.latency(at - started);
+        },
+      });
+    } catch {
+      // Longer than the engine's KV cache holds: refused at once, as vLLM refuses it.
+      return rec.failed();
+    }
     pending.add(req);
     h.local[bal]!++;
     inFlight++;
-    h.engine.submit({
-      inputTokens, maxTokens: outputTokens, onToken: () => {},
-      onDone: (at) => {
-        pending.delete(req);
-        h.local[bal]!--;
-        inFlight--;
-        rec.latency(at - started);
-      },
-    });
   };
 
   const endMs = s.durationS * 1000;

@@ -6,7 +6,7 @@ import { parseDuration, type Problem } from '../model/validate.js';
 import { err, ok, type Result } from '../result.js';
 import { DEFAULT_POLICY, type ScalingPolicy } from '../scaler/decide.js';
 import { readPolicy } from '../scaler/policy.js';
-import { DEFAULT_ENGINE, type EngineParams } from '../sim/engine.js';
+import { checkEngineSpec, DEFAULT_PRESET, ENGINE_PRESETS, GPUS, MODELS, type EngineSpec, type GpuSpec, type ModelSpec } from '../sim/hardware.js';
 import { parseTrace, type Arrival } from './traffic.js';
 
 /** How a balancer picks a pod (each balancer counts only its own requests in flight, as each Envoy does). */
@@ -59,7 +59,8 @@ export interface Scenario {
   readonly traffic: Traffic;
   readonly inputTokens: TokenSpec;
   readonly outputTokens: TokenSpec;
-  readonly engine: EngineParams;
+  /** Every pod's engine (src/sim/hardware.ts). */
+  readonly engine: EngineSpec;
   /** One pod in `oneIn` is `factor`× slower, always. */
   readonly slowPods: { readonly oneIn: number; readonly factor: number } | null;
   /** One pod in `oneIn` is `factor`× slower for `busyS` of every `periodS` (a noisy neighbour). */
@@ -88,6 +89,50 @@ const scaling = z.union([
   z.strictObject({ policy: z.string().min(1) }),
   z.strictObject({ exactRate: z.strictObject({ headroom: z.number().min(0) }) }),
 ]);
+const engineSchema = z.strictObject({
+  preset: z.string().optional(),
+  model: z.union([z.string(), z.strictObject({ params: z.number(), layers: z.number().int(), hidden: z.number().int(), kvHeads: z.number().int(), headDim: z.number().int() })]).optional(),
+  gpu: z.union([z.string(), z.strictObject({ memoryGB: z.number(), bandwidthTBps: z.number(), tflopsBf16: z.number(), tflopsFp8: z.number().optional() })]).optional(),
+  gpus: z.number().int().optional(),
+  weights: z.enum(['bf16', 'fp8']).optional(),
+  kvCache: z.enum(['bf16', 'fp8']).optional(),
+  bandwidthEfficiency: z.number().optional(),
+  computeEfficiency: z.number().optional(),
+  parallelEfficiency: z.number().optional(),
+  stepOverheadMs: z.number().optional(),
+  maxNumSeqs: z.number().int().optional(),
+  maxBatchedTokens: z.number().int().optional(),
+  gpuMemoryUtilization: z.number().optional(),
+});
+
+/** Where checkEngineSpec's fields are written in a scenario's `fleet.engine`. */
+const ENGINE_FIELD: Record<string, string> = { memoryBytes: 'memoryGB', bandwidth: 'bandwidthTBps', flopsBf16: 'tflopsBf16', flopsFp8: 'tflopsFp8' };
+
+/** The engine a scenario's `fleet.engine` describes: a preset by name, or a preset (default {@link DEFAULT_PRESET}) with changes. */
+function engineOf(e: string | z.infer<typeof engineSchema>): Result<EngineSpec, Problem[]> {
+  const at = ['fleet', 'engine'];
+  if (typeof e === 'string') {
+    const spec = ENGINE_PRESETS[e];
+    return spec ? ok(spec) : err([{ path: at, message: `no engine preset "${e}"; the presets are ${Object.keys(ENGINE_PRESETS).join(', ')}` }]);
+  }
+  const unknown: Problem[] = [];
+  const known = (table: Record<string, unknown>, name: string | undefined, key: string, what: string) => {
+    if (name !== undefined && !(name in table)) unknown.push({ path: [...at, key], message: `no ${what} "${name}"; known: ${Object.keys(table).join(', ')}` });
+  };
+  known(ENGINE_PRESETS, e.preset, 'preset', 'engine preset');
+  known(MODELS, typeof e.model === 'string' ? e.model : undefined, 'model', 'model');
+  known(GPUS, typeof e.gpu === 'string' ? e.gpu : undefined, 'gpu', 'GPU');
+  if (unknown.length > 0) return err(unknown);
+  const base = ENGINE_PRESETS[e.preset ?? DEFAULT_PRESET]!;
+  const model: ModelSpec = e.model === undefined ? base.model : typeof e.model === 'string' ? MODELS[e.model]! : { name: 'custom', source: 'the scenario', ...e.model };
+  const gpu: GpuSpec = e.gpu === undefined ? base.gpu : typeof e.gpu === 'string' ? GPUS[e.gpu]!
+    : { name: 'custom', source: 'the scenario', memoryBytes: e.gpu.memoryGB * 1e9, bandwidth: e.gpu.bandwidthTBps * 1e12, flopsBf16: e.gpu.tflopsBf16 * 1e12, flopsFp8: e.gpu.tflopsFp8 === undefined ? null : e.gpu.tflopsFp8 * 1e12 };
+  const { preset: _preset, model: _model, gpu: _gpu, ...rest } = e;
+  const spec: EngineSpec = { ...base, ...rest, model, gpu, name: e.preset === undefined && Object.keys(rest).length === 0 && !e.model && !e.gpu ? base.name : `${base.name} (changed)` };
+  const problems = checkEngineSpec(spec).map((p) => ({ path: [...at, ...p.path.map((x) => ENGINE_FIELD[x] ?? x)], message: p.message }));
+  return problems.length > 0 ? err(problems) : ok(spec);
+}
+
 const schema = z.strictObject({
   duration: seconds,
   seed: z.number().int().min(0).default(1),
@@ -106,7 +151,7 @@ const schema = z.strictObject({
     outputTokens: tokens.default({ mean: 50, spread: 0.5 }),
   }),
   fleet: z.strictObject({
-    engine: z.strictObject({ maxBatch: z.number().int().positive(), prefillBaseMs: z.number().min(0), prefillPerTokenMs: z.number().min(0), decodeBaseMs: positive, decodePerSeqMs: z.number().min(0) }).partial().default({}),
+    engine: z.union([z.string(), engineSchema]).default(DEFAULT_PRESET),
     slowPods: z.strictObject({ oneIn: z.number().int().positive(), factor: z.number().gt(1) }).optional(),
     noisyNeighbours: z.strictObject({ oneIn: z.number().int().positive(), factor: z.number().gt(1), period: seconds, busy: seconds }).optional(),
     coldStart: z.strictObject({ imagePull: range, modelLoad: range }).default({ imagePull: [20, 40], modelLoad: [40, 80] }),
@@ -162,6 +207,8 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     if (names.has(r.name)) problems.push({ path: ['runs', i, 'name'], message: `"${r.name}" names another run too` });
     names.add(r.name);
   });
+  const engine = engineOf(s.fleet.engine);
+  if (!engine.ok) problems.push(...engine.error);
   if (s.mode === 'exact' && s.runs.some((r) => r.scaling === 'oracle')) problems.push({ path: ['mode'], message: 'the oracle runs in aggregate mode only (it has no requests of its own to route)' });
   if (s.mode === 'exact' && s.runs.some((r) => typeof r.scaling === 'object' && 'exactRate' in r.scaling)) problems.push({ path: ['mode'], message: 'exactRate runs in aggregate mode only (it is sized from the rate itself)' });
   if (problems.length > 0) return err(problems.map(doc.value.describe));
@@ -199,7 +246,7 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   return ok({
     file, durationS: s.duration, seed: s.seed, sloMs: s.slo * 1000, mode: s.mode, traffic: traffic!,
     inputTokens: t.inputTokens, outputTokens: t.outputTokens,
-    engine: { ...DEFAULT_ENGINE, ...s.fleet.engine },
+    engine: (engine as { value: EngineSpec }).value,
     slowPods: s.fleet.slowPods ?? null,
     noisyPods: noisy ? { oneIn: noisy.oneIn, factor: noisy.factor, periodS: noisy.period, busyS: noisy.busy } : null,
     coldStart: { pullS: s.fleet.coldStart.imagePull, loadS: s.fleet.coldStart.modelLoad },

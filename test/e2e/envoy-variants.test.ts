@@ -52,7 +52,7 @@ describe(`canary and shadow between model versions through real Envoy ${envoyVer
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-variants-'));
     file = path.join(dir, 'endpoints.yaml');
     // The shadow is slow (half a second a token): an answer of its reaching a client would show in the latency.
-    [primary, canary, shadow] = await Promise.all([startTestSim(), startTestSim(), startTestSim({ decodeBaseMs: 500 })]);
+    [primary, canary, shadow] = await Promise.all([startTestSim(), startTestSim(), startTestSim({ slowdown: 160 })]);
     const xdsPort = await freePort();
     listenerPort = await freePort();
     write({ canary: { service: 'llama-v2', weight: 10 } });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { decide, DEFAULT_POLICY, type Decision, type DecisionState, type FleetSample, type ScalingPolicy } from '../../src/scaler/decide.js';
 
-const T = DEFAULT_POLICY.modes.normal.targetPerPod; // 126 in flight per pod
+const T = DEFAULT_POLICY.modes.normal.targetPerPod; // 90 in flight per pod
 
 interface Run {
   decisions: Decision[];

@@ -58,7 +58,7 @@ describe('readPolicy', () => {
     expect(r.ok, JSON.stringify(!r.ok && r.error)).to.equal(true);
     const modes = r.ok ? r.value[0]!.policy.modes : undefined;
     expect(modes?.surge.targetPerPod).to.equal(5);
-    expect(modes?.emergency.targetPerPod).to.be.closeTo((5 * 110) / 126, 1e-9);
+    expect(modes?.emergency.targetPerPod).to.be.closeTo((5 * 79) / 90, 1e-9);
     const many = readPolicy(`services:\n${Array.from({ length: 101 }, (_, i) => `  s${i}: ${i === 0 ? '&common { deployment: d, maxReplicas: 8 }' : '*common'}`).join('\n')}\n`);
     expect(many.ok && many.value).to.have.length(101);
   });

@@ -3,7 +3,7 @@ import { readPolicy } from '../../src/scaler/policy.js';
 import { createPodScrape, createQueueReader, parseVllmWork } from '../../src/scaler/queue.js';
 import { eventually } from '../support/harness.js';
 import { freePort } from '../support/processes.js';
-import { completion, startTestSim } from '../support/traffic.js';
+import { completion, metricsOf, startTestSim } from '../support/traffic.js';
 
 describe('the queue signal: vLLM\'s queues read from the pods', () => {
   it('parses running and waiting requests (summed over models) and KV-cache usage (current and older name), skipping comments and garbage', () => {
@@ -20,7 +20,7 @@ describe('the queue signal: vLLM\'s queues read from the pods', () => {
 
   it('reads real simulators\' /metrics: waiting summed, the cache averaged over the pods that answered, a silent pod left out', async function () {
     this.timeout(20_000);
-    const sims = await Promise.all([startTestSim({ maxBatch: 2, decodeBaseMs: 200 }), startTestSim({ maxBatch: 2, decodeBaseMs: 200 })]);
+    const sims = await Promise.all([startTestSim({ maxNumSeqs: 2, slowdown: 64 }), startTestSim({ maxNumSeqs: 2, slowdown: 64 })]);
     const closed = await freePort();
     try {
       const pods = [...sims.map((s) => ({ address: '127.0.0.1', port: s.port })), { address: '127.0.0.1', port: closed }];
@@ -30,7 +30,12 @@ describe('the queue signal: vLLM\'s queues read from the pods', () => {
       expect(idle).to.include({ pods: 2, waiting: 0, kvCacheUsage: 0 });
       const requests = sims.flatMap((s, i) => Array.from({ length: 6 - i }, () => completion(`http://127.0.0.1:${s.port}/v1/completions`, { maxTokens: 5 })));
       await eventually(async () => (await read('llama'))?.waiting === 7, '2 running on each, 4 and 3 waiting');
-      expect(await read('llama')).to.include({ pods: 2, kvCacheUsage: 1 });
+      // Both pods hold two alike requests: each reports the same share of its KV cache, and so does the mean.
+      const one = (await metricsOf(sims[0]!.port)).get('vllm:kv_cache_usage_perc')!;
+      expect(one).to.be.above(0);
+      const busy = await read('llama');
+      expect(busy).to.include({ pods: 2 });
+      expect(busy!.kvCacheUsage).to.be.closeTo(one, 1e-12);
       await Promise.all(requests);
       expect(await createQueueReader(createPodScrape({ pods: () => [{ address: '127.0.0.1', port: closed }] }))('llama'), 'no pod answering: no reading').to.equal(undefined);
     } finally {

@@ -5,6 +5,10 @@ import type { PolicySource } from '../../src/scaler/policy-source.js';
 import { readPolicy } from '../../src/scaler/policy.js';
 import type { ReplicaStore } from '../../src/scaler/replicas.js';
 import { createScaler } from '../../src/scaler/scaler.js';
+import { DEFAULT_POLICY } from '../../src/scaler/decide.js';
+
+/** The default policy's normal target: in flight per pod at which the active policy holds. */
+const T = DEFAULT_POLICY.modes.normal.targetPerPod;
 import { createFleetStats } from '../../src/scaler/stats.js';
 import { createFakeTimers } from '../support/fake-timers.js';
 
@@ -31,7 +35,7 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
       },
     };
     const scaler = createScaler({ stats, policy: source, store, dryRun: false, log: createMemoryLogger(), metrics: createMetrics(), timers, apiTimeoutMs: 5_000 });
-    stats.record('envoy-1', timers.now(), new Map([['ml/a/http', 126 * 4]]));
+    stats.record('envoy-1', timers.now(), new Map([['ml/a/http', T * 4]]));
     const round = scaler.tick();
     await new Promise((r) => setImmediate(r));
     timers.advance(5_000);
@@ -42,7 +46,7 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     timers.advance(3_000);
     expect(replicas).to.equal(4);
     hangWrite = false;
-    stats.record('envoy-1', timers.now(), new Map([['ml/a/http', 126 * 4]]));
+    stats.record('envoy-1', timers.now(), new Map([['ml/a/http', T * 4]]));
     await scaler.tick();
     expect(scaler.status().decisions[0]).to.include({ reason: 'within-tolerance', outcome: 'unchanged', replicas: 4 });
     expect(scaler.status().services['ml/a']!.externalChangeAt).to.equal(null);
@@ -64,7 +68,7 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     const scaler = createScaler({ stats, policy: source, store, dryRun: false, log: createMemoryLogger(), metrics, timers });
     const report = (node: string, active: number) => stats.record(node, timers.now(), new Map([['ml/a/http', active]]));
     for (let t = 0; t < 5; t++) {
-      for (const n of ['envoy-1', 'envoy-2', 'envoy-3']) report(n, 84);
+      for (const n of ['envoy-1', 'envoy-2', 'envoy-3']) report(n, (2 * T) / 3);
       await scaler.tick();
       timers.advance(1_000);
     }
@@ -86,7 +90,7 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
   it('runs a shadow policy beside the active one on the same readings: decided, logged, counted and shown, never written', async () => {
     const timers = createFakeTimers();
     const stats = createFleetStats({ minIntervalMs: 0 });
-    const candidate = readPolicy('services:\n  ml/a: { deployment: a, maxReplicas: 50, modes: { normal: { targetPerPod: 50 } } }\n');
+    const candidate = readPolicy('services:\n  ml/a: { deployment: a, maxReplicas: 50, modes: { normal: { targetPerPod: 30 } } }\n');
     if (!candidate.ok) throw new Error('bad candidate');
     const shadow: PolicySource = { start() {}, stop: async () => undefined, current: () => candidate.value, status: () => ({ source: 'file:candidate.yaml', version: '2', loadedAt: null, rejected: null }) };
     let replicas = 4;
@@ -103,9 +107,10 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     const metrics = createMetrics();
     const log = createMemoryLogger();
     const scaler = createScaler({ stats, policy: source, shadow, store, dryRun: false, log, metrics, timers });
-    // 4 pods at 126 in flight each: the active policy (target 126) holds; the candidate (target 50) wants 11.
+    // 4 pods at the default target (90) in flight each: the active policy holds; the candidate (target 30) sees three times its capacity,
+    // an emergency at its emergency target (30 × 79 / 90): 360 / 26.3 → 14 pods.
     for (let t = 0; t < 5; t++) {
-      stats.record('envoy-1', timers.now(), new Map([['ml/a/http', 126 * 4]]));
+      stats.record('envoy-1', timers.now(), new Map([['ml/a/http', T * 4]]));
       await scaler.tick();
       timers.advance(1_000);
     }
@@ -113,11 +118,11 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     const status = scaler.status();
     expect(status.shadowPolicy).to.include({ source: 'file:candidate.yaml', version: '2' });
     expect(status.services['ml/a']!.last).to.include({ action: 'hold', replicas: 4 });
-    expect(status.services['ml/a']!.shadow).to.include({ action: 'scale-up', replicas: 11, reason: 'panic-scale-up' });
+    expect(status.services['ml/a']!.shadow).to.include({ action: 'scale-up', replicas: 14, reason: 'panic-scale-up' });
     expect(await metrics.value('inferplane_scaler_shadow_decisions_total', { service: 'ml/a', action: 'scale-up', reason: 'panic-scale-up' })).to.equal(5);
-    expect(await metrics.value('inferplane_scaler_shadow_desired_replicas', { service: 'ml/a' })).to.equal(11);
+    expect(await metrics.value('inferplane_scaler_shadow_desired_replicas', { service: 'ml/a' })).to.equal(14);
     const lines = log.lines.filter((l) => l.msg === 'shadow scaling decision (not applied)');
     expect(lines.filter((l) => l.level === 'info'), 'logged at info when it changes, at debug while it repeats').to.have.length(1);
-    expect(lines[0]!.fields).to.include({ service: 'ml/a', replicas: 11, action: 'scale-up', current: 4 });
+    expect(lines[0]!.fields).to.include({ service: 'ml/a', replicas: 14, action: 'scale-up', current: 4 });
   });
 });

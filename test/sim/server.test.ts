@@ -10,7 +10,7 @@ describe('vLLM simulator HTTP server', () => {
   let base: string;
   before(async () => {
     // A slow decode step (20 ms) makes token-by-token streaming observable.
-    sim = await startSimServer({ ...DEFAULT_SIM, engine: { ...DEFAULT_ENGINE, decodeBaseMs: 20 }, maxBodyBytes: 10_000 }, '127.0.0.1', 0);
+    sim = await startSimServer({ ...DEFAULT_SIM, engine: { ...DEFAULT_ENGINE, slowdown: 6 }, maxBodyBytes: 10_000 }, '127.0.0.1', 0);
     base = `http://127.0.0.1:${sim.port}`;
   });
   after(() => sim.close());

@@ -42,7 +42,7 @@ export interface P2cOptions {
 export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBalancing, ms: number): Promise<PolicyRun>; stop(): Promise<void>; readonly admin: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-p2c-'));
   const file = path.join(dir, 'endpoints.yaml');
-  const sims: TestSim[] = await Promise.all(Array.from({ length: o.upstreams }, (_, i) => startTestSim(i === 0 ? { decodeBaseMs: 10 * o.slowFactor, prefillBaseMs: 15 * o.slowFactor } : {})));
+  const sims: TestSim[] = await Promise.all(Array.from({ length: o.upstreams }, (_, i) => startTestSim(i === 0 ? { slowdown: 3 * o.slowFactor } : {})));
   const [xdsPort, listenerPort] = [await freePort(), await freePort()];
   const write = (policy: LoadBalancing) => writeEndpointsFile(file, {
     listener: { name: 'ingress', address: '127.0.0.1', port: listenerPort },

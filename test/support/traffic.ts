@@ -21,7 +21,8 @@ export interface TestSim {
   close(): Promise<void>;
 }
 
-async function metricsOf(port: number): Promise<Map<string, number>> {
+/** A simulator's /metrics as a map of `name` (or `name:finished_reason`) to value. */
+export async function metricsOf(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
   for (const m of text.matchAll(/^(vllm:[a-z_]+)(\{[^}]*\})? (\S+)$/gm)) {
@@ -38,13 +39,28 @@ export interface SimPods {
   readonly sims: SimServer[];
 }
 
+/**
+ * How a test simulator differs from the default engine. Test pods run 3× slower than the preset (a lone
+ * request's step ≈ 10 ms instead of ≈ 3 ms), so that requests overlap enough to be seen in flight.
+ */
+export interface TestEngine {
+  /** Every step this many times longer than the preset's (default 3). */
+  readonly slowdown?: number;
+  /** vLLM's max_num_seqs (default the preset's). */
+  readonly maxNumSeqs?: number;
+}
+
+function testEngine(e: TestEngine): EngineParams {
+  return { spec: { ...DEFAULT_ENGINE.spec, ...(e.maxNumSeqs !== undefined && { maxNumSeqs: e.maxNumSeqs }) }, slowdown: e.slowdown ?? 3 };
+}
+
 /** Starts one simulator per address (127.0.0.0/8), on a port free on all of them. */
-export async function startSimPods(addresses: readonly string[], engine: Partial<EngineParams> = {}): Promise<SimPods> {
+export async function startSimPods(addresses: readonly string[], engine: TestEngine = {}): Promise<SimPods> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = await freePort();
     const sims: SimServer[] = [];
     try {
-      for (const address of addresses) sims.push(await startSimServer({ ...DEFAULT_SIM, model: SIM_MODEL, engine: { ...DEFAULT_ENGINE, decodeBaseMs: 10, ...engine } }, address, port));
+      for (const address of addresses) sims.push(await startSimServer({ ...DEFAULT_SIM, model: SIM_MODEL, engine: testEngine(engine) }, address, port));
       return { port, sims };
     } catch {
       await Promise.all(sims.map((s) => s.close()));
@@ -53,9 +69,9 @@ export async function startSimPods(addresses: readonly string[], engine: Partial
   throw new Error('no common free port on the pod addresses');
 }
 
-/** Starts a simulator on 127.0.0.1 with `engine` changes (e.g. slower decode steps). */
-export async function startTestSim(engine: Partial<EngineParams> = {}): Promise<TestSim> {
-  const server = await startSimServer({ ...DEFAULT_SIM, model: SIM_MODEL, engine: { ...DEFAULT_ENGINE, decodeBaseMs: 10, ...engine } }, '127.0.0.1', 0);
+/** Starts a simulator on 127.0.0.1 with `engine` changes (e.g. a slower pod). */
+export async function startTestSim(engine: TestEngine = {}): Promise<TestSim> {
+  const server = await startSimServer({ ...DEFAULT_SIM, model: SIM_MODEL, engine: testEngine(engine) }, '127.0.0.1', 0);
   const m = () => metricsOf(server.port);
   return {
     server,
