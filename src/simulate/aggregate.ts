@@ -1,10 +1,12 @@
-import type { SteadyState } from '../sim/hardware.js';
+import { steadyState, type EngineSpec, type SteadyState } from '../sim/hardware.js';
+import type { Mode } from '../model/model.js';
 import { fixedScaler, hpaScaler, kpaScaler, policyScaler, type Autoscaler } from './autoscalers.js';
 import { Fleet, podSpeed, type Pod } from './fleet.js';
 import { createRandom } from './random.js';
-import { RunRecorder, type RunResult } from './results.js';
-import type { RunSpec, Scenario } from './scenario.js';
-import { engineCurve, podsFor, rateFunction, scalingLabel, sizeFor, tokenPoints } from './common.js';
+import { RunRecorder, type ClassResult, type RunResult } from './results.js';
+import type { RunSpec, Scenario, TrafficClass } from './scenario.js';
+import { engineCurve, meanTokens, podsFor, rateFunction, scalingLabel, sizeFor, TOKEN_POINTS, tokenPoints } from './common.js';
+import { tokenQuantiles } from './traffic.js';
 
 /** Seconds per step of the aggregate simulation. */
 const TICK_S = 1;
@@ -36,91 +38,231 @@ interface PodFlow {
 export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   const random = createRandom(s.seed);
   const rate = rateFunction(s);
-  const tokens = tokenPoints(s);
-  const curve = engineCurve(s);
-  const B = curve.maxConcurrency;
-  const full = curve.throughput(B);
-  const muMax = (speed: number) => full / speed;
   const oracle = run.scaling.kind === 'oracle';
   const headroom = run.scaling.kind === 'exact-rate' ? run.scaling.headroom : undefined;
-  const fleet = new Fleet(s, random, oracle);
-  // Weak: a pod the fleet dropped (the oracle drops them at once) takes its flow with it.
-  const flows = new WeakMap<Pod, PodFlow>();
+  const main = new FluidFleet(s, new Fleet(s, random, oracle), engineCurve(s), s.engine.gpus, run.balancer);
+  const fb = s.service?.fallback ?? null;
+  const fallback = fb ? new FluidFleet(s, new Fleet(s, random, true), steadyStateOf(fb.engine, s), fb.engine.gpus, run.balancer) : null;
+  fallback?.fleet.seed(fb!.replicas, 0);
   const scaler: Autoscaler | null = scalerFor(s, run);
   const rec = new RunRecorder(s.sloMs);
-  const flowOf = (p: Pod) => {
-    let f = flows.get(p);
-    if (!f) flows.set(p, (f = { queue: 0, running: 0 }));
-    return f;
-  };
-  fleet.seed(initialReplicas(s, run, rate(0)), 0);
+  const classes = classStates(s);
+  const settings = s.service?.service.settings ?? null;
+  let mode: Mode = run.forcedMode ?? 'normal';
+  main.fleet.seed(initialReplicas(s, run, rate(0)), 0);
   let nextFlush = 0;
   let nextDecision = scaler ? scaler.intervalS : Infinity;
-  const groups: { speed: number; running: number; wait: number; requests: number }[] = [];
   const seconds = Math.ceil(s.durationS / TICK_S);
+  let fallbackGpuSeconds = 0;
   for (let step = 0; step < seconds; step++) {
     const t = step * TICK_S;
     const lambda = rate(t);
-    if (oracle) fleet.setDesired(oracleSize(s, fleet, lambda, t, muMax), t);
+    if (oracle) main.fleet.setDesired(oracleSize(s, main, lambda, t), t);
     // The best a scaler without foresight can do: the oracle's sizing for this second's rate, plus headroom.
-    else if (headroom !== undefined) fleet.setDesired(oracleSize(s, fleet, lambda * (1 + headroom), t, muMax), t);
-    fleet.advance(t);
-    const ready = fleet.ready();
-    const speeds = ready.map((p) => podSpeed(s, p.id, t));
-    const arrivals = new Float64Array(ready.length);
-    const waits = new Float64Array(ready.length);
-    if (ready.length === 0) {
-      if (lambda > 0) rec.failed(lambda * TICK_S);
-    } else if (run.balancer === 'least-request') {
-      splitEqualInFlight(ready.map(flowOf), speeds, lambda, arrivals, waits, curve, muMax);
-    } else {
-      splitEvenly(ready.map(flowOf), speeds, lambda, arrivals, waits, curve, muMax);
+    else if (headroom !== undefined) main.fleet.setDesired(oracleSize(s, main, lambda * (1 + headroom), t), t);
+    main.fleet.advance(t);
+    // The data plane as it is published in this mode (model.ts applyPlaybooks): shed routes, a fallback, a timeout.
+    const pb = mode === 'normal' ? null : settings?.playbooks[mode] ?? null;
+    const timeoutMs = (pb?.timeoutMs ?? settings?.timeoutMs ?? 0) || Infinity;
+    const toFallback = pb?.fallback && fallback ? fallback : null;
+    let mainRate = 0;
+    let fallbackRate = 0;
+    for (const c of classes) {
+      const fresh = c.spec.share * lambda * TICK_S;
+      c.requests += fresh;
+      let arriving = fresh;
+      if (c.retries) for (let a = 1; a < c.retries.length; a++) arriving += c.retries[a]![step]!;
+      if (pb && c.spec.route !== null && pb.shed.includes(c.spec.route)) {
+        // Envoy answers 503 with Retry-After at once; a client sends it again after that long, up to its retries.
+        const after = Math.max(1, Math.round(pb.retryAfterSeconds / TICK_S));
+        for (let a = 0; a < (c.retries?.length ?? 1); a++) {
+          const n = a === 0 ? fresh : c.retries![a]![step]!;
+          c.shedAnswers += n;
+          if (c.retries && a + 1 < c.retries.length && step + after < seconds) c.retries[a + 1]![step + after]! += n;
+          else c.shedLost += n;
+        }
+        c.routedTo = null;
+        c.arriving = 0;
+        continue;
+      }
+      c.arriving = arriving;
+      c.routedTo = toFallback ? 'fallback' : 'main';
+      if (toFallback) {
+        fallbackRate += arriving / TICK_S;
+        c.fallback += arriving;
+      } else mainRate += arriving / TICK_S;
     }
-    // Pods alike (same speed, batch and wait: most of them, under least request) are recorded together.
-    groups.length = 0;
-    for (let i = 0; i < ready.length; i++) {
-      const n = arrivals[i]! * TICK_S;
-      if (n <= 0) continue;
-      const running = flowOf(ready[i]!).running;
-      const g = groups.find((x) => x.speed === speeds[i] && x.running === running && x.wait === waits[i]);
-      if (g) g.requests += n;
-      else groups.push({ speed: speeds[i]!, running, wait: waits[i]!, requests: n });
-    }
-    for (const g of groups) {
-      const w = g.requests / tokens.length;
-      for (const tk of tokens) rec.latency(g.wait + g.speed * curve.latencyMs(g.running, tk.output), w);
-    }
-    // Draining pods take nothing new: their queue empties, then their batch.
-    for (const p of [...fleet.pods]) {
-      if (p.state !== 'draining') continue;
-      const f = flowOf(p);
-      const mu = muMax(podSpeed(s, p.id, t));
-      if (f.queue > 0) f.queue = Math.max(0, f.queue - mu * TICK_S);
-      else if (f.running > 0) f.running = Math.max(0, f.running - mu * TICK_S);
-      if (f.queue <= 0 && f.running <= 0) {
-        fleet.remove(p);
-        flows.delete(p);
+    const failedMain = main.serve(mainRate, t);
+    const failedFallback = fallback ? fallback.serve(fallbackRate, t) : 0;
+    for (const c of classes) {
+      if (c.routedTo === null || c.arriving <= 0) continue;
+      const fleet = c.routedTo === 'main' ? main : fallback!;
+      const total = (c.routedTo === 'main' ? mainRate : fallbackRate) * TICK_S;
+      const share = c.arriving / total;
+      const failed = (c.routedTo === 'main' ? failedMain : failedFallback) * share;
+      if (failed > 0) {
+        c.rec.failed(failed);
+        rec.failed(failed);
+      }
+      for (const g of fleet.groups) {
+        const w = (g.requests * share) / c.tokens.length;
+        for (const tk of c.tokens) {
+          const ms = g.wait + g.speed * fleet.curve.latencyMs(g.running, tk.output);
+          if (ms > timeoutMs) {
+            // Envoy cuts it at the timeout: an error to the client (504), whatever the pod goes on to do.
+            c.timeouts += w;
+            c.rec.failed(w);
+            rec.failed(w);
+          } else {
+            c.rec.latency(ms, w);
+            rec.latency(ms, w);
+          }
+        }
       }
     }
-    rec.gpu(fleet.pods.length, TICK_S);
+    main.drain(t);
+    fallback?.drain(t);
+    rec.gpu(main.fleet.pods.length, TICK_S, main.gpusPerPod);
+    if (fallback) fallbackGpuSeconds += fallback.fleet.pods.length * fallback.gpusPerPod * TICK_S;
     if (scaler && t + TICK_S > nextFlush) {
-      let inFlight = 0;
-      for (const p of fleet.pods) {
-        const f = flows.get(p);
-        if (f) inFlight += f.running + f.queue;
-      }
+      // Envoy's upstream_rq_active of the service's own cluster: shed requests never reach it, fallback ones go to another.
+      const inFlight = main.inFlight();
       for (; nextFlush < t + TICK_S; nextFlush += s.flushS) scaler.observe({ at: Math.round(nextFlush * 1000), activeRequests: inFlight, envoys: s.balancers });
     }
     if (scaler && t + TICK_S >= nextDecision) {
-      const d = scaler.decide(t + TICK_S, fleet.spec(), fleet.count('ready'));
-      for (const p of fleet.setDesired(d.replicas, t + TICK_S)) flowOf(p);
+      const d = scaler.decide(t + TICK_S, main.fleet.spec(), main.fleet.count('ready'));
+      for (const p of main.fleet.setDesired(d.replicas, t + TICK_S)) main.flowOf(p);
+      if (d.mode !== null) mode = d.mode as Mode;
       nextDecision += scaler.intervalS;
     }
     if ((step + 1) % 60 === 0 || step === seconds - 1) {
-      rec.endMinute(Math.floor(t / 60), { desired: fleet.spec(), ready: fleet.count('ready'), pods: fleet.pods.length, scaleEvents: fleet.scaleEvents });
+      const fleetNow = { desired: main.fleet.spec(), ready: main.fleet.count('ready'), pods: main.fleet.pods.length, scaleEvents: main.fleet.scaleEvents };
+      rec.endMinute(Math.floor(t / 60), fleetNow);
+      for (const c of classes) c.rec.endMinute(Math.floor(t / 60), fleetNow);
     }
   }
-  return rec.result(run.name, run.balancer, scalingLabel(run.scaling));
+  const result = rec.result(run.name, run.balancer, scalingLabel(run.scaling));
+  if (s.classes.length === 0 && !fallback) return result;
+  return {
+    ...result,
+    overall: { ...result.overall, gpuHours: result.overall.gpuHours + fallbackGpuSeconds / 3600 },
+    ...(fallback && { fallbackGpuHours: fallbackGpuSeconds / 3600 }),
+    ...(s.classes.length > 0 && { classes: classes.map((c) => classResult(c, run.name)) }),
+  };
+}
+
+/** One class's state in a run: its arrivals, retries of shed requests, where it goes this second, its figures. */
+interface ClassState {
+  readonly spec: TrafficClass;
+  readonly tokens: readonly { input: number; output: number }[];
+  readonly rec: RunRecorder;
+  /** retries[a][step]: requests sent for the a-th time in that second after a 503 (null: no retries). */
+  readonly retries: Float64Array[] | null;
+  requests: number;
+  shedAnswers: number;
+  shedLost: number;
+  fallback: number;
+  timeouts: number;
+  arriving: number;
+  routedTo: 'main' | 'fallback' | null;
+}
+
+function classStates(s: Scenario): ClassState[] {
+  const seconds = Math.ceil(s.durationS / TICK_S);
+  const specs: TrafficClass[] = s.classes.length > 0 ? [...s.classes] : [{ name: 'all', share: 1, route: null, sloMs: s.sloMs, inputTokens: s.inputTokens, outputTokens: s.outputTokens }];
+  const sheds = s.service !== null && Object.values(s.service.service.settings.playbooks).some((pb) => (pb?.shed.length ?? 0) > 0);
+  return specs.map((spec) => ({
+    spec,
+    tokens: s.classes.length > 0 ? tokenQuantiles(spec.outputTokens, TOKEN_POINTS).map((output) => ({ input: spec.inputTokens.mean, output })) : tokenPoints(s),
+    rec: new RunRecorder(spec.sloMs),
+    retries: sheds && spec.route !== null ? Array.from({ length: s.service!.shedRetries + 1 }, () => new Float64Array(seconds)) : null,
+    requests: 0, shedAnswers: 0, shedLost: 0, fallback: 0, timeouts: 0, arriving: 0, routedTo: null,
+  }));
+}
+
+function classResult(c: ClassState, run: string): ClassResult {
+  const r = c.rec.result(run, '', '').overall;
+  const pct = (n: number) => (c.requests > 0 ? (100 * n) / c.requests : 0);
+  return {
+    name: c.spec.name, route: c.spec.route, sloMs: c.spec.sloMs, requests: Math.round(c.requests),
+    p50Ms: r.p50Ms, p99Ms: r.p99Ms, sloMinutes: r.sloMinutes, minuteCount: r.minuteCount,
+    shedPercent: pct(c.shedLost), shedAnswers: Math.round(c.shedAnswers), fallbackPercent: pct(c.fallback), timeouts: Math.round(c.timeouts),
+  };
+}
+
+/** One fleet in the fluid model: its pods' flows, split each second as the balancer splits them. */
+class FluidFleet {
+  // Weak: a pod the fleet dropped (the oracle drops them at once) takes its flow with it.
+  private readonly flows = new WeakMap<Pod, PodFlow>();
+  /** This second's arrivals, pods alike (same speed, batch and wait: most of them under least request) together. */
+  readonly groups: { speed: number; running: number; wait: number; requests: number }[] = [];
+  private readonly full: number;
+
+  constructor(private readonly s: Scenario, readonly fleet: Fleet, readonly curve: SteadyState, readonly gpusPerPod: number, private readonly balancer: RunSpec['balancer']) {
+    this.full = curve.throughput(curve.maxConcurrency);
+  }
+
+  /** Requests/s a pod `speed`× slower serves at a full batch. */
+  readonly muMax = (speed: number) => this.full / speed;
+
+  flowOf(p: Pod): PodFlow {
+    let f = this.flows.get(p);
+    if (!f) this.flows.set(p, (f = { queue: 0, running: 0 }));
+    return f;
+  }
+
+  /** Splits `lambda` requests/s over the ready pods for one tick; returns the requests that found none. */
+  serve(lambda: number, t: number): number {
+    this.groups.length = 0;
+    const ready = this.fleet.ready();
+    if (ready.length === 0) return lambda * TICK_S;
+    const speeds = ready.map((p) => podSpeed(this.s, p.id, t));
+    const arrivals = new Float64Array(ready.length);
+    const waits = new Float64Array(ready.length);
+    const flows = ready.map((p) => this.flowOf(p));
+    if (this.balancer === 'least-request') splitEqualInFlight(flows, speeds, lambda, arrivals, waits, this.curve, this.muMax);
+    else splitEvenly(flows, speeds, lambda, arrivals, waits, this.curve, this.muMax);
+    for (let i = 0; i < ready.length; i++) {
+      const n = arrivals[i]! * TICK_S;
+      if (n <= 0) continue;
+      const running = flows[i]!.running;
+      const g = this.groups.find((x) => x.speed === speeds[i] && x.running === running && x.wait === waits[i]);
+      if (g) g.requests += n;
+      else this.groups.push({ speed: speeds[i]!, running, wait: waits[i]!, requests: n });
+    }
+    return 0;
+  }
+
+  /** Draining pods take nothing new: their queue empties, then their batch; then they leave. */
+  drain(t: number): void {
+    for (const p of [...this.fleet.pods]) {
+      if (p.state !== 'draining') continue;
+      const f = this.flowOf(p);
+      const mu = this.muMax(podSpeed(this.s, p.id, t));
+      if (f.queue > 0) f.queue = Math.max(0, f.queue - mu * TICK_S);
+      else if (f.running > 0) f.running = Math.max(0, f.running - mu * TICK_S);
+      if (f.queue <= 0 && f.running <= 0) {
+        this.fleet.remove(p);
+        this.flows.delete(p);
+      }
+    }
+  }
+
+  /** Requests in flight on the fleet (running and queued), as Envoy counts them. */
+  inFlight(): number {
+    let n = 0;
+    for (const p of this.fleet.pods) {
+      const f = this.flows.get(p);
+      if (f) n += f.running + f.queue;
+    }
+    return n;
+  }
+}
+
+/** `engine` in steady state for the scenario's mean request (the fallback fleet's engine). */
+function steadyStateOf(engine: EngineSpec, s: Scenario): SteadyState {
+  const m = meanTokens(s);
+  return steadyState(engine, m.input, m.output);
 }
 
 /** The scaler a run names; null for a fixed fleet, the oracle or an exact-rate run, which the loop sizes itself. */
@@ -159,12 +301,12 @@ function batchFor(curve: SteadyState, rate: number): number {
  * The fewest pods whose full batches serve `lambda` with 1% to spare (so a queue, once formed, drains): the
  * pods there are, oldest first (a smaller fleet keeps its oldest), then new ones, with their speeds now.
  */
-function oracleSize(s: Scenario, fleet: Fleet, lambda: number, t: number, muMax: (speed: number) => number): number {
-  const ids = fleet.pods.map((p) => p.id).sort((x, y) => x - y);
+function oracleSize(s: Scenario, f: FluidFleet, lambda: number, t: number): number {
+  const ids = f.fleet.pods.map((p) => p.id).sort((x, y) => x - y);
   let next = ids.length > 0 ? ids[ids.length - 1]! + 1 : 0;
   let capacity = 0;
   let n = 0;
-  while (capacity < lambda * 1.01) capacity += muMax(podSpeed(s, n < ids.length ? ids[n]! : next++, t)), n++;
+  while (capacity < lambda * 1.01) capacity += f.muMax(podSpeed(s, n < ids.length ? ids[n]! : next++, t)), n++;
   return Math.max(1, n);
 }
 

@@ -36,10 +36,23 @@ export function fixedCapacity(s: Scenario): number {
 
 /** The scenario's engine in steady state for its mean request, on a nominal pod (src/sim/hardware.ts). */
 export function engineCurve(s: Scenario): SteadyState {
+  const m = meanTokens(s);
+  return steadyState(s.engine, m.input, m.output);
+}
+
+/** The mean request's token counts: over the trace or the token spec, or the classes' mix weighted by share. */
+export function meanTokens(s: Scenario): { input: number; output: number } {
+  if (s.classes.length > 0) {
+    let input = 0;
+    let output = 0;
+    for (const c of s.classes) {
+      input += c.share * c.inputTokens.mean;
+      output += c.share * (tokenQuantiles(c.outputTokens, TOKEN_POINTS).reduce((n, x) => n + x, 0) / TOKEN_POINTS);
+    }
+    return { input, output };
+  }
   const points = tokenPoints(s);
-  const input = points.reduce((n, t) => n + t.input, 0) / points.length;
-  const output = points.reduce((n, t) => n + t.output, 0) / points.length;
-  return steadyState(s.engine, input, output);
+  return { input: points.reduce((n, t) => n + t.input, 0) / points.length, output: points.reduce((n, t) => n + t.output, 0) / points.length };
 }
 
 /** Token counts standing for the scenario's requests: output at evenly spaced quantiles, input at its mean. */

@@ -200,7 +200,7 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
         byPod.delete(p);
       }
     }
-    rec.gpu(fleet.pods.length, 1);
+    rec.gpu(fleet.pods.length, 1, s.engine.gpus);
     if (scaler) {
       for (; nextFlush <= sec; nextFlush += s.flushS) scaler.observe({ at: Math.round(nextFlush * 1000), activeRequests: inFlight, envoys: E });
       if (sec >= nextDecision) {

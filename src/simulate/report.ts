@@ -29,6 +29,18 @@ export function summaryTable(report: SimulationReport): string {
 }
 
 /**
+ * One line per run and traffic class (scenarios with `classes`): the class's own SLO minutes and latency, and
+ * what the playbooks did to it: requests shed (503 on every attempt), served by the fallback, cut at the timeout.
+ * Empty when the scenario has no classes.
+ */
+export function classTable(report: SimulationReport): string {
+  const rows = report.runs.flatMap((r) => (r.classes ?? []).map((c) => [r.name, c.name, c.route ?? '–', `${(c.sloMs / 1000).toString()} s`, String(c.requests), fmt(c.p50Ms), fmt(c.p99Ms),
+    `${c.sloMinutes}/${c.minuteCount}`, `${c.shedPercent.toFixed(3)}%`, `${c.fallbackPercent.toFixed(2)}%`, String(c.timeouts)]));
+  if (rows.length === 0) return '';
+  return table([['run', 'class', 'route', 'SLO', 'requests', 'p50 ms', 'p99 ms', 'SLO minutes', 'shed', 'fallback', 'timeouts'], ...rows]);
+}
+
+/**
  * Per-minute rows of one run (every minute, or one row per `every` minutes: the worst p99 and the sums of that
  * span, so a bad minute is never averaged away).
  */

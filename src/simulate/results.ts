@@ -19,6 +19,27 @@ export interface MinuteStats {
   readonly scaleEvents: number;
 }
 
+/** One traffic class of a run (scenarios with `classes`). Percentages are of the class's requests. */
+export interface ClassResult {
+  readonly name: string;
+  readonly route: string | null;
+  readonly sloMs: number;
+  readonly requests: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  /** Minutes whose p99 for this class is within its SLO. */
+  readonly sloMinutes: number;
+  readonly minuteCount: number;
+  /** Requests answered 503 on every attempt (the first and each retry after Retry-After): lost to the client. */
+  readonly shedPercent: number;
+  /** 503 answers given, retries included. */
+  readonly shedAnswers: number;
+  /** Requests (retries included) served by the fallback service's fleet. */
+  readonly fallbackPercent: number;
+  /** Requests cut at the route's timeout. */
+  readonly timeouts: number;
+}
+
 /** A whole run. */
 export interface RunResult {
   readonly name: string;
@@ -39,6 +60,10 @@ export interface RunResult {
     readonly scaleEvents: number;
     readonly peakPods: number;
   };
+  /** Per class, when the scenario declares classes. */
+  readonly classes?: readonly ClassResult[];
+  /** GPU-hours of the fallback service's fleet (included in overall.gpuHours), when a playbook falls back. */
+  readonly fallbackGpuHours?: number;
 }
 
 const rounded = (ms: number) => (Number.isNaN(ms) ? null : Math.round(ms * 10) / 10);
@@ -70,9 +95,9 @@ export class RunRecorder {
     this.minute.add(Number.MAX_VALUE, weight);
   }
 
-  /** `pods` existed (starting, ready or draining) for `seconds`. */
-  gpu(pods: number, seconds: number): void {
-    this.gpuSecondsNow += pods * seconds;
+  /** `pods` of `gpusPerPod` GPUs each existed (starting, ready or draining) for `seconds`. */
+  gpu(pods: number, seconds: number, gpusPerPod = 1): void {
+    this.gpuSecondsNow += pods * gpusPerPod * seconds;
     this.peakPods = Math.max(this.peakPods, pods);
   }
 

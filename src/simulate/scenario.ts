@@ -8,6 +8,8 @@ import { DEFAULT_POLICY, type ScalingPolicy } from '../scaler/decide.js';
 import { readPolicy } from '../scaler/policy.js';
 import { checkEngineSpec, DEFAULT_PRESET, ENGINE_PRESETS, GPUS, MODELS, type EngineSpec, type GpuSpec, type ModelSpec } from '../sim/hardware.js';
 import { parseTrace, type Arrival } from './traffic.js';
+import { loadEndpointsFile } from '../sources/file/endpoints-file.js';
+import type { Mode, Service } from '../model/model.js';
 
 /** How a balancer picks a pod (each balancer counts only its own requests in flight, as each Envoy does). */
 export type BalancerPolicy = 'least-request' | 'round-robin' | 'random';
@@ -27,6 +29,30 @@ export interface RunSpec {
   readonly name: string;
   readonly balancer: BalancerPolicy;
   readonly scaling: Scaling;
+  /** A policy run's mode forced for the whole run, as `inferplane mode SERVICE MODE` forces it; null: decided. */
+  readonly forcedMode: Mode | null;
+}
+
+/** A share of the requests on one route of the service, with its own SLO and token mix. */
+export interface TrafficClass {
+  readonly name: string;
+  /** Fraction of all requests, 0–1; the classes' shares add up to 1. */
+  readonly share: number;
+  /** The route (by name) its requests take: what a playbook's `shed` list names. Null: no named route. */
+  readonly route: string | null;
+  readonly sloMs: number;
+  readonly inputTokens: TokenSpec;
+  readonly outputTokens: TokenSpec;
+}
+
+/** The simulated fleet's service as the endpoints file declares it: its routes, timeout and playbooks. */
+export interface SimulatedService {
+  readonly file: string;
+  readonly service: Service;
+  /** Times a client sends a shed request again, each after the Retry-After Envoy answered with. */
+  readonly shedRetries: number;
+  /** The fleet of the service the playbooks fall back to (fixed size, its own engine); null when none does. */
+  readonly fallback: { readonly name: string; readonly engine: EngineSpec; readonly replicas: number } | null;
 }
 
 /** Where requests come from. Rates are requests per second. */
@@ -73,6 +99,10 @@ export interface Scenario {
   /** In-flight requests per pod that KPA-like and HPA-like runs aim for, and that `fixed: peak` sizes by. */
   readonly targetPerPod: number;
   readonly runs: readonly RunSpec[];
+  /** Traffic classes; empty: every request is alike (the scenario's tokens and SLO). */
+  readonly classes: readonly TrafficClass[];
+  /** The service whose routes, timeout and playbooks the data plane applies; null: none (no playbooks). */
+  readonly service: SimulatedService | null;
 }
 
 const seconds = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -109,8 +139,7 @@ const engineSchema = z.strictObject({
 const ENGINE_FIELD: Record<string, string> = { memoryBytes: 'memoryGB', bandwidth: 'bandwidthTBps', flopsBf16: 'tflopsBf16', flopsFp8: 'tflopsFp8' };
 
 /** The engine a scenario's `fleet.engine` describes: a preset by name, or a preset (default {@link DEFAULT_PRESET}) with changes. */
-function engineOf(e: string | z.infer<typeof engineSchema>): Result<EngineSpec, Problem[]> {
-  const at = ['fleet', 'engine'];
+function engineOf(e: string | z.infer<typeof engineSchema>, at: (string | number)[] = ['fleet', 'engine']): Result<EngineSpec, Problem[]> {
   if (typeof e === 'string') {
     const spec = ENGINE_PRESETS[e];
     return spec ? ok(spec) : err([{ path: at, message: `no engine preset "${e}"; the presets are ${Object.keys(ENGINE_PRESETS).join(', ')}` }]);
@@ -159,7 +188,14 @@ const schema = z.strictObject({
   }).prefault({}),
   balancers: z.strictObject({ count: z.number().int().positive().default(1) }).default({ count: 1 }),
   scaling: z.strictObject({ flushInterval: seconds.default(1) }).default({ flushInterval: 1 }),
-  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling })).min(1),
+  classes: z.array(z.strictObject({ name: z.string().min(1).max(40), share: z.number().gt(0).max(1), route: z.string().min(1).optional(), slo: seconds.optional(), inputTokens: tokens.optional(), outputTokens: tokens.optional() })).min(1).optional(),
+  service: z.strictObject({
+    endpoints: z.string().min(1),
+    name: z.string().min(1),
+    shedRetries: z.number().int().min(0).max(10).default(1),
+    fallbackFleet: z.strictObject({ engine: z.union([z.string(), engineSchema]).default(DEFAULT_PRESET), replicas: z.number().int().positive() }).optional(),
+  }).optional(),
+  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling, mode: z.enum(['normal', 'surge', 'emergency']).optional() })).min(1),
 });
 
 function problemsOf(e: z.ZodError): Problem[] {
@@ -209,6 +245,21 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   });
   const engine = engineOf(s.fleet.engine);
   if (!engine.ok) problems.push(...engine.error);
+  s.runs.forEach((r, i) => {
+    if (r.mode !== undefined && !(typeof r.scaling === 'object' && 'policy' in r.scaling)) problems.push({ path: ['runs', i, 'mode'], message: 'only a policy run has modes to force' });
+  });
+  const classes = s.classes ?? [];
+  if (classes.length > 0) {
+    const sum = classes.reduce((n, c) => n + c.share, 0);
+    if (Math.abs(sum - 1) > 1e-9) problems.push({ path: ['classes'], message: `the shares add up to ${+(sum * 100).toFixed(4)}%, not 100%` });
+    const seen = new Set<string>();
+    classes.forEach((c, i) => {
+      if (seen.has(c.name)) problems.push({ path: ['classes', i, 'name'], message: `"${c.name}" names another class too` });
+      seen.add(c.name);
+      if (c.route !== undefined && !s.service) problems.push({ path: ['classes', i, 'route'], message: 'a route names one of the service\'s routes: give service: { endpoints, name }' });
+    });
+  }
+  if (s.mode === 'exact' && (classes.length > 0 || s.service)) problems.push({ path: ['mode'], message: 'traffic classes and playbooks run in aggregate mode only' });
   if (s.mode === 'exact' && s.runs.some((r) => r.scaling === 'oracle')) problems.push({ path: ['mode'], message: 'the oracle runs in aggregate mode only (it has no requests of its own to route)' });
   if (s.mode === 'exact' && s.runs.some((r) => typeof r.scaling === 'object' && 'exactRate' in r.scaling)) problems.push({ path: ['mode'], message: 'exactRate runs in aggregate mode only (it is sized from the rate itself)' });
   if (problems.length > 0) return err(problems.map(doc.value.describe));
@@ -225,13 +276,40 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     if (!arrivals.ok) return arrivals;
     traffic = { kind: 'trace', file: traceFile, arrivals: arrivals.value };
   }
+  let service: SimulatedService | null = null;
+  if (s.service) {
+    const sv = s.service;
+    const endpointsFile = path.resolve(dir, sv.endpoints);
+    const model = loadEndpointsFile(endpointsFile);
+    if (!model.ok) return err(model.error.map((e) => `${e} (the endpoints file of service)`));
+    const found = model.value.services.find((x) => x.name === sv.name);
+    const where: Problem[] = [];
+    if (!found) where.push({ path: ['service', 'name'], message: `${endpointsFile} serves no "${sv.name}"; it serves ${model.value.services.map((x) => x.name).join(', ')}` });
+    else {
+      const routes = new Set(found.routes.flatMap((r) => (r.name ? [r.name] : [])));
+      classes.forEach((c, i) => {
+        if (c.route !== undefined && !routes.has(c.route)) where.push({ path: ['classes', i, 'route'], message: `"${sv.name}" has no route "${c.route}"; its named routes: ${[...routes].join(', ') || 'none'}` });
+      });
+      const fallbacks = [...new Set(Object.values(found.settings.playbooks).flatMap((pb) => (pb?.fallback ? [pb.fallback] : [])))];
+      if (fallbacks.length > 0 && !sv.fallbackFleet) where.push({ path: ['service'], message: `a playbook falls back to "${fallbacks.join('", "')}": give fallbackFleet: { engine, replicas } for it` });
+      if (fallbacks.length === 0 && sv.fallbackFleet) where.push({ path: ['service', 'fallbackFleet'], message: `no playbook of "${sv.name}" falls back to another service` });
+      let fallback: SimulatedService['fallback'] = null;
+      if (sv.fallbackFleet && fallbacks.length > 0) {
+        const fe = engineOf(sv.fallbackFleet.engine, ['service', 'fallbackFleet', 'engine']);
+        if (!fe.ok) where.push(...fe.error);
+        else fallback = { name: fallbacks[0]!, engine: fe.value, replicas: sv.fallbackFleet.replicas };
+      }
+      service = { file: endpointsFile, service: found, shedRetries: sv.shedRetries, fallback };
+    }
+    if (where.length > 0) return err(where.map(doc.value.describe));
+  }
   const runs: RunSpec[] = [];
   let target: number | undefined = s.fleet.targetPerPod;
   for (const [i, r] of s.runs.entries()) {
     const sc = r.scaling;
-    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc } });
-    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed } });
-    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom } });
+    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc }, forcedMode: null });
+    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed }, forcedMode: null });
+    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom }, forcedMode: null });
     else {
       const policy = loadSimPolicy(sc.policy === 'default' ? null : path.resolve(dir, sc.policy));
       if (!policy.ok) {
@@ -239,7 +317,8 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
         continue;
       }
       target ??= policy.value.modes.normal.targetPerPod;
-      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: policy.value } });
+      const forcedMode = r.mode ?? null;
+      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: forcedMode ? { ...policy.value, forcedMode } : policy.value }, forcedMode });
     }
   }
   if (out.length > 0) return err(out);
@@ -253,6 +332,8 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     balancers: s.balancers.count, flushS: s.scaling.flushInterval,
     targetPerPod: target ?? DEFAULT_POLICY.modes.normal.targetPerPod,
     runs,
+    classes: classes.map((c) => ({ name: c.name, share: c.share, route: c.route ?? null, sloMs: (c.slo ?? s.slo) * 1000, inputTokens: c.inputTokens ?? t.inputTokens, outputTokens: c.outputTokens ?? t.outputTokens })),
+    service,
   });
 }
 
@@ -295,6 +376,7 @@ export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenari
   }
   if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'oracle')) return err('--mode exact: the oracle runs in aggregate mode only');
   if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'exact-rate')) return err('--mode exact: exactRate runs in aggregate mode only');
+  if (o.mode === 'exact' && (s.classes.length > 0 || s.service !== null)) return err('--mode exact: traffic classes and playbooks run in aggregate mode only');
   if (o.replicas !== undefined && !s.runs.some((r) => r.scaling.kind === 'fixed')) return err('--replicas: the scenario has no fixed-fleet run');
   return ok({
     ...s, traffic,

@@ -158,6 +158,7 @@ describe('simulate: the exact-rate bound (reactive scaling without lag)', () => 
 });
 
 describe('simulate: the committed scenarios load', () => {
+  // examples/simulate/services/ holds the endpoints files scenarios name, not scenarios.
   for (const f of fs.readdirSync(path.join(ROOT, 'examples/simulate')).filter((f) => f.endsWith('.yaml'))) {
     it(f, () => {
       const s = loadScenario(path.join(ROOT, 'examples/simulate', f));
