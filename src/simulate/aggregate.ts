@@ -41,6 +41,10 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   const oracle = run.scaling.kind === 'oracle';
   const headroom = run.scaling.kind === 'exact-rate' ? run.scaling.headroom : undefined;
   const main = new FluidFleet(s, new Fleet(s, random, oracle), engineCurve(s), s.engine.gpus, run.balancer);
+  // The oracle and the exact-rate bound fill batches only as far as the SLO allows: with long answers a full
+  // batch is cheapest but too slow.
+  const sizingFull = oracle || headroom !== undefined ? main.curve.throughput(sloBatch(s, main.curve)) : 0;
+  const sizingRate = (speed: number) => sizingFull / speed;
   const fb = s.service?.fallback ?? null;
   const fallback = fb ? new FluidFleet(s, new Fleet(s, random, true), steadyStateOf(fb.engine, s), fb.engine.gpus, run.balancer) : null;
   fallback?.fleet.seed(fb!.replicas, 0);
@@ -57,9 +61,9 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   for (let step = 0; step < seconds; step++) {
     const t = step * TICK_S;
     const lambda = rate(t);
-    if (oracle) main.fleet.setDesired(oracleSize(s, main, lambda, t), t);
+    if (oracle) main.fleet.setDesired(oracleSize(s, main.fleet, lambda, t, sizingRate), t);
     // The best a scaler without foresight can do: the oracle's sizing for this second's rate, plus headroom.
-    else if (headroom !== undefined) main.fleet.setDesired(oracleSize(s, main, lambda * (1 + headroom), t), t);
+    else if (headroom !== undefined) main.fleet.setDesired(oracleSize(s, main.fleet, lambda * (1 + headroom), t, sizingRate), t);
     main.fleet.advance(t);
     // The data plane as it is published in this mode (model.ts applyPlaybooks): shed routes, a fallback, a timeout.
     const pb = mode === 'normal' ? null : settings?.playbooks[mode] ?? null;
@@ -298,15 +302,33 @@ function batchFor(curve: SteadyState, rate: number): number {
 }
 
 /**
- * The fewest pods whose full batches serve `lambda` with 1% to spare (so a queue, once formed, drains): the
+ * The largest batch at which the longest answer of the token points still meets the strictest SLO on a nominal
+ * pod (at least 1, at most the engine's largest batch): how full the oracle and the exact-rate bound fill pods.
+ */
+function sloBatch(s: Scenario, curve: SteadyState): number {
+  const longest = Math.max(...tokenPoints(s).map((t) => t.output), ...s.classes.flatMap((c) => tokenQuantiles(c.outputTokens, TOKEN_POINTS)));
+  const slo = Math.min(s.sloMs, ...s.classes.map((c) => c.sloMs));
+  if (curve.latencyMs(curve.maxConcurrency, longest) <= slo) return curve.maxConcurrency;
+  let lo = 1;
+  let hi = curve.maxConcurrency;
+  for (let k = 0; k < 40; k++) {
+    const mid = (lo + hi) / 2;
+    if (curve.latencyMs(mid, longest) <= slo) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The fewest pods whose batches (as full as {@link sloBatch} allows) serve `lambda` with 1% to spare (so a queue, once formed, drains): the
  * pods there are, oldest first (a smaller fleet keeps its oldest), then new ones, with their speeds now.
  */
-function oracleSize(s: Scenario, f: FluidFleet, lambda: number, t: number): number {
-  const ids = f.fleet.pods.map((p) => p.id).sort((x, y) => x - y);
+function oracleSize(s: Scenario, fleet: Fleet, lambda: number, t: number, perPod: (speed: number) => number): number {
+  const ids = fleet.pods.map((p) => p.id).sort((x, y) => x - y);
   let next = ids.length > 0 ? ids[ids.length - 1]! + 1 : 0;
   let capacity = 0;
   let n = 0;
-  while (capacity < lambda * 1.01) capacity += f.muMax(podSpeed(s, n < ids.length ? ids[n]! : next++, t)), n++;
+  while (capacity < lambda * 1.01) capacity += perPod(podSpeed(s, n < ids.length ? ids[n]! : next++, t)), n++;
   return Math.max(1, n);
 }
 

@@ -1,7 +1,8 @@
 import { steadyState, type SteadyState } from '../sim/hardware.js';
 import { podSpeed } from './fleet.js';
 import type { Scaling, Scenario } from './scenario.js';
-import { patternRate, tokenQuantiles, traceQuantiles } from './traffic.js';
+import { createRandom } from './random.js';
+import { patternRate, stackedCounts, tokenQuantiles, traceQuantiles } from './traffic.js';
 
 /** Token counts the aggregate simulation evaluates per pod and second (quantiles of output, mean input). */
 export const TOKEN_POINTS = 6;
@@ -17,6 +18,11 @@ export function rateFunction(s: Scenario): (t: number) => number {
       return () => rps;
     }
     case 'trace': {
+      if (tr.scale !== 1) {
+        const length = tr.arrivals[tr.arrivals.length - 1]!.t + 1;
+        const counts = stackedCounts(tr.arrivals, length, tr.scale, tr.shiftS, createRandom(s.seed ^ 0x2545f491));
+        return (t) => counts[Math.floor(t)] ?? 0;
+      }
       const counts = new Float64Array(Math.ceil(s.durationS) + 1);
       for (const a of tr.arrivals) if (a.t < s.durationS) counts[Math.floor(a.t)]! += 1;
       return (t) => counts[Math.floor(t)] ?? 0;

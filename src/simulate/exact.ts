@@ -1,10 +1,10 @@
 import { createEngine, type Engine, type EngineClock, type EngineParams } from '../sim/engine.js';
 import { Fleet, podSpeed, type Pod } from './fleet.js';
-import { createRandom } from './random.js';
+import { createRandom, type Random } from './random.js';
 import { RunRecorder, type RunResult } from './results.js';
 import type { RunSpec, Scenario } from './scenario.js';
 import { podsFor, rateFunction, scalingLabel, sizeFor } from './common.js';
-import { drawTokens } from './traffic.js';
+import { drawTokens, type Arrival } from './traffic.js';
 import { scalerFor } from './aggregate.js';
 
 /** Most requests a per-request run may simulate: beyond this, the aggregate mode is the tool. */
@@ -160,9 +160,10 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
   const endMs = s.durationS * 1000;
   const tr = s.traffic;
   if (tr.kind === 'trace') {
+    const arrivals = tr.scale === 1 ? tr.arrivals : stackedArrivals(tr.arrivals, tr.scale, tr.shiftS, createRandom(s.seed ^ 0x2545f491));
     let i = 0;
     const next = () => {
-      const x = tr.arrivals[i++];
+      const x = arrivals[i++];
       if (!x || x.t * 1000 >= endMs) return;
       events.push(x.t * 1000, () => {
         arrive(x.inputTokens, x.outputTokens);
@@ -233,3 +234,19 @@ export function expectedRequests(s: Scenario): number {
   return n;
 }
 
+
+/**
+ * The per-request counterpart of stackedCounts: `scale` copies of the trace (a fractional last copy keeps each
+ * request with that probability), each shifted by a uniform offset in [0, shiftS) seconds, wrapping around the
+ * trace's length; in time order.
+ */
+function stackedArrivals(arrivals: readonly Arrival[], scale: number, shiftS: number, random: Random): Arrival[] {
+  const length = arrivals[arrivals.length - 1]!.t + 1;
+  const out: Arrival[] = [];
+  for (let k = 0; k < Math.ceil(scale); k++) {
+    const keep = k < Math.floor(scale) ? 1 : scale - Math.floor(scale);
+    const shift = random.next() * shiftS;
+    for (const a of arrivals) if (keep === 1 || random.next() < keep) out.push({ ...a, t: (a.t + shift) % length });
+  }
+  return out.sort((x, y) => x.t - y.t);
+}

@@ -59,7 +59,11 @@ export interface SimulatedService {
 export type Traffic =
   | { readonly kind: 'pattern'; readonly peakRps: number; readonly troughRatio: number; readonly peakAtS: number; readonly bursts: readonly Burst[] }
   | { readonly kind: 'constant'; readonly rps: number | null; readonly load: number | null }
-  | { readonly kind: 'trace'; readonly file: string; readonly arrivals: readonly Arrival[] };
+  /**
+   * A trace replayed with its arrival shape and token mix; `scale` stacked copies of it, each shifted by up to
+   * `shiftS` seconds (src/simulate/traffic.ts, stackedCounts), when its rate is scaled.
+   */
+  | { readonly kind: 'trace'; readonly file: string; readonly arrivals: readonly Arrival[]; readonly scale: number; readonly shiftS: number };
 
 /** A surge on top of the pattern: the rate climbs to `factor`× over `riseS`, holds `holdS`, and falls back over `riseS`. */
 export interface Burst {
@@ -175,7 +179,7 @@ const schema = z.strictObject({
       bursts: z.array(z.strictObject({ at: seconds, factor: z.number().gt(1).default(2), rise: seconds.default(60), hold: seconds.default(600) })).default([]),
     }).optional(),
     constant: z.strictObject({ rps: positive.optional(), load: positive.optional() }).optional(),
-    trace: z.string().min(1).optional(),
+    trace: z.union([z.string().min(1), z.strictObject({ file: z.string().min(1), rateScale: positive.optional(), peakRps: positive.optional(), shift: seconds.default(300) })]).optional(),
     inputTokens: tokens.default({ mean: 50, spread: 0.5 }),
     outputTokens: tokens.default({ mean: 50, spread: 0.5 }),
   }),
@@ -269,12 +273,15 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   if (t.pattern) traffic = { kind: 'pattern', peakRps: t.pattern.peakRps, troughRatio: t.pattern.troughRatio, peakAtS: t.pattern.peakAt, bursts: t.pattern.bursts.map((b) => ({ atS: b.at, factor: b.factor, riseS: b.rise, holdS: b.hold })) };
   else if (t.constant) traffic = { kind: 'constant', rps: t.constant.rps ?? null, load: t.constant.load ?? null };
   else {
-    const traceFile = path.resolve(dir, t.trace!);
+    const tr = typeof t.trace === 'string' ? { file: t.trace, rateScale: undefined, peakRps: undefined, shift: 300 } : t.trace!;
+    if (tr.rateScale !== undefined && tr.peakRps !== undefined) return err([doc.value.describe({ path: ['traffic', 'trace'], message: 'give at most one of rateScale, peakRps' })]);
+    if (tr.shift <= 0) return err([doc.value.describe({ path: ['traffic', 'trace', 'shift'], message: 'must be above zero' })]);
+    const traceFile = path.resolve(dir, tr.file);
     const traceText = readText(traceFile);
     if (!traceText.ok) return traceText;
     const arrivals = parseTrace(traceText.value, traceFile);
     if (!arrivals.ok) return arrivals;
-    traffic = { kind: 'trace', file: traceFile, arrivals: arrivals.value };
+    traffic = { kind: 'trace', file: traceFile, arrivals: arrivals.value, scale: tr.peakRps !== undefined ? tr.peakRps / busiestMinuteRate(arrivals.value) : tr.rateScale ?? 1, shiftS: tr.shift };
   }
   let service: SimulatedService | null = null;
   if (s.service) {
@@ -335,6 +342,13 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     classes: classes.map((c) => ({ name: c.name, share: c.share, route: c.route ?? null, sloMs: (c.slo ?? s.slo) * 1000, inputTokens: c.inputTokens ?? t.inputTokens, outputTokens: c.outputTokens ?? t.outputTokens })),
     service,
   });
+}
+
+/** The mean rate (requests/s) of a trace's busiest minute. */
+function busiestMinuteRate(arrivals: readonly Arrival[]): number {
+  const perMinute = new Map<number, number>();
+  for (const a of arrivals) perMinute.set(Math.floor(a.t / 60), (perMinute.get(Math.floor(a.t / 60)) ?? 0) + 1);
+  return Math.max(...perMinute.values()) / 60;
 }
 
 /**

@@ -29,7 +29,7 @@ function trafficText(s: Scenario): string {
   switch (t.kind) {
     case 'pattern': return `diurnal, peak ${t.peakRps} req/s, trough ×${t.troughRatio}${t.bursts.length ? `, ${t.bursts.length} burst${t.bursts.length > 1 ? 's' : ''} (×${t.bursts.map((b) => b.factor).join(', ×')})` : ''}`;
     case 'constant': return t.rps !== null ? `constant ${t.rps} req/s` : `constant, ${Math.round(t.load! * 100)}% of the fixed fleet's capacity`;
-    case 'trace': return `trace ${t.file} (${t.arrivals.length} requests)`;
+    case 'trace': return `trace ${t.file} (${t.arrivals.length} requests${t.scale !== 1 ? `, stacked ×${+t.scale.toPrecision(4)}, copies shifted by up to ${t.shiftS} s` : ''})`;
   }
 }
 

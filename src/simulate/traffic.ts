@@ -12,16 +12,33 @@ export interface Arrival {
 /** Most problems listed for one trace; the rest are counted. */
 const MAX_PROBLEMS = 20;
 
+/** The header of the Azure LLM inference traces (Azure Public Dataset, 2023): a timestamp and two token counts. */
+const AZURE_HEADER = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+
+/**
+ * Seconds since the epoch of an Azure trace timestamp, `YYYY-MM-DD HH:MM:SS.fffffff` (UTC, up to 7 fractional
+ * digits, which Date.parse does not take); NaN when it is not one.
+ */
+function azureTime(v: string): number {
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$/.exec(v.trim());
+  if (!m) return NaN;
+  const whole = Date.parse(`${m[1]}T${m[2]}Z`);
+  return Number.isNaN(whole) ? NaN : whole / 1000 + (m[3] ? Number(`0.${m[3]}`) : 0);
+}
+
 /**
  * Parses a trace: CSV with the header `time,input_tokens,output_tokens` (time in seconds from the start, a
- * decimal number), or JSON lines `{"time": 0.25, "input_tokens": 48, "output_tokens": 61}`; blank lines and
- * `#` comments are skipped. Times must not decrease. Every problem comes back as `file:line: reason`.
+ * decimal number), the Azure LLM inference trace format (`TIMESTAMP,ContextTokens,GeneratedTokens`, times
+ * taken from the first row's), or JSON lines `{"time": 0.25, "input_tokens": 48, "output_tokens": 61}`; blank
+ * lines and `#` comments are skipped. Times must not decrease. Every problem comes back as `file:line: reason`.
  */
 export function parseTrace(text: string, file: string): Result<Arrival[], string[]> {
   const lines = text.split('\n');
   const problems: string[] = [];
   const out: Arrival[] = [];
   let csv: boolean | undefined;
+  let azure = false;
+  let origin: number | undefined;
   let more = 0;
   const problem = (line: number, reason: string) => {
     if (problems.length < MAX_PROBLEMS) problems.push(`${file}:${line}: ${reason}`);
@@ -33,15 +50,25 @@ export function parseTrace(text: string, file: string): Result<Arrival[], string
     if (csv === undefined) {
       csv = !line.startsWith('{');
       if (csv) {
-        if (line.replace(/\s/g, '') !== 'time,input_tokens,output_tokens') {
-          problem(i + 1, `a CSV trace starts with the header "time,input_tokens,output_tokens", not "${line.slice(0, 60)}"`);
+        azure = line.replace(/\s/g, '') === AZURE_HEADER;
+        if (!azure && line.replace(/\s/g, '') !== 'time,input_tokens,output_tokens') {
+          problem(i + 1, `a CSV trace starts with the header "time,input_tokens,output_tokens" (or Azure's "${AZURE_HEADER}"), not "${line.slice(0, 60)}"`);
           break;
         }
         continue;
       }
     }
     let fields: unknown[];
-    if (csv) {
+    if (csv && azure) {
+      const parts = line.split(',');
+      const at = azureTime(parts[0] ?? '');
+      if (!Number.isNaN(at)) origin ??= at;
+      fields = [Number.isNaN(at) ? parts[0] : at - origin!, ...parts.slice(1).map((f) => (f.trim() === '' ? NaN : Number(f)))];
+      if (fields.length !== 3) {
+        problem(i + 1, `expected 3 fields (${AZURE_HEADER}), got ${fields.length}`);
+        continue;
+      }
+    } else if (csv) {
       fields = line.split(',').map((f) => (f.trim() === '' ? NaN : Number(f)));
       if (fields.length !== 3) {
         problem(i + 1, `expected 3 fields (time,input_tokens,output_tokens), got ${fields.length}`);
@@ -67,7 +94,7 @@ export function parseTrace(text: string, file: string): Result<Arrival[], string
       fields = [o['time'], o['input_tokens'], o['output_tokens']];
     }
     const [t, input, output] = fields as [unknown, unknown, unknown];
-    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) problem(i + 1, `time must be a number of seconds ≥ 0, got ${JSON.stringify(t)}`);
+    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) problem(i + 1, azure ? `TIMESTAMP must be "YYYY-MM-DD HH:MM:SS.fffffff", got ${JSON.stringify(t)}` : `time must be a number of seconds ≥ 0, got ${JSON.stringify(t)}`);
     else if (out.length > 0 && t < out[out.length - 1]!.t) problem(i + 1, `time ${t} is before the previous line's ${out[out.length - 1]!.t}: a trace is in arrival order`);
     else if (typeof input !== 'number' || !Number.isInteger(input) || input < 0) problem(i + 1, `input_tokens must be a whole number ≥ 0, got ${JSON.stringify(input)}`);
     else if (typeof output !== 'number' || !Number.isInteger(output) || output < 1) problem(i + 1, `output_tokens must be a whole number ≥ 1, got ${JSON.stringify(output)}`);
@@ -115,4 +142,28 @@ export function tokenQuantiles(spec: TokenSpec, k: number): number[] {
 export function traceQuantiles(values: readonly number[], k: number): number[] {
   const sorted = [...values].sort((a, b) => a - b);
   return Array.from({ length: k }, (_, i) => sorted[Math.min(sorted.length - 1, Math.floor(((i + 0.5) / k) * sorted.length))]!);
+}
+
+/**
+ * A trace stacked `scale` times: copy k is shifted by an offset drawn uniformly from [0, shiftS) seconds,
+ * wrapping around the trace's length (a fractional scale adds a last copy of that weight). Returns the
+ * arrivals per second over `lengthS`. Shifts of minutes keep the trace's shape over minutes and average away
+ * the per-second noise of a small population, as many independent copies of its users would; multiplying the
+ * counts instead would multiply that noise too.
+ */
+export function stackedCounts(arrivals: readonly Arrival[], lengthS: number, scale: number, shiftS: number, random: Random): Float64Array {
+  const length = Math.max(1, Math.ceil(lengthS));
+  const counts = new Float64Array(length);
+  for (const a of arrivals) if (a.t < length) counts[Math.floor(a.t)]! += 1;
+  const shifts = new Float64Array(Math.max(1, Math.ceil(shiftS)));
+  const whole = Math.floor(scale);
+  for (let k = 0; k < whole; k++) shifts[random.int(shifts.length)]! += 1;
+  if (scale > whole) shifts[random.int(shifts.length)]! += scale - whole;
+  const out = new Float64Array(length);
+  for (let d = 0; d < shifts.length; d++) {
+    const w = shifts[d]!;
+    if (w === 0) continue;
+    for (let t = 0; t < length; t++) out[(t + d) % length]! += w * counts[t]!;
+  }
+  return out;
 }

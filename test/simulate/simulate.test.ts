@@ -6,7 +6,9 @@ import { runAggregate } from '../../src/simulate/aggregate.js';
 import { runExact } from '../../src/simulate/exact.js';
 import { loadScenario, withOverrides, type Scenario } from '../../src/simulate/scenario.js';
 import { simulate } from '../../src/simulate/simulate.js';
-import { parseTrace } from '../../src/simulate/traffic.js';
+import { parseTrace, stackedCounts } from '../../src/simulate/traffic.js';
+import { createRandom } from '../../src/simulate/random.js';
+import { rateFunction } from '../../src/simulate/common.js';
 import { LatencyHistogram } from '../../src/simulate/histogram.js';
 import { ROOT } from '../support/processes.js';
 
@@ -43,6 +45,28 @@ describe('simulate: traces', () => {
     expect(!json.ok && json.error[0]).to.equal('day.jsonl:1: unknown key "model"');
     expect(!json.ok && json.error[1]).to.match(/^day\.jsonl:2: not JSON: /);
     expect(parseTrace('when,in,out\n1,2,3\n', 'h.csv')).to.deep.equal({ ok: false, error: ['h.csv:1: a CSV trace starts with the header "time,input_tokens,output_tokens", not "when,in,out"'] });
+  });
+});
+
+describe('simulate: real traces, scaled', () => {
+  it('reads the Azure LLM trace format, times from its first row, and names a bad timestamp by line', () => {
+    const azure = parseTrace('TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n', 'a.csv');
+    expect(azure.ok && azure.value.map((a) => [+a.t.toFixed(6), a.inputTokens, a.outputTokens])).to.deep.equal([[0, 374, 44], [4.314579, 396, 109]]);
+    const bad = parseTrace('TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\nyesterday,1,1\n', 'a.csv');
+    expect(bad.ok ? [] : bad.error).to.deep.equal(['a.csv:3: TIMESTAMP must be "YYYY-MM-DD HH:MM:SS.fffffff", got "yesterday"']);
+  });
+
+  it('stacks a trace to a peak: copies shifted within the window, the total scaled, the busiest minute at the peak it was asked for', () => {
+    const arrivals = Array.from({ length: 600 }, (_, i) => ({ t: i < 300 ? i * 0.2 : 60 + (i - 300) * 2, inputTokens: 10, outputTokens: 10 }));
+    const counts = stackedCounts(arrivals, 660, 3.5, 30, createRandom(1));
+    expect(counts.reduce((n, x) => n + x, 0)).to.be.closeTo(600 * 3.5, 1e-6);
+    const f = write('burst.csv', `time,input_tokens,output_tokens\n${arrivals.map((a) => `${a.t},10,10`).join('\n')}\n`);
+    const s = scenario(`duration: 11m\ntraffic:\n  trace: { file: ${f}, peakRps: 50, shift: 1s }\nruns:\n  - { name: f, scaling: { fixed: 2 } }\n`);
+    expect(s.traffic.kind === 'trace' && s.traffic.scale).to.be.closeTo(10, 1e-9); // the busiest minute: 300 requests, 5/s
+    const rate = rateFunction(s);
+    let first = 0;
+    for (let t = 0; t < 60; t++) first += rate(t);
+    expect(first / 60).to.be.within(45, 50);
   });
 });
 
