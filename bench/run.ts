@@ -59,8 +59,8 @@ const { values } = parseArgs({
     'latency-steps': { type: 'string', default: '9' },
     'latency-envoys': { type: 'string', default: '100' },
     'p2c-rounds': { type: 'string', default: '3' },
-    'p2c-seconds': { type: 'string', default: '10' },
-    'p2c-concurrency': { type: 'string', default: '64' },
+    'p2c-seconds': { type: 'string', default: '20' },
+    'p2c-rps': { type: 'string', default: '400' },
     'soak-streams': { type: 'string', default: '10000' },
     'soak-seconds': { type: 'string', default: '600' },
     'soak-hold': { type: 'string', default: '10' },
@@ -174,7 +174,7 @@ if (!values.only || values.only === 'ingest') {
 }
 if (!values.only || values.only === 'latency') await decisionLatency({ steps: Number(values['latency-steps']), envoys: Number(values['latency-envoys']) });
 if (!values.only || values.only === 'p2c') {
-  await p2c({ rounds: Number(values['p2c-rounds']), seconds: Number(values['p2c-seconds']), concurrency: Number(values['p2c-concurrency']), maxTokens: 50, upstreams: 4, slowFactor: 3 });
+  await p2c({ rounds: Number(values['p2c-rounds']), seconds: Number(values['p2c-seconds']), rps: Number(values['p2c-rps']), slowdown: 6, maxTokens: 50, upstreams: 4, slowFactor: 3 });
 }
 if (!values.only || values.only === 'engine') engineCalibration();
 if (values.only === 'p2c-capacity') p2cCapacity(Number(values['p2c-capacity-minutes']));

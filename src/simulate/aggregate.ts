@@ -40,7 +40,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   const rate = rateFunction(s);
   const oracle = run.scaling.kind === 'oracle';
   const headroom = run.scaling.kind === 'exact-rate' ? run.scaling.headroom : undefined;
-  const main = new FluidFleet(s, new Fleet(s, random, oracle), engineCurve(s), s.engine.gpus, run.balancer);
+  const main = new FluidFleet(s, new Fleet(s, random, oracle, run.coldStart ?? s.coldStart), engineCurve(s), s.engine.gpus, run.balancer);
   // The oracle and the exact-rate bound fill batches only as far as the SLO allows: with long answers a full
   // batch is cheapest but too slow.
   const sizingFull = oracle || headroom !== undefined ? main.curve.throughput(sloBatch(s, main.curve)) : 0;

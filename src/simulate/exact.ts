@@ -88,7 +88,7 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
   const events = new EventQueue();
   let now = 0; // ms
   const clock: EngineClock = { now: () => now, setTimeout: (fn, ms) => events.push(now + ms, fn) };
-  const fleet = new Fleet(s, random);
+  const fleet = new Fleet(s, random, false, run.coldStart ?? s.coldStart);
   const scaler = scalerFor(s, run);
   const rec = new RunRecorder(s.sloMs);
   const E = s.balancers;

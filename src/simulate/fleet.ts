@@ -1,5 +1,5 @@
 import type { Random } from './random.js';
-import type { Scenario } from './scenario.js';
+import type { ColdStart, Scenario } from './scenario.js';
 
 /** A simulated model-server pod. Times are seconds of simulated time. */
 export interface Pod {
@@ -21,9 +21,14 @@ export function podSpeed(s: Scenario, id: number, tS: number): number {
   return f;
 }
 
+/** A part of a cold start that is zero unless given: drawn only then, so scenarios without it keep their draws. */
+function part(random: Random, [lo, hi]: readonly [number, number]): number {
+  return hi > 0 ? random.uniform(lo, hi) : 0;
+}
+
 /**
- * The Deployment and its pods: new pods start after a cold start drawn from the scenario (image pull plus model
- * load); a lower count removes pods that are still starting first (newest first), then ready ones (newest
+ * The Deployment and its pods: new pods start after a cold start drawn from the scenario (a node if needed, the
+ * image pull, the weight load, the engine's warm-up); a lower count removes pods that are still starting first (newest first), then ready ones (newest
  * first), which drain: off the balancers at once, gone once their requests finish. With `instant`, pods are
  * ready at once and leave at once (the oracle).
  */
@@ -34,7 +39,7 @@ export class Fleet {
   /** Replica count changes asked for, for the report. */
   scaleEvents = 0;
 
-  constructor(private readonly scenario: Scenario, private readonly random: Random, private readonly instant = false) {}
+  constructor(private readonly scenario: Scenario, private readonly random: Random, private readonly instant = false, private readonly coldStart: ColdStart = scenario.coldStart) {}
 
   /** Starts with `n` pods ready. */
   seed(n: number, nowS: number): void {
@@ -54,9 +59,9 @@ export class Fleet {
     const live = this.pods.filter((p) => p.state !== 'draining');
     const drained: Pod[] = [];
     if (n > live.length) {
-      const c = this.scenario.coldStart;
+      const c = this.coldStart;
       for (let i = live.length; i < n; i++) {
-        const cold = this.instant ? 0 : this.random.uniform(c.pullS[0], c.pullS[1]) + this.random.uniform(c.loadS[0], c.loadS[1]);
+        const cold = this.instant ? 0 : this.random.uniform(c.pullS[0], c.pullS[1]) + this.random.uniform(c.loadS[0], c.loadS[1]) + part(this.random, c.nodeS) + part(this.random, c.warmupS);
         this.pods.push({ id: this.nextId++, state: this.instant ? 'ready' : 'starting', createdAtS: nowS, readyAtS: nowS + cold });
       }
     } else {

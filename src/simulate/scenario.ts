@@ -24,6 +24,17 @@ export type Scaling =
   /** Knows the arrival rate of each second (no lag, no noise) and has `headroom` above the fewest full batches for it; pays cold starts. */
   | { readonly kind: 'exact-rate'; readonly headroom: number };
 
+/**
+ * A new pod's way to ready, each part uniform in its range (seconds): a node for it (0 when one is free), the
+ * image pull, the weight load, and the engine's warm-up (CUDA graphs, compilation) before /health answers.
+ */
+export interface ColdStart {
+  readonly nodeS: readonly [number, number];
+  readonly pullS: readonly [number, number];
+  readonly loadS: readonly [number, number];
+  readonly warmupS: readonly [number, number];
+}
+
 /** One side of the side-by-side comparison. */
 export interface RunSpec {
   readonly name: string;
@@ -31,6 +42,8 @@ export interface RunSpec {
   readonly scaling: Scaling;
   /** A policy run's mode forced for the whole run, as `inferplane mode SERVICE MODE` forces it; null: decided. */
   readonly forcedMode: Mode | null;
+  /** This run's cold start, when it differs from the fleet's (to compare cold-start profiles side by side). */
+  readonly coldStart: ColdStart | null;
 }
 
 /** A share of the requests on one route of the service, with its own SLO and token mix. */
@@ -96,7 +109,7 @@ export interface Scenario {
   /** One pod in `oneIn` is `factor`× slower for `busyS` of every `periodS` (a noisy neighbour). */
   readonly noisyPods: { readonly oneIn: number; readonly factor: number; readonly periodS: number; readonly busyS: number } | null;
   /** Cold start = image pull + model load, each uniform in its range. */
-  readonly coldStart: { readonly pullS: readonly [number, number]; readonly loadS: readonly [number, number] };
+  readonly coldStart: ColdStart;
   readonly balancers: number;
   /** Envoy's stats flush interval: how often the scaler gets a sample. */
   readonly flushS: number;
@@ -116,6 +129,8 @@ const seconds = z.union([z.string(), z.number()]).transform((v, ctx) => {
 });
 const range = z.tuple([seconds, seconds]).refine(([lo, hi]) => lo <= hi, 'the first bound must not be above the second');
 const positive = z.number().positive();
+const coldStartSchema = z.strictObject({ node: range.default([0, 0]), imagePull: range, modelLoad: range, warmup: range.default([0, 0]) });
+const coldStartOf = (c: z.infer<typeof coldStartSchema>): ColdStart => ({ nodeS: c.node, pullS: c.imagePull, loadS: c.modelLoad, warmupS: c.warmup });
 const tokens = z.strictObject({ mean: positive, spread: z.number().min(0).lt(1).default(0.5) });
 const scaling = z.union([
   z.literal('kpa'), z.literal('hpa'), z.literal('oracle'),
@@ -187,7 +202,7 @@ const schema = z.strictObject({
     engine: z.union([z.string(), engineSchema]).default(DEFAULT_PRESET),
     slowPods: z.strictObject({ oneIn: z.number().int().positive(), factor: z.number().gt(1) }).optional(),
     noisyNeighbours: z.strictObject({ oneIn: z.number().int().positive(), factor: z.number().gt(1), period: seconds, busy: seconds }).optional(),
-    coldStart: z.strictObject({ imagePull: range, modelLoad: range }).default({ imagePull: [20, 40], modelLoad: [40, 80] }),
+    coldStart: coldStartSchema.default({ node: [0, 0], imagePull: [20, 40], modelLoad: [40, 80], warmup: [0, 0] }),
     targetPerPod: positive.optional(),
   }).prefault({}),
   balancers: z.strictObject({ count: z.number().int().positive().default(1) }).default({ count: 1 }),
@@ -199,7 +214,7 @@ const schema = z.strictObject({
     shedRetries: z.number().int().min(0).max(10).default(1),
     fallbackFleet: z.strictObject({ engine: z.union([z.string(), engineSchema]).default(DEFAULT_PRESET), replicas: z.number().int().positive() }).optional(),
   }).optional(),
-  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling, mode: z.enum(['normal', 'surge', 'emergency']).optional() })).min(1),
+  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling, mode: z.enum(['normal', 'surge', 'emergency']).optional(), coldStart: coldStartSchema.optional() })).min(1),
 });
 
 function problemsOf(e: z.ZodError): Problem[] {
@@ -314,9 +329,10 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   let target: number | undefined = s.fleet.targetPerPod;
   for (const [i, r] of s.runs.entries()) {
     const sc = r.scaling;
-    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc }, forcedMode: null });
-    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed }, forcedMode: null });
-    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom }, forcedMode: null });
+    const coldStart = r.coldStart ? coldStartOf(r.coldStart) : null;
+    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc }, forcedMode: null, coldStart });
+    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed }, forcedMode: null, coldStart });
+    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom }, forcedMode: null, coldStart });
     else {
       const policy = loadSimPolicy(sc.policy === 'default' ? null : path.resolve(dir, sc.policy));
       if (!policy.ok) {
@@ -325,7 +341,7 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
       }
       target ??= policy.value.modes.normal.targetPerPod;
       const forcedMode = r.mode ?? null;
-      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: forcedMode ? { ...policy.value, forcedMode } : policy.value }, forcedMode });
+      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: forcedMode ? { ...policy.value, forcedMode } : policy.value }, forcedMode, coldStart });
     }
   }
   if (out.length > 0) return err(out);
@@ -335,7 +351,7 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
     engine: (engine as { value: EngineSpec }).value,
     slowPods: s.fleet.slowPods ?? null,
     noisyPods: noisy ? { oneIn: noisy.oneIn, factor: noisy.factor, periodS: noisy.period, busyS: noisy.busy } : null,
-    coldStart: { pullS: s.fleet.coldStart.imagePull, loadS: s.fleet.coldStart.modelLoad },
+    coldStart: coldStartOf(s.fleet.coldStart),
     balancers: s.balancers.count, flushS: s.scaling.flushInterval,
     targetPerPod: target ?? DEFAULT_POLICY.modes.normal.targetPerPod,
     runs,

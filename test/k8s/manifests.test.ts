@@ -198,3 +198,25 @@ describe('k8s/overlays/mtls: mTLS and node identity with cert-manager', () => {
     expect(checkManifest(cert)).to.equal('Certificate.spec.dnsName: no such field');
   });
 });
+
+describe('k8s/overlays/fast-start: shorter cold starts', () => {
+  const vllm = docsOf('overlays/example/vllm.yaml').find((d) => d.kind === 'Deployment');
+  const prefetch = docsOf('overlays/fast-start/prefetch.yaml')[0];
+  const patch = docsOf('overlays/fast-start/vllm-cache.yaml')[0];
+
+  it('pre-pulls exactly the image the vLLM pods run, on exactly the nodes they may run on', () => {
+    const image = vllm.spec.template.spec.containers[0].image;
+    expect(prefetch.spec.template.spec.initContainers.map((c: { image: string }) => c.image)).to.deep.equal([image, image]);
+    expect(prefetch.spec.template.spec.nodeSelector).to.deep.equal(vllm.spec.template.spec.nodeSelector);
+    expect(prefetch.spec.template.spec.tolerations).to.deep.equal(vllm.spec.template.spec.tolerations);
+  });
+
+  it('fills the node-local cache the vLLM pods read their weights from, and the pods never download them', () => {
+    const written = prefetch.spec.template.spec.volumes[0].hostPath.path;
+    expect(patch.spec.template.spec.volumes[0].hostPath.path).to.equal(written);
+    const model = vllm.spec.template.spec.containers[0].args.find((a: string) => a.startsWith('--model=')).slice('--model='.length);
+    expect(prefetch.spec.template.spec.initContainers[1].command).to.include(model);
+    const env = (c: { env: { name: string; value?: string }[] }) => Object.fromEntries(c.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    expect(env(patch.spec.template.spec.containers[0])).to.deep.equal({ HF_HOME: env(prefetch.spec.template.spec.initContainers[1]).HF_HOME, HF_HUB_OFFLINE: '1' });
+  });
+});

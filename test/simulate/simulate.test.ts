@@ -44,7 +44,7 @@ describe('simulate: traces', () => {
     const json = parseTrace('{"time": 1, "input_tokens": 5, "output_tokens": 7, "model": "x"}\n{"time": 2\n', 'day.jsonl');
     expect(!json.ok && json.error[0]).to.equal('day.jsonl:1: unknown key "model"');
     expect(!json.ok && json.error[1]).to.match(/^day\.jsonl:2: not JSON: /);
-    expect(parseTrace('when,in,out\n1,2,3\n', 'h.csv')).to.deep.equal({ ok: false, error: ['h.csv:1: a CSV trace starts with the header "time,input_tokens,output_tokens", not "when,in,out"'] });
+    expect(parseTrace('when,in,out\n1,2,3\n', 'h.csv')).to.deep.equal({ ok: false, error: ['h.csv:1: a CSV trace starts with the header "time,input_tokens,output_tokens" (or Azure\'s "TIMESTAMP,ContextTokens,GeneratedTokens"), not "when,in,out"'] });
   });
 });
 
@@ -182,7 +182,7 @@ describe('simulate: the exact-rate bound (reactive scaling without lag)', () => 
 });
 
 describe('simulate: the committed scenarios load', () => {
-  // examples/simulate/services/ holds the endpoints files scenarios name, not scenarios.
+  // examples/simulate/services/ and policies/ hold the endpoints and policy files scenarios name, not scenarios.
   for (const f of fs.readdirSync(path.join(ROOT, 'examples/simulate')).filter((f) => f.endsWith('.yaml'))) {
     it(f, () => {
       const s = loadScenario(path.join(ROOT, 'examples/simulate', f));

@@ -13,6 +13,7 @@ const KINDS: Record<string, string> = {
   'v1/Service': 'V1Service',
   'v1/ConfigMap': 'V1ConfigMap',
   'apps/v1/Deployment': 'V1Deployment',
+  'apps/v1/DaemonSet': 'V1DaemonSet',
   'policy/v1/PodDisruptionBudget': 'V1PodDisruptionBudget',
   'rbac.authorization.k8s.io/v1/ClusterRole': 'V1ClusterRole',
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'V1ClusterRoleBinding',

@@ -5,7 +5,10 @@ import type { LoadBalancing } from '../../src/model/model.js';
 import { startEnvoy, type RunningEnvoy } from './envoy.js';
 import { eventually } from './harness.js';
 import { freePort, inferplane, type Child } from './processes.js';
-import { completion, fileService, startTestSim, startTraffic, writeEndpointsFile, type TestSim } from './traffic.js';
+import { completion, fileService, startOpenLoop, startTestSim, startTraffic, writeEndpointsFile, type TestSim } from './traffic.js';
+
+/** The load of a run: closed-loop clients (each sends again when answered), or open-loop Poisson arrivals. */
+export type P2cLoad = { readonly concurrency: number } | { readonly rps: number; readonly seed?: number };
 
 /** What one policy did in one run. */
 export interface PolicyRun {
@@ -26,6 +29,9 @@ export interface P2cOptions {
   readonly upstreams: number;
   /** How much slower the first upstream decodes and prefills. */
   readonly slowFactor: number;
+  /** Every simulator's slowdown against the engine preset (default 3: see TestEngine). */
+  readonly slowdown?: number;
+  /** Closed-loop clients at this concurrency, or (with `rps`) none: see {@link P2cLoad}. */
   readonly concurrency: number;
   /** Tokens per answer. */
   readonly maxTokens: number;
@@ -36,13 +42,14 @@ export interface P2cOptions {
 
 /**
  * Real Envoy (the front-proxy bootstrap) fed by inferplane, in front of vLLM simulators of which the first is
- * `slowFactor` times slower: closed-loop clients at fixed concurrency, the service switched between least_request
- * and round_robin through the endpoints file. Each `run` measures one policy for a while.
+ * `slowFactor` times slower: closed-loop clients at fixed concurrency (or, per run, open-loop Poisson arrivals at a
+ * set rate), the service switched between least_request and round_robin through the endpoints file. Each `run`
+ * measures one policy for a while.
  */
-export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBalancing, ms: number): Promise<PolicyRun>; stop(): Promise<void>; readonly admin: string }> {
+export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBalancing, ms: number, load?: P2cLoad): Promise<PolicyRun>; stop(): Promise<void>; readonly admin: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-p2c-'));
   const file = path.join(dir, 'endpoints.yaml');
-  const sims: TestSim[] = await Promise.all(Array.from({ length: o.upstreams }, (_, i) => startTestSim(i === 0 ? { slowdown: 3 * o.slowFactor } : {})));
+  const sims: TestSim[] = await Promise.all(Array.from({ length: o.upstreams }, (_, i) => startTestSim({ slowdown: (o.slowdown ?? 3) * (i === 0 ? o.slowFactor : 1) })));
   const [xdsPort, listenerPort] = [await freePort(), await freePort()];
   const write = (policy: LoadBalancing) => writeEndpointsFile(file, {
     listener: { name: 'ingress', address: '127.0.0.1', port: listenerPort },
@@ -75,7 +82,7 @@ export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBala
   };
   return {
     admin,
-    async run(policy, ms) {
+    async run(policy, ms, load = { concurrency: o.concurrency }) {
       write(policy);
       const want = policy === 'least-request' ? 'envoy.load_balancing_policies.least_request' : 'envoy.load_balancing_policies.round_robin';
       await eventually(async () => (await policyOf()) === want, `Envoy on ${policy}`, 10_000);
@@ -89,7 +96,9 @@ export async function startP2cLab(o: P2cOptions): Promise<{ run(policy: LoadBala
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
-      const traffic = startTraffic(url, { concurrency: o.concurrency, headers, maxTokens: o.maxTokens, maxMs: ms + 30_000 });
+      const traffic = 'rps' in load
+        ? startOpenLoop(url, { rps: load.rps, seed: load.seed ?? 1, headers, maxTokens: o.maxTokens, timeoutMs: 30_000 })
+        : startTraffic(url, { concurrency: load.concurrency, headers, maxTokens: o.maxTokens, maxMs: ms + 30_000 });
       await new Promise((r) => setTimeout(r, ms));
       const result = await traffic.stop();
       sampling = false;

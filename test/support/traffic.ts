@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { createRandom } from '../../src/simulate/random.js';
 import { DEFAULT_ENGINE, type EngineParams } from '../../src/sim/engine.js';
 import { DEFAULT_SIM, startSimServer, type SimServer } from '../../src/sim/server.js';
 import { freePort } from './processes.js';
@@ -143,6 +144,55 @@ export function startTraffic(url: string, o: { concurrency: number; headers?: Re
     async stop() {
       stopped = true;
       await Promise.all(loops);
+      return result;
+    },
+  };
+}
+
+/**
+ * Open-loop load: requests arrive as a Poisson process at `rps` (seeded, so a run repeats), each sent whether or
+ * not earlier ones have been answered, as independent users send them; none waits for another. A request not
+ * answered within `timeoutMs` fails, as does any arrival while `maxOutstanding` are already open (the load
+ * generator's own bound, reported as such). Arrivals missed by a late timer are sent at once, so the rate holds.
+ */
+export function startOpenLoop(url: string, o: { rps: number; seed?: number; headers?: Record<string, string>; maxTokens?: number; timeoutMs?: number; maxOutstanding?: number }): { stop(): Promise<TrafficResult>; result: TrafficResult } {
+  const result: TrafficResult = { ok: 0, failed: [], latencies: [] };
+  const random = createRandom(o.seed ?? 1);
+  const pending = new Set<Promise<void>>();
+  const started = performance.now();
+  let next = started;
+  let stopped = false;
+  const send = () => {
+    if (pending.size >= (o.maxOutstanding ?? 5_000)) {
+      result.failed.push({ error: `load generator: more than ${o.maxOutstanding ?? 5_000} requests outstanding` });
+      return;
+    }
+    const t = performance.now();
+    const p = completion(url, { headers: o.headers ?? {}, maxTokens: o.maxTokens ?? 5, signal: AbortSignal.timeout(o.timeoutMs ?? 30_000) }).then((r) => {
+      if (r.ok) {
+        result.ok++;
+        result.latencies.push(performance.now() - t);
+      } else result.failed.push(r);
+      pending.delete(p);
+    });
+    pending.add(p);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    const now = performance.now();
+    while (!stopped && next <= now) {
+      send();
+      next += random.exponential(1000 / o.rps);
+    }
+    if (!stopped) timer = setTimeout(tick, Math.max(0, next - performance.now()));
+  };
+  tick();
+  return {
+    result,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await Promise.all(pending);
       return result;
     },
   };
