@@ -19,7 +19,7 @@ import { adminFetcher, renderStatus, StatusError, type StatusView } from './cli/
 import { forceMode } from './cli/mode.js';
 import { parseDuration } from './model/validate.js';
 import { MAX_EXACT_REQUESTS } from './simulate/exact.js';
-import { classTable, minuteTable, renderHtml, summaryTable } from './simulate/report.js';
+import { classTable, minuteTable, renderHtml, summaryTable, verdict } from './simulate/report.js';
 import { loadScenario, withOverrides } from './simulate/scenario.js';
 import { simulate } from './simulate/simulate.js';
 
@@ -422,7 +422,8 @@ async function runSimulate(args: string[]): Promise<void> {
   }
   const r = report.value;
   const classes = classTable(r);
-  say(`\n${summaryTable(r)}\n${classes ? `\nPer traffic class (shed: answered 503 on every attempt; fallback: served by the fallback service's fleet):\n${classes}\n` : ''}\n${r.runs.length} runs in ${r.wallSeconds < 0.1 ? `${(r.wallSeconds * 1000).toFixed(0)} ms` : `${r.wallSeconds.toFixed(1)} s`}: ${Math.round(r.simulatedRequestsPerSecond).toLocaleString('en-US')} simulated requests/s\n`);
+  const conclusion = verdict(r);
+  say(`\n${summaryTable(r)}\n${conclusion.length > 0 ? `\n${conclusion.join('\n')}\n` : ''}${classes ? `\nPer traffic class (shed: answered 503 on every attempt; fallback: served by the fallback service's fleet):\n${classes}\n` : ''}\n${r.runs.length} runs in ${r.wallSeconds < 0.1 ? `${(r.wallSeconds * 1000).toFixed(0)} ms` : `${r.wallSeconds.toFixed(1)} s`}: ${Math.round(r.simulatedRequestsPerSecond).toLocaleString('en-US')} simulated requests/s\n`);
   const every = values['per-minute'] || scenario.value.durationS <= 3600 ? 1 : 60;
   for (const run of r.runs) say(`\n${run.name}, ${every === 1 ? 'per minute' : 'per hour (the worst minute\'s latency; --per-minute for every minute)'}:\n${minuteTable(run, every)}\n`);
   if (values.json !== undefined) {

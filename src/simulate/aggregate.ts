@@ -58,6 +58,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
   let nextDecision = scaler ? scaler.intervalS : Infinity;
   const seconds = Math.ceil(s.durationS / TICK_S);
   let fallbackGpuSeconds = 0;
+  const saturatedMinutes: number[] = [];
   for (let step = 0; step < seconds; step++) {
     const t = step * TICK_S;
     const lambda = rate(t);
@@ -98,6 +99,8 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
     }
     const failedMain = main.serve(mainRate, t);
     const failedFallback = fallback ? fallback.serve(fallbackRate, t) : 0;
+    const minute = Math.floor(t / 60);
+    if ((main.saturated || fallback?.saturated) && saturatedMinutes[saturatedMinutes.length - 1] !== minute) saturatedMinutes.push(minute);
     for (const c of classes) {
       if (c.routedTo === null || c.arriving <= 0) continue;
       const fleet = c.routedTo === 'main' ? main : fallback!;
@@ -145,7 +148,7 @@ export function runAggregate(s: Scenario, run: RunSpec): RunResult {
       for (const c of classes) c.rec.endMinute(Math.floor(t / 60), fleetNow);
     }
   }
-  const result = rec.result(run.name, run.balancer, scalingLabel(run.scaling));
+  const result = { ...rec.result(run.name, run.balancer, scalingLabel(run.scaling)), saturatedMinutes };
   if (s.classes.length === 0 && !fallback) return result;
   return {
     ...result,
@@ -201,6 +204,8 @@ class FluidFleet {
   /** This second's arrivals, pods alike (same speed, batch and wait: most of them under least request) together. */
   readonly groups: { speed: number; running: number; wait: number; requests: number }[] = [];
   private readonly full: number;
+  /** Whether, this tick, some pod had requests queued beyond its full batch. */
+  saturated = false;
 
   constructor(private readonly s: Scenario, readonly fleet: Fleet, readonly curve: SteadyState, readonly gpusPerPod: number, private readonly balancer: RunSpec['balancer']) {
     this.full = curve.throughput(curve.maxConcurrency);
@@ -219,6 +224,7 @@ class FluidFleet {
   serve(lambda: number, t: number): number {
     this.groups.length = 0;
     const ready = this.fleet.ready();
+    this.saturated = false;
     if (ready.length === 0) return lambda * TICK_S;
     const speeds = ready.map((p) => podSpeed(this.s, p.id, t));
     const arrivals = new Float64Array(ready.length);
@@ -226,6 +232,7 @@ class FluidFleet {
     const flows = ready.map((p) => this.flowOf(p));
     if (this.balancer === 'least-request') splitEqualInFlight(flows, speeds, lambda, arrivals, waits, this.curve, this.muMax);
     else splitEvenly(flows, speeds, lambda, arrivals, waits, this.curve, this.muMax);
+    this.saturated = flows.some((f) => f.queue > 0);
     for (let i = 0; i < ready.length; i++) {
       const n = arrivals[i]! * TICK_S;
       if (n <= 0) continue;

@@ -64,6 +64,11 @@ export interface RunResult {
   readonly classes?: readonly ClassResult[];
   /** GPU-hours of the fallback service's fleet (included in overall.gpuHours), when a playbook falls back. */
   readonly fallbackGpuHours?: number;
+  /**
+   * Aggregate mode: the minutes in which requests queued beyond full batches somewhere in the fleet, where the
+   * fluid model is outside the range it was checked in (it overstates the queue; BENCHMARKS.md).
+   */
+  readonly saturatedMinutes?: readonly number[];
 }
 
 const rounded = (ms: number) => (Number.isNaN(ms) ? null : Math.round(ms * 10) / 10);

@@ -94,6 +94,21 @@ describe('inferplane simulate (the command)', function () {
         expect(widths, bars).to.have.length(5);
         expect(widths.every((w) => w > 0), bars).to.equal(true);
       }
+      // It opens with a written verdict that names the runs it compares.
+      const verdictText = await page.locator('#verdict').innerText();
+      expect(verdictText).to.match(/Most minutes within the SLO: /);
+      expect(verdictText).to.match(/inferplane against kpa-like: .* GPU-hours \((better|worse) or equal on both|a trade\)/);
+      // Lines stay apart where they overlap: each series has its own dash pattern (or none) and markers.
+      const dashes = await page.locator('#replicas path.series').evaluateAll((ps) => ps.map((p) => p.getAttribute('stroke-dasharray') ?? 'solid'));
+      expect(new Set(dashes).size, 'a dash pattern per series').to.equal(5);
+      expect(await page.locator('#replicas g.markers').count()).to.equal(5);
+      // Even ticks: a round step from zero, with units on the time axis.
+      const yTicks = (await page.locator('#replicas text.tick').allTextContents()).filter((t) => /^\d+$/.test(t)).map(Number);
+      const steps = yTicks.slice(1).map((v, i) => v - yTicks[i]!);
+      expect(yTicks[0]).to.equal(0);
+      expect(new Set(steps).size, `ticks ${yTicks.join(', ')}`).to.equal(1);
+      expect([1, 2, 5].some((m) => Math.log10(steps[0]! / m) % 1 === 0), `step ${steps[0]}`).to.equal(true);
+      expect(await page.locator('#replicas text.tick').allTextContents()).to.include.members(['0 min', '10 min', '20 min']);
       await keepScreenshot(page, 'simulate-report');
       expect(errors).to.deep.equal([]);
     } finally {

@@ -10,6 +10,7 @@ import { parseTrace, stackedCounts } from '../../src/simulate/traffic.js';
 import { createRandom } from '../../src/simulate/random.js';
 import { rateFunction } from '../../src/simulate/common.js';
 import { LatencyHistogram } from '../../src/simulate/histogram.js';
+import { verdict } from '../../src/simulate/report.js';
 import { ROOT } from '../support/processes.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simulate-'));
@@ -155,6 +156,27 @@ describe('simulate: the model', () => {
     expect(fixed!.overall.scaleEvents).to.equal(0);
     for (const r of runs) expect(r.overall.gpuHours, r.name).to.be.at.least(oracle!.overall.gpuHours);
     expect(oracle!.overall.sloMinutes).to.equal(40);
+  });
+});
+
+describe('simulate: the report concludes', () => {
+  it('says which run keeps the most minutes and how ours compares with each baseline, by how much', () => {
+    const s = scenario(`duration: 20m\ntraffic:\n  constant: { rps: 3000 }\nruns:\n  - { name: ours, scaling: { policy: default } }\n  - { name: kpa, scaling: kpa }\n  - { name: oracle, scaling: oracle }\n`);
+    const r = simulate(s);
+    if (!r.ok) throw new Error(r.error);
+    const v = verdict(r.value);
+    expect(v[0]).to.match(/^Most minutes within the SLO: .*\(20 of 20\)/);
+    expect(v[1]).to.match(/^ours against kpa: (the same minutes|\d+ (more|fewer) minutes?) within the SLO, (the same GPU-hours|\d+\.\d% (fewer|more) GPU-hours) \(/);
+    expect(v.some((x) => x.startsWith('Warning')), 'a steady fleet below its knee is within the validated range').to.equal(false);
+  });
+
+  it('warns where the aggregate mode is outside the range it was checked in: a burst that saturates the fleet', () => {
+    const s = scenario(`duration: 20m\ntraffic:\n  pattern: { peakRps: 6000, troughRatio: 1, bursts: [{ at: 5m, factor: 2, rise: 60s, hold: 5m }] }\nruns:\n  - { name: ours, scaling: { policy: default } }\n`);
+    const r = simulate(s);
+    if (!r.ok) throw new Error(r.error);
+    expect(r.value.runs[0]!.saturatedMinutes!.length).to.be.above(0);
+    expect(r.value.runs[0]!.saturatedMinutes!.every((m) => m >= 5 && m < 12), `${r.value.runs[0]!.saturatedMinutes}`).to.equal(true);
+    expect(verdict(r.value).at(-1)).to.match(/^Warning: in ours \(\d+ minutes?\) requests queued beyond full batches/);
   });
 });
 
