@@ -125,6 +125,9 @@ and the model; examples/simulate/ has scenarios to start from.
                                 on a simulated engine; up to ${MAX_EXACT_REQUESTS / 1e6} million per run) (default: the scenario's)
   --duration D                  simulated time, e.g. 30m, 24h (default: the scenario's)
   --peak-rps N                  the pattern's peak, or a constant rate (default: the scenario's)
+  --slo D                       the p99 each minute must meet, e.g. 2s (default: the scenario's)
+  --engine PRESET               every pod's engine: ${Object.keys(ENGINE_PRESETS).join(', ')}
+                                (default: the scenario's)
   --balancers N                 Envoys, each counting only its own requests (default: the scenario's)
   --replicas N                  size of every fixed-fleet run (default: the scenario's)
   --seed N                      randomness (default: the scenario's)
@@ -249,6 +252,8 @@ const SIMULATE_OPTIONS = {
   mode: { type: 'string' },
   duration: { type: 'string' },
   'peak-rps': { type: 'string' },
+  engine: { type: 'string' },
+  slo: { type: 'string' },
   balancers: { type: 'string' },
   replicas: { type: 'string' },
   seed: { type: 'string' },
@@ -386,7 +391,16 @@ async function runSimulate(args: string[]): Promise<void> {
     peakRps = Number(values['peak-rps']);
     if (!Number.isFinite(peakRps) || peakRps <= 0) fail(`--peak-rps must be a rate above zero, got "${values['peak-rps']}"`);
   }
+  let sloMs: number | undefined;
+  if (values.slo !== undefined) {
+    const d = parseDuration(values.slo);
+    if (!d.ok || d.value <= 0) fail(`--slo must be a duration above zero such as 1s or 500ms, got "${values.slo}"`);
+    sloMs = d.value;
+  }
+  if (values.engine !== undefined && !ENGINE_PRESETS[values.engine]) fail(`--engine: no preset "${values.engine}"; the presets are ${Object.keys(ENGINE_PRESETS).join(', ')}`);
   const overrides = {
+    ...(values.engine !== undefined && { engine: ENGINE_PRESETS[values.engine]! }),
+    ...(sloMs !== undefined && { sloMs }),
     ...(values.mode !== undefined && { mode: values.mode as 'aggregate' | 'exact' }),
     ...(durationS !== undefined && { durationS }),
     ...(peakRps !== undefined && { peakRps }),

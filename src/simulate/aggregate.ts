@@ -310,12 +310,14 @@ function batchFor(curve: SteadyState, rate: number): number {
 
 /**
  * The largest batch at which the longest answer of the token points still meets the strictest SLO on a nominal
- * pod (at least 1, at most the engine's largest batch): how full the oracle and the exact-rate bound fill pods.
+ * pod (the engine's largest batch when it does there, or when not even a lone request does): how full the
+ * oracle and the exact-rate bound fill pods.
  */
 function sloBatch(s: Scenario, curve: SteadyState): number {
   const longest = Math.max(...tokenPoints(s).map((t) => t.output), ...s.classes.flatMap((c) => tokenQuantiles(c.outputTokens, TOKEN_POINTS)));
   const slo = Math.min(s.sloMs, ...s.classes.map((c) => c.sloMs));
-  if (curve.latencyMs(curve.maxConcurrency, longest) <= slo) return curve.maxConcurrency;
+  // Met at a full batch, or not even by a lone request (then no batch size helps: fill them).
+  if (curve.latencyMs(curve.maxConcurrency, longest) <= slo || curve.latencyMs(1, longest) > slo) return curve.maxConcurrency;
   let lo = 1;
   let hi = curve.maxConcurrency;
   for (let k = 0; k < 40; k++) {

@@ -76,7 +76,8 @@ export function classTable(report: SimulationReport): string {
   const rows = report.runs.flatMap((r) => (r.classes ?? []).map((c) => [r.name, c.name, c.route ?? '–', `${(c.sloMs / 1000).toString()} s`, String(c.requests), fmt(c.p50Ms), fmt(c.p99Ms),
     `${c.sloMinutes}/${c.minuteCount}`, `${c.shedPercent.toFixed(3)}%`, `${c.fallbackPercent.toFixed(2)}%`, String(c.timeouts)]));
   if (rows.length === 0) return '';
-  return table([['run', 'class', 'route', 'SLO', 'requests', 'p50 ms', 'p99 ms', 'SLO minutes', 'shed', 'fallback', 'timeouts'], ...rows]);
+  const services = report.runs.filter((r) => r.fallbackGpuHours !== undefined).map((r) => `${r.name}: ${(r.overall.gpuHours - r.fallbackGpuHours!).toFixed(1)} GPU-hours on the service's fleet, ${r.fallbackGpuHours!.toFixed(1)} on the fallback's`);
+  return table([['run', 'class', 'route', 'SLO', 'requests', 'p50 ms', 'p99 ms', 'SLO minutes', 'shed', 'fallback', 'timeouts'], ...rows]) + (services.length > 0 ? `\n${services.join('\n')}` : '');
 }
 
 /**

@@ -395,6 +395,10 @@ export interface ScenarioOverrides {
   readonly balancers?: number;
   /** The size of every fixed-fleet run. */
   readonly replicas?: number;
+  /** Every pod's engine. */
+  readonly engine?: EngineSpec;
+  /** The p99 each minute must meet (ms), for the scenario and every class. */
+  readonly sloMs?: number;
 }
 
 /** The scenario with `o` applied, or why `o` does not fit it. */
@@ -414,6 +418,8 @@ export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenari
     ...(o.seed !== undefined && { seed: o.seed }),
     ...(o.durationS !== undefined && { durationS: o.durationS }),
     ...(o.balancers !== undefined && { balancers: o.balancers }),
+    ...(o.engine !== undefined && { engine: o.engine }),
+    ...(o.sloMs !== undefined && { sloMs: o.sloMs, classes: s.classes.map((c) => ({ ...c, sloMs: o.sloMs! })) }),
     runs: o.replicas === undefined ? s.runs : s.runs.map((r) => (r.scaling.kind === 'fixed' ? { ...r, scaling: { kind: 'fixed', replicas: o.replicas! } } : r)),
   });
 }

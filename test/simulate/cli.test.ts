@@ -34,6 +34,8 @@ describe('inferplane simulate (the command)', function () {
       [['--peak-rps=-5'], 'inferplane: --peak-rps must be a rate above zero, got "-5"'],
       [['--duration', '0s'], 'inferplane: --duration must be a duration above zero such as 30m or 24h, got "0s"'],
       [['--mode', 'fast'], 'inferplane: --mode must be aggregate or exact, got "fast"'],
+      [['--slo', '0s'], 'inferplane: --slo must be a duration above zero such as 1s or 500ms, got "0s"'],
+      [['--engine', 'gpt-5-on-a-toaster'], 'inferplane: --engine: no preset "gpt-5-on-a-toaster"; the presets are llama-3.1-8b-h100-bf16, llama-3.1-8b-h100-fp8, llama-3.1-70b-4xh100-bf16, llama-3.1-70b-4xh100-fp8, llama-3.2-3b-h100-fp8, llama-3.2-1b-h100-bf16, llama-3.1-8b-a100-40gb-bf16'],
       [['--balancers', '1.5'], 'inferplane: --balancers must be a whole number of at least 1, got "1.5"'],
       [['--replicas', '3'], 'inferplane: --replicas: the scenario has no fixed-fleet run'],
       [['--html', '/no/such/dir/x.html'], 'inferplane: --html /no/such/dir/x.html: cannot write into /no/such/dir (ENOENT); name a file in a directory that exists'],

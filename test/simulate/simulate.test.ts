@@ -11,6 +11,7 @@ import { createRandom } from '../../src/simulate/random.js';
 import { rateFunction } from '../../src/simulate/common.js';
 import { LatencyHistogram } from '../../src/simulate/histogram.js';
 import { verdict } from '../../src/simulate/report.js';
+import { ENGINE_PRESETS } from '../../src/sim/hardware.js';
 import { ROOT } from '../support/processes.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simulate-'));
@@ -99,6 +100,12 @@ describe('simulate: scenarios', () => {
     expect(withOverrides(s, { mode: 'exact' })).to.deep.equal({ ok: false, error: '--mode exact: the oracle runs in aggregate mode only' });
     const more = withOverrides(s, { peakRps: 500, durationS: 120, seed: 9 });
     expect(more.ok && more.value.traffic).to.deep.equal({ kind: 'constant', rps: 500, load: null });
+  });
+
+  it('takes another engine and SLO from the command line: every class gets the SLO', () => {
+    const s = scenario(`duration: 10m\ntraffic:\n  constant: { rps: 1000 }\nclasses:\n  - { name: a, share: 0.5, slo: 1s }\n  - { name: b, share: 0.5, slo: 3s }\nruns:\n  - { name: x, scaling: { fixed: 3 } }\n`);
+    const o = withOverrides(s, { engine: ENGINE_PRESETS['llama-3.1-70b-4xh100-fp8']!, sloMs: 2000 });
+    expect(o.ok && [o.value.engine.name, o.value.sloMs, ...o.value.classes.map((c) => c.sloMs)]).to.deep.equal(['llama-3.1-70b-4xh100-fp8', 2000, 2000, 2000]);
   });
 
   it('refuses a per-request run too large to finish, and points at the aggregate mode', () => {
