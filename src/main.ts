@@ -84,8 +84,8 @@ latency follows a continuous-batching engine whose steps are derived from the GP
   --host HOST                   listen address (default 0.0.0.0)
   --port N                      listen port (default 8000)
   --model NAME                  served model name (default ${DEFAULT_SIM.model})
-  --preset NAME                 model and GPU: ${Object.keys(ENGINE_PRESETS).join(', ')}
-                                (default ${DEFAULT_PRESET})
+  --preset NAME                 model and GPU (default ${DEFAULT_PRESET}), one of:
+${Object.keys(ENGINE_PRESETS).map((p) => `                                  ${p}`).join('\n')}
   --max-num-seqs N              sequences in the batch at most, as vLLM's flag (default: the preset's, 256)
   --slowdown F                  every step F times longer (F ≥ 1): a slow or shared GPU (default 1)
   --load-seconds S              seconds of model loading before /health is 200 (default 0)
@@ -126,8 +126,8 @@ and the model; examples/simulate/ has scenarios to start from.
   --duration D                  simulated time, e.g. 30m, 24h (default: the scenario's)
   --peak-rps N                  the pattern's peak, or a constant rate (default: the scenario's)
   --slo D                       the p99 each minute must meet, e.g. 2s (default: the scenario's)
-  --engine PRESET               every pod's engine: ${Object.keys(ENGINE_PRESETS).join(', ')}
-                                (default: the scenario's)
+  --engine PRESET               every pod's engine (default: the scenario's), one of:
+${Object.keys(ENGINE_PRESETS).map((p) => `                                  ${p}`).join('\n')}
   --balancers N                 Envoys, each counting only its own requests (default: the scenario's)
   --replicas N                  size of every fixed-fleet run (default: the scenario's)
   --seed N                      randomness (default: the scenario's)
