@@ -138,12 +138,38 @@ ${Object.keys(ENGINE_PRESETS).map((p) => `                                  ${p}
 
 const USAGE = `${SERVE_USAGE}\n${SIM_USAGE}\n${STATUS_USAGE}\n${MODE_USAGE}\n${SIMULATE_USAGE}`;
 
-/** The usage printed with an error: the command's own once it is known. */
-let usage = USAGE;
+/** Where a usage error points: the command's own --help once the command is known. */
+let helpHint = 'see `inferplane --help`';
 
+/**
+ * A usage error: one line saying what is wrong and how to fix it, then where the usage is; exit code 2. The usage
+ * itself is not printed: fifty lines of it would scroll the one that matters away.
+ */
 function fail(message: string): never {
-  process.stderr.write(`inferplane: ${message}\n\n${usage}`);
+  process.stderr.write(`inferplane: ${message}\n${helpHint}\n`);
   process.exit(2);
+}
+
+/** Edit distance between two short strings (insertions, deletions, substitutions). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** The candidate nearest to `word` when it is close enough to be a slip (a third of its length at most), or null. */
+function nearest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = distance(word, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : null;
 }
 
 /** A TCP port number; 0 asks the system for a free one. */
@@ -264,11 +290,11 @@ const SIMULATE_OPTIONS = {
 } as const;
 
 const COMMANDS = {
-  serve: { options: SERVE_OPTIONS, usage: SERVE_USAGE },
-  simulate: { options: SIMULATE_OPTIONS, usage: SIMULATE_USAGE },
-  'sim-vllm': { options: SIM_OPTIONS, usage: SIM_USAGE },
-  status: { options: STATUS_OPTIONS, usage: STATUS_USAGE },
-  mode: { options: MODE_OPTIONS, usage: MODE_USAGE },
+  serve: { options: SERVE_OPTIONS },
+  simulate: { options: SIMULATE_OPTIONS },
+  'sim-vllm': { options: SIM_OPTIONS },
+  status: { options: STATUS_OPTIONS },
+  mode: { options: MODE_OPTIONS },
 } as const;
 type Command = keyof typeof COMMANDS;
 
@@ -277,7 +303,7 @@ type Command = keyof typeof COMMANDS;
  * rather than silently ignored.
  */
 function parseCommand<C extends Command>(command: C, args: string[]) {
-  usage = COMMANDS[command].usage;
+  helpHint = `see \`inferplane ${command} --help\``;
   try {
     return parseArgs({ args, options: COMMANDS[command].options as (typeof COMMANDS)[C]['options'], allowPositionals: command === 'status' || command === 'simulate' || command === 'mode', strict: true });
   } catch (e) {
@@ -286,8 +312,13 @@ function parseCommand<C extends Command>(command: C, args: string[]) {
     if (unknown) {
       const flag = unknown[1]!;
       const other = (Object.keys(COMMANDS) as Command[]).find((c) => c !== command && flag.replace(/^-+/, '') in COMMANDS[c].options);
-      fail(other ? `${flag} is an option of "inferplane ${other}", not of "inferplane ${command}"` : `unknown option ${flag}`);
+      const near = nearest(flag.replace(/^-+/, ''), Object.keys(COMMANDS[command].options));
+      fail(other ? `${flag} is an option of "inferplane ${other}", not of "inferplane ${command}"` : `unknown option ${flag}${near ? `; did you mean --${near}?` : ''}`);
     }
+    const ambiguous = /^Option '(--?[\w-]+)[^']*' argument is ambiguous/.exec(message);
+    if (ambiguous) fail(`${ambiguous[1]} takes a value, and "-…" after it reads as another option; write ${ambiguous[1]}=VALUE for a value that starts with "-"`);
+    const missing = /^Option '(--?[\w-]+)[^']*' argument missing/.exec(message);
+    if (missing) fail(`${missing[1]} takes a value: ${missing[1]} VALUE`);
     const positional = /^Unexpected argument '([^']*)'/.exec(message);
     if (positional) fail(`unexpected argument "${positional[1]}" after "inferplane ${command}"`);
     fail(message.split('.')[0]!);
@@ -312,7 +343,10 @@ async function main(): Promise<void> {
     return;
   }
   if (command === undefined || command.startsWith('-')) fail('a command is required first: inferplane serve …, inferplane sim-vllm …, inferplane status …, inferplane mode … or inferplane simulate …');
-  if (!(command in COMMANDS)) fail(`unknown command "${command}"`);
+  if (!(command in COMMANDS)) {
+    const near = nearest(command, Object.keys(COMMANDS));
+    fail(`unknown command "${command}"${near ? `; did you mean "inferplane ${near}"?` : '; the commands are serve, sim-vllm, status, mode and simulate'}`);
+  }
   if (command === 'sim-vllm') return runSim(args);
   if (command === 'status') return runStatus(args);
   if (command === 'simulate') return runSimulate(args);

@@ -33,11 +33,17 @@ describe('inferplane CLI', () => {
     expect(await p.exited).to.equal(0);
   });
 
-  it('refuses unknown commands and bad flags with usage, exit 2', async function () {
+  it('refuses unknown commands and bad flags in one line, pointing at --help and at the nearest name, exit 2', async function () {
     this.timeout(30_000);
     const a = run(['launch']);
     expect(await a.exited).to.equal(2);
-    expect(a.err()).to.contain('inferplane: unknown command "launch"').and.contain('usage: inferplane serve');
+    expect(a.err()).to.equal('inferplane: unknown command "launch"; the commands are serve, sim-vllm, status, mode and simulate\nsee `inferplane --help`\n');
+    const typo = run(['simulat', 'x.yaml']);
+    expect(await typo.exited).to.equal(2);
+    expect(typo.err()).to.equal('inferplane: unknown command "simulat"; did you mean "inferplane simulate"?\nsee `inferplane --help`\n');
+    const flag = run(['simulate', 'x.yaml', '--peak-rp', '5']);
+    expect(await flag.exited).to.equal(2);
+    expect(flag.err()).to.equal('inferplane: unknown option --peak-rp; did you mean --peak-rps?\nsee `inferplane simulate --help`\n');
     const b = run(['serve', '--xds-address', 'nowhere']);
     expect(await b.exited).to.equal(2);
     expect(b.err()).to.contain('--xds-address must be HOST:PORT, got "nowhere"');
@@ -57,12 +63,15 @@ describe('inferplane CLI', () => {
       [['serve', 'extra'], 'inferplane: unexpected argument "extra" after "inferplane serve"'],
       [['serve', '--shadow-policy', 'candidate.yaml'], 'inferplane: --shadow-policy needs --scaler'],
       [['--port', '1'], 'inferplane: a command is required first'],
+      [['simulate', 'x.yaml', '--peak-rps', '-5'], 'inferplane: --peak-rps takes a value, and "-…" after it reads as another option; write --peak-rps=VALUE for a value that starts with "-"'],
+      [['simulate', 'x.yaml', '--peak-rps'], 'inferplane: --peak-rps takes a value: --peak-rps VALUE'],
     ] as const;
     await Promise.all(cases.map(async ([args, message]) => {
       const p = run([...args]);
       expect(await p.exited, args.join(' ')).to.equal(2);
       expect(p.err().split('\n')[0], args.join(' ')).to.contain(message);
       expect(p.err(), args.join(' ')).not.to.match(/\n\s+at /); // no stack trace
+      expect(p.err().trimEnd().split('\n'), `${args.join(' ')}: one line and where the help is`).to.have.length(2);
     }));
   });
 
