@@ -525,7 +525,8 @@ async function runServe(args: string[]): Promise<void> {
   const [, xdsPort] = hostPort(values['xds-address'], '--xds-address');
   const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
   let loaded: KubeConfig | undefined;
-  const kube = () => {
+  /** `what` needs the cluster; `fix` says how else to get there, for the message when there is none. */
+  const kube = (what: string, fix: string) => {
     if (loaded) return loaded;
     loaded = new KubeConfig();
     if (values.kubeconfig) {
@@ -537,7 +538,7 @@ async function runServe(args: string[]): Promise<void> {
       }
     } else {
       // client-node would otherwise fall back to http://localhost:8080 and retry it forever.
-      if (!clusterConfigFound()) fail('no Kubernetes cluster found: not running in a pod (no service account token), $KUBECONFIG unset and ~/.kube/config missing; pass --kubeconfig FILE, or serve a file with --discovery file');
+      if (!clusterConfigFound()) fail(`no Kubernetes cluster found (not in a pod, $KUBECONFIG unset, no ~/.kube/config), and ${what} needs one: pass --kubeconfig FILE, or ${fix}`);
       loaded.loadFromDefault();
     }
     return loaded;
@@ -545,7 +546,7 @@ async function runServe(args: string[]): Promise<void> {
   let discovery: Discovery;
   if (values.discovery === 'file') discovery = { kind: 'file', path: values.endpoints };
   else if (values.discovery === 'kubernetes') {
-    const kubeConfig = kube();
+    const kubeConfig = kube('--discovery kubernetes', 'serve an endpoints file with --discovery file --endpoints FILE');
     const port = positive(values['listener-port'], '--listener-port');
     if (port > 65535) fail(`--listener-port must be at most 65535, got ${port}`);
     discovery = {
@@ -569,7 +570,10 @@ async function runServe(args: string[]): Promise<void> {
       : !fs.existsSync(shadowValue) && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(shadowValue) ? { kind: 'configmap' as const, ...namespaced(shadowValue, '--shadow-policy') }
         : { kind: 'file' as const, path: shadowValue };
     const useKube = !values['dry-run'] || policy.kind === 'configmap' || shadowPolicy?.kind === 'configmap' || values.discovery === 'kubernetes' || values.kubeconfig !== undefined;
-    const kubeConfig = useKube ? kube() : undefined;
+    const [what, fix] = policy.kind === 'configmap' || shadowPolicy?.kind === 'configmap' ? ['a policy in a ConfigMap', 'give --policy FILE with --dry-run']
+      : !values['dry-run'] ? ['the scaler (it resizes Deployments)', 'add --dry-run: it decides and logs, and writes nothing']
+        : ['--kubeconfig', 'leave it out'];
+    const kubeConfig = useKube ? kube(what, fix) : undefined;
     const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: values['dry-run'] ? 'inferplane-scaler-dry-run' : 'inferplane-scaler' };
     if (values.lease !== undefined && values.lease !== 'none' && !kubeConfig) fail('--lease needs Kubernetes; a dry run on files runs alone');
     const advertiseHost = values['advertise-host'] ?? process.env['POD_IP'];

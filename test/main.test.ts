@@ -141,7 +141,7 @@ describe('inferplane CLI', () => {
     expect(down.err()).to.match(/^inferplane status: cannot reach inferplane's admin endpoint at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
   });
 
-  it('says no cluster was found when Kubernetes discovery has no kubeconfig at all, exit 2', async function () {
+  it('says no cluster was found, what needed one and the way without, when there is no kubeconfig at all, exit 2', async function () {
     this.timeout(30_000);
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'inferplane-home-'));
     try {
@@ -149,7 +149,13 @@ describe('inferplane CLI', () => {
       delete env['KUBERNETES_SERVICE_HOST'];
       const p = inferplane(['serve', '--discovery', 'kubernetes', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { env });
       expect(await p.exited).to.equal(2);
-      expect(p.err()).to.contain('inferplane: no Kubernetes cluster found').and.contain('--kubeconfig FILE');
+      expect(p.err().split('\n')[0]).to.match(/^inferplane: no Kubernetes cluster found .*, and --discovery kubernetes needs one: pass --kubeconfig FILE, or serve an endpoints file with --discovery file/);
+      // Discovery is already the file here: what the scaler lacks is permission to write, and the way out is a dry run.
+      const policy = path.join(home, 'policy.yaml');
+      fs.writeFileSync(policy, 'services: {}\n');
+      const s = inferplane(['serve', '--scaler', '--policy', policy, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { env });
+      expect(await s.exited).to.equal(2);
+      expect(s.err().split('\n')[0]).to.match(/and the scaler \(it resizes Deployments\) needs one: pass --kubeconfig FILE, or add --dry-run/);
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }
