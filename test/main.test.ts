@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort, inferplane } from './support/processes.js';
+import { freePort, inferplane, spawnChild } from './support/processes.js';
 
 const run = (args: string[]) => inferplane(args);
 
@@ -73,6 +73,18 @@ describe('inferplane CLI', () => {
       expect(p.err(), args.join(' ')).not.to.match(/\n\s+at /); // no stack trace
       expect(p.err().trimEnd().split('\n'), `${args.join(' ')}: one line and where the help is`).to.have.length(2);
     }));
+  });
+
+  it('npm start passes SIGTERM to the server: it shuts down and frees its ports when npm is stopped', async function () {
+    this.timeout(60_000);
+    const npm = spawnChild('npm', ['start', '--', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0']);
+    const serving = await npm.logLine('inferplane serving', 40_000);
+    const admin = `http://${serving['admin']}/readyz`;
+    expect((await fetch(admin)).status).to.equal(200);
+    npm.child.kill('SIGTERM');
+    await npm.exited;
+    await npm.logLine('shutting down');
+    await eventually(async () => (await fetch(admin).then(() => 'open', () => 'closed')) === 'closed', 'the admin port closed', 10_000);
   });
 
   it('says which address is taken and by which flag, in one line, exit 1', async function () {
