@@ -75,6 +75,13 @@ describe('inferplane CLI', () => {
     }));
   });
 
+  it('npx inferplane works from the clone after npm ci (the package links its own command)', async function () {
+    this.timeout(60_000);
+    const help = spawnChild('npx', ['--no-install', 'inferplane', 'status', '--help']);
+    expect(await help.exited, help.err()).to.equal(0);
+    expect(help.out()).to.match(/^usage: inferplane status/);
+  });
+
   it('npm start passes SIGTERM to the server: it shuts down and frees its ports when npm is stopped', async function () {
     this.timeout(60_000);
     const npm = spawnChild('npm', ['start', '--', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0']);
