@@ -81,8 +81,9 @@ export function sizeFor(s: Scenario): number {
 
 /** Pods that hold `lambda` requests/s at `targetPerPod` in flight each (Little's law at the target's latency). */
 export function podsFor(s: Scenario, lambda: number): number {
-  const target = Math.min(s.targetPerPod, engineCurve(s).maxConcurrency);
-  return Math.max(1, Math.ceil((lambda * engineCurve(s).latencyMs(target)) / 1000 / target));
+  const curve = engineCurve(s);
+  const target = Math.min(s.targetPerPod, curve.maxConcurrency);
+  return Math.max(1, Math.ceil((lambda * curve.latencyMs(target)) / 1000 / target));
 }
 
 /** How a run's scaling reads in the report. */

@@ -176,7 +176,8 @@ function engineOf(e: string | z.infer<typeof engineSchema>, at: (string | number
   const gpu: GpuSpec = e.gpu === undefined ? base.gpu : typeof e.gpu === 'string' ? GPUS[e.gpu]!
     : { name: 'custom', source: 'the scenario', memoryBytes: e.gpu.memoryGB * 1e9, bandwidth: e.gpu.bandwidthTBps * 1e12, flopsBf16: e.gpu.tflopsBf16 * 1e12, flopsFp8: e.gpu.tflopsFp8 === undefined ? null : e.gpu.tflopsFp8 * 1e12 };
   const { preset: _preset, model: _model, gpu: _gpu, ...rest } = e;
-  const spec: EngineSpec = { ...base, ...rest, model, gpu, name: e.preset === undefined && Object.keys(rest).length === 0 && !e.model && !e.gpu ? base.name : `${base.name} (changed)` };
+  const changed = Object.keys(rest).length > 0 || e.model !== undefined || e.gpu !== undefined;
+  const spec: EngineSpec = { ...base, ...rest, model, gpu, name: changed ? `${base.name} (changed)` : base.name };
   const problems = checkEngineSpec(spec).map((p) => ({ path: [...at, ...p.path.map((x) => ENGINE_FIELD[x] ?? x)], message: p.message }));
   return problems.length > 0 ? err(problems) : ok(spec);
 }
