@@ -1,10 +1,10 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
- * fanout|churn|ingest|latency|p2c|p2c-capacity|engine|simulate|soak|large|h2` runs one (p2c needs the Envoy that `npm test` installs; p2c-capacity, about 10 minutes of per-request simulation, soak, 11
+ * fanout|churn|ingest|latency|p2c|p2c-capacity|engine|simulate|startup|soak|large|h2` runs one (p2c needs the Envoy that `npm test` installs; p2c-capacity, about 10 minutes of per-request simulation, soak, 11
  * minutes at its default size, large, 5,000 services in the production build, and h2, floods of the xDS port
  * with h2load from Debian's nghttp2-client (`--h2-modes ads,ads-tls,handshakes,continuation,resets`, `--h2-server-dir` to
- * measure another checkout), run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
+ * measure another checkout; startup, `--startup-dir` likewise), run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
  * the Go peer in bench/peers/ instead (needs Go; `--variants sotw,delta`, `--reps`, `--storm`, `--after-seconds`); without
  * `--vs`, `--variants delta` makes the in-process fan-out's streams Delta. Compare ratios within one run: the machine is small and shared.
  */
@@ -19,6 +19,7 @@ import { fmt, machine, median, now, openStreams, pct, startProfile, waitFor } fr
 import { simulateBench } from './simulate.js';
 import { engineCalibration } from './engine.js';
 import { p2cCapacity } from './p2c-capacity.js';
+import { startup } from './startup.js';
 import { continuationFlood, h2Flood, resetBehaviour } from './h2-flood.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
@@ -71,6 +72,8 @@ const { values } = parseArgs({
     'h2-seconds': { type: 'string', default: '15' },
     'h2-rps': { type: 'string', default: '25000' },
     'p2c-capacity-minutes': { type: 'string', default: '5' },
+    'startup-rounds': { type: 'string', default: '7' },
+    'startup-dir': { type: 'string' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -178,6 +181,7 @@ if (!values.only || values.only === 'p2c') {
 }
 if (!values.only || values.only === 'engine') engineCalibration();
 if (values.only === 'p2c-capacity') p2cCapacity(Number(values['p2c-capacity-minutes']));
+if (!values.only || values.only === 'startup') await startup(Number(values['startup-rounds']), values['startup-dir']);
 if (!values.only || values.only === 'simulate') await simulateBench();
 if (values.only === 'large') {
   await large({ services: Number(values['large-services']), endpoints: Number(values['large-endpoints']), streams: Number(values['large-streams']), rewrites: Number(values['large-rewrites']) });

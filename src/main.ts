@@ -3,26 +3,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger, type LogLevel } from './observability/log.js';
-import { KubeConfig } from '@kubernetes/client-node';
-import { DEFAULT_ADMIN_PORT, DEFAULT_XDS_PORT } from './config/defaults.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+// Only what every command's usage and argument checks need is loaded here; each command imports the rest of
+// what it uses when it runs (inferplane --help, status and mode start in ~0.1 s: `npm run bench -- --only startup`).
+import { DEFAULT_ADMIN_PORT, DEFAULT_DEBOUNCE, DEFAULT_MAX_STATS_MESSAGE_BYTES, MAX_EXACT_REQUESTS, DEFAULT_SERVICE_SELECTOR, DEFAULT_STREAM_LIMITS, DEFAULT_XDS_PORT } from './config/defaults.js';
 import { PACKAGE_ROOT } from './config/package-root.js';
 import { DEFAULT_LISTENER } from './model/model.js';
-import { serve, type Discovery, type ScalerSettings } from './serve.js';
-import { DEFAULT_PRESET, ENGINE_PRESETS } from './sim/hardware.js';
-import { DEFAULT_SIM, startSimServer } from './sim/server.js';
-import { DEFAULT_MAX_STATS_MESSAGE_BYTES } from './scaler/metrics-service.js';
-import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from './sources/kubernetes/source.js';
-import { DEFAULT_LIMITS } from './xds/stream.js';
-import { parseIdentityRule, type IdentityRule } from './xds/identity.js';
-import { adminFetcher, renderStatus, StatusError, type StatusView } from './cli/status.js';
-import { forceMode } from './cli/mode.js';
 import { parseDuration } from './model/validate.js';
-import { MAX_EXACT_REQUESTS } from './simulate/exact.js';
-import { classTable, minuteTable, renderHtml, summaryTable, verdict } from './simulate/report.js';
-import { loadScenario, withOverrides } from './simulate/scenario.js';
-import { simulate } from './simulate/simulate.js';
-
+import { DEFAULT_PRESET, ENGINE_PRESETS } from './sim/hardware.js';
+import { DEFAULT_SIM } from './sim/server.js';
+import type { LogLevel } from './observability/log.js';
+import type { Discovery, ScalerSettings } from './serve.js';
+import type { IdentityRule } from './xds/identity.js';
+import type { StatusView } from './cli/status.js';
 
 const SERVE_USAGE = `usage: inferplane serve [options]
 
@@ -44,10 +37,10 @@ Serves Envoy (and proxyless gRPC clients) over xDS, from a watched endpoints fil
   --node-identity RULE          with mTLS: a node's certificate must prove its node.id, by a SAN made from
                                 RULE: uri:TEMPLATE or dns:TEMPLATE with {id} and {cluster}, e.g.
                                 uri:spiffe://cluster.local/envoy/{id}; else PERMISSION_DENIED
-  --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_LIMITS.maxNamesPerRequest})
-  --max-names-per-stream N      most resource names one xDS stream may hold subscribed (default ${DEFAULT_LIMITS.maxNamesPerStream})
+  --max-names-per-request N     most resource names one xDS request may carry (default ${DEFAULT_STREAM_LIMITS.maxNamesPerRequest})
+  --max-names-per-stream N      most resource names one xDS stream may hold subscribed (default ${DEFAULT_STREAM_LIMITS.maxNamesPerStream})
   --max-message-bytes N         largest xDS request accepted (default 1048576)
-  --max-response-bytes N        largest xDS response sent (default ${DEFAULT_LIMITS.maxResponseBytes}, gRPC's default receive
+  --max-response-bytes N        largest xDS response sent (default ${DEFAULT_STREAM_LIMITS.maxResponseBytes}, gRPC's default receive
                                 limit): bigger EDS/RDS and Delta answers are split, a configuration whose
                                 CDS or LDS, or one resource, would not fit is refused
   --max-stats-message-bytes N   largest Envoy stats message accepted (default ${DEFAULT_MAX_STATS_MESSAGE_BYTES}); larger
@@ -226,10 +219,10 @@ const SERVE_OPTIONS = {
   'max-delay-ms': { type: 'string', default: String(DEFAULT_DEBOUNCE.maxDelayMs) },
   'xds-address': { type: 'string', default: `0.0.0.0:${DEFAULT_XDS_PORT}` },
   'admin-address': { type: 'string', default: `0.0.0.0:${DEFAULT_ADMIN_PORT}` },
-  'max-names-per-request': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerRequest) },
-  'max-names-per-stream': { type: 'string', default: String(DEFAULT_LIMITS.maxNamesPerStream) },
+  'max-names-per-request': { type: 'string', default: String(DEFAULT_STREAM_LIMITS.maxNamesPerRequest) },
+  'max-names-per-stream': { type: 'string', default: String(DEFAULT_STREAM_LIMITS.maxNamesPerStream) },
   'max-message-bytes': { type: 'string', default: '1048576' },
-  'max-response-bytes': { type: 'string', default: String(DEFAULT_LIMITS.maxResponseBytes) },
+  'max-response-bytes': { type: 'string', default: String(DEFAULT_STREAM_LIMITS.maxResponseBytes) },
   'max-stats-message-bytes': { type: 'string', default: String(DEFAULT_MAX_STATS_MESSAGE_BYTES) },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -370,6 +363,7 @@ async function runStatus(args: string[]): Promise<void> {
     view = { kind: what };
   } else fail(`unknown view "${what}": nodes, services, scaler or explain SERVICE`);
   if (!/^https?:\/\//.test(values.admin)) fail(`--admin must be an http:// or https:// URL, got "${values.admin}"`);
+  const { adminFetcher, renderStatus, StatusError } = await import('./cli/status.js');
   try {
     process.stdout.write(`${await renderStatus(view, adminFetcher(values.admin), values.json)}\n`);
   } catch (e) {
@@ -391,6 +385,7 @@ async function runMode(args: string[]): Promise<void> {
   if (!['normal', 'surge', 'emergency', 'auto'].includes(mode)) fail(`"${mode}" is not a mode: normal, surge, emergency or auto`);
   if (values.for !== undefined && !parseDuration(values.for).ok) fail(`--for: ${(parseDuration(values.for) as { error: string }).error}`);
   if (!/^https?:\/\//.test(values.admin)) fail(`--admin must be an http:// or https:// URL, got "${values.admin}"`);
+  const [{ forceMode }, { StatusError }] = await Promise.all([import('./cli/mode.js'), import('./cli/status.js')]);
   try {
     process.stdout.write(`${await forceMode(values.admin, service, mode, values.for)}\n`);
   } catch (e) {
@@ -453,6 +448,9 @@ async function runSimulate(args: string[]): Promise<void> {
       fail(`--${flag} ${file}: cannot write into ${dir} (${(e as NodeJS.ErrnoException).code ?? String(e)}); name a file in a directory that exists`);
     }
   }
+  const [{ loadScenario, withOverrides }, { simulate }, { classTable, minuteTable, renderHtml, summaryTable, verdict }] = await Promise.all([
+    import('./simulate/scenario.js'), import('./simulate/simulate.js'), import('./simulate/report.js'),
+  ]);
   const loaded = loadScenario(positionals[0]!);
   if (!loaded.ok) {
     process.stderr.write(`inferplane: the scenario is refused; nothing was simulated:\n${loaded.error.map((e) => `  ${e}`).join('\n')}\n`);
@@ -501,6 +499,7 @@ async function runSim(args: string[]): Promise<void> {
   if (!spec) fail(`--preset: no preset "${values.preset}"; the presets are ${Object.keys(ENGINE_PRESETS).join(', ')}`);
   const slowdown = Number(values.slowdown);
   if (!(slowdown >= 1)) fail(`--slowdown must be a number of at least 1, got "${values.slowdown}"`);
+  const { startSimServer } = await import('./sim/server.js');
   const sim = await startSimServer({
     model: values.model,
     engine: { spec: { ...spec, ...(values['max-num-seqs'] !== undefined && { maxNumSeqs: positive(values['max-num-seqs'], '--max-num-seqs') }) }, slowdown },
@@ -521,13 +520,16 @@ async function runServe(args: string[]): Promise<void> {
   if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, got "${level}"`);
   const format = values['log-format'];
   if (format !== 'json' && format !== 'text') fail(`--log-format must be json or text, got "${format}"`);
+  const [{ createLogger }, { serve }, { parseIdentityRule }] = await Promise.all([import('./observability/log.js'), import('./serve.js'), import('./xds/identity.js')]);
   const log = createLogger(level, format);
   const [, xdsPort] = hostPort(values['xds-address'], '--xds-address');
   const [adminHost, adminPort] = hostPort(values['admin-address'], '--admin-address');
   let loaded: KubeConfig | undefined;
   /** `what` needs the cluster; `fix` says how else to get there, for the message when there is none. */
-  const kube = (what: string, fix: string) => {
+  const kube = async (what: string, fix: string) => {
     if (loaded) return loaded;
+    // Loaded only when a cluster is used: the Kubernetes client alone takes ~0.5 s to load.
+    const { KubeConfig } = await import('@kubernetes/client-node');
     loaded = new KubeConfig();
     if (values.kubeconfig) {
       try {
@@ -546,7 +548,7 @@ async function runServe(args: string[]): Promise<void> {
   let discovery: Discovery;
   if (values.discovery === 'file') discovery = { kind: 'file', path: values.endpoints };
   else if (values.discovery === 'kubernetes') {
-    const kubeConfig = kube('--discovery kubernetes', 'serve an endpoints file with --discovery file --endpoints FILE');
+    const kubeConfig = await kube('--discovery kubernetes', 'serve an endpoints file with --discovery file --endpoints FILE');
     const port = positive(values['listener-port'], '--listener-port');
     if (port > 65535) fail(`--listener-port must be at most 65535, got ${port}`);
     discovery = {
@@ -573,7 +575,7 @@ async function runServe(args: string[]): Promise<void> {
     const [what, fix] = policy.kind === 'configmap' || shadowPolicy?.kind === 'configmap' ? ['a policy in a ConfigMap', 'give --policy FILE with --dry-run']
       : !values['dry-run'] ? ['the scaler (it resizes Deployments)', 'add --dry-run: it decides and logs, and writes nothing']
         : ['--kubeconfig', 'leave it out'];
-    const kubeConfig = useKube ? kube(what, fix) : undefined;
+    const kubeConfig = useKube ? await kube(what, fix) : undefined;
     const lease = values.lease === 'none' || !kubeConfig ? undefined : values.lease !== undefined ? namespaced(values.lease, '--lease') : { namespace: podNamespace(), name: values['dry-run'] ? 'inferplane-scaler-dry-run' : 'inferplane-scaler' };
     if (values.lease !== undefined && values.lease !== 'none' && !kubeConfig) fail('--lease needs Kubernetes; a dry run on files runs alone');
     const advertiseHost = values['advertise-host'] ?? process.env['POD_IP'];

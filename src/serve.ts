@@ -8,11 +8,10 @@ import { applyPlaybooks, type ListenerSpec, type Model } from './model/model.js'
 import { envoyRoot } from './xds/protos.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ReplicaCounts } from './scaler/decide.js';
-import { createLeaderElector } from './scaler/lease.js';
-import { configMapPolicySource, filePolicySource } from './scaler/policy-source.js';
+import { filePolicySource } from './scaler/policy-source.js';
 import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
 import { createStatsScraper, type StatsScraper } from './scaler/scrape.js';
-import { deploymentStore, endpointStore } from './scaler/replicas.js';
+import { endpointStore } from './scaler/replica-store.js';
 import { createScaler, type ModeState, type Scaler, type ScalerOptions } from './scaler/scaler.js';
 import { createPodLoadReader, createPodScrape, createQueueReader, type PodAddresses } from './scaler/queue.js';
 import { realTimers } from './sources/kubernetes/timers.js';
@@ -24,8 +23,6 @@ import { createFleetStats, type FleetStats } from './scaler/stats.js';
 import { DEFAULT_GROUP } from './xds/cache.js';
 import { TypeUrl } from './xds/resources.js';
 import { watchEndpointsFile } from './sources/file/endpoints-file.js';
-import { createEventRecorder } from './sources/kubernetes/events.js';
-import { createKubernetesSource } from './sources/kubernetes/source.js';
 import { createSnapshotCache } from './xds/cache.js';
 import { createPublisher } from './xds/publisher.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
@@ -117,9 +114,23 @@ export interface Running {
 }
 
 /** Wires a discovery source, the snapshot cache, the xDS server and the admin server together. */
+/**
+ * The modules that talk to a Kubernetes API, loaded only when there is one: @kubernetes/client-node alone takes
+ * ~0.5 s to load, which an endpoints-file server (and its readiness after a restart) need not pay.
+ */
+async function kubernetesModules() {
+  const [{ createKubernetesSource }, { createEventRecorder }, { createLeaderElector }, { configMapPolicySource }, { deploymentStore }] = await Promise.all([
+    import('./sources/kubernetes/source.js'), import('./sources/kubernetes/events.js'), import('./scaler/lease.js'),
+    import('./scaler/policy-configmap.js'), import('./scaler/replicas.js'),
+  ]);
+  return { createKubernetesSource, createEventRecorder, createLeaderElector, configMapPolicySource, deploymentStore };
+}
+type KubernetesModules = Awaited<ReturnType<typeof kubernetesModules>>;
+
 export async function serve(o: ServeOptions): Promise<Running> {
   const sc = o.scaler;
   if (sc && !sc.kubeConfig && (!sc.dryRun || sc.policy.kind === 'configmap' || sc.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
+  const k8s = o.discovery.kind === 'kubernetes' || sc?.kubeConfig ? await kubernetesModules() : undefined;
   const metrics = createMetrics({ process: true });
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics, maxResponseBytes: o.limits.maxResponseBytes });
@@ -197,13 +208,13 @@ export async function serve(o: ServeOptions): Promise<Running> {
       return problems && `the endpoints file is invalid: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems; see the log)` : ''}`;
     };
   } else {
-    const source = createKubernetesSource({
+    const source = k8s!.createKubernetesSource({
       kubeConfig: d.kubeConfig,
       namespaces: d.namespaces,
       serviceSelector: d.serviceSelector,
       listener: d.listener,
       log: o.log,
-      events: createEventRecorder(d.kubeConfig, o.log, o.instance ?? 'inferplane'),
+      events: k8s!.createEventRecorder(d.kubeConfig, o.log, o.instance ?? 'inferplane'),
       onModel: (m, endpointsOnly, eventAt) => void publish(m, endpointsOnly, eventAt),
       ...(d.holdOffMs !== undefined && { holdOffMs: d.holdOffMs }),
       ...(d.maxDelayMs !== undefined && { maxDelayMs: d.maxDelayMs }),
@@ -219,6 +230,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     stats, log: o.log, metrics,
   }));
   const scaler = o.scaler && startScaler(o.scaler, {
+    k8s,
     stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort,
     counts: (service) => endpointCounts(publisher.model(), service),
     pods: (service) => podAddresses(publisher.model(), service),
@@ -270,20 +282,21 @@ function podAddresses(model: Model | undefined, service: string): { address: str
 }
 
 /** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
-function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'known'> & { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
+function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'known'> & { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; k8s: KubernetesModules | undefined; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
-  const events = o.kubeConfig && createEventRecorder(o.kubeConfig, d.log, d.instance);
+  const k8s = d.k8s;
+  const events = o.kubeConfig && k8s!.createEventRecorder(o.kubeConfig, d.log, d.instance);
   // A new policy is decided on at once, not at the next round: a mode it forces reaches the data plane now.
   let scaler: Scaler | undefined;
   const onPolicy = (role: 'active' | 'shadow') => (role === 'active' ? { onPolicy: () => void scaler?.tick() } : {});
   const source = (where: PolicyLocation, role: 'active' | 'shadow') => where.kind === 'file'
     ? filePolicySource(where.path, { ...common, role, ...onPolicy(role) })
-    : configMapPolicySource({ ...common, role, ...onPolicy(role), kubeConfig: o.kubeConfig!, namespace: where.namespace, name: where.name, events: events!, timers: realTimers });
+    : k8s!.configMapPolicySource({ ...common, role, ...onPolicy(role), kubeConfig: o.kubeConfig!, namespace: where.namespace, name: where.name, events: events!, timers: realTimers });
   const policy = source(o.policy, 'active');
   const shadow = o.shadowPolicy && source(o.shadowPolicy, 'shadow');
   // Unique per process even where two share a host name (client-go adds a random suffix the same way).
   const identity = `${d.instance}_${randomBytes(4).toString('hex')}`;
-  const election = o.lease && createLeaderElector({
+  const election = o.lease && k8s!.createLeaderElector({
     kubeConfig: o.kubeConfig!,
     namespace: o.lease.namespace,
     name: o.lease.name,
@@ -303,7 +316,7 @@ function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'know
     ...(shadow && { shadow }),
     queue: createQueueReader(scrape),
     podLoad: createPodLoadReader(scrape),
-    store: o.kubeConfig ? deploymentStore(o.kubeConfig) : endpointStore(d.counts),
+    store: o.kubeConfig ? k8s!.deploymentStore(o.kubeConfig) : endpointStore(d.counts),
     dryRun: o.dryRun,
     ...(election && { election, relay: createStatsRelay({ stats: d.stats, identity, log: d.log, ...(d.relayChannel && { channel: d.relayChannel }) }) }),
     log: d.log,

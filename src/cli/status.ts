@@ -5,7 +5,7 @@
  */
 
 import type { Reason } from '../scaler/decide.js';
-import { syncState } from '../xds/stream.js';
+import { syncState } from '../xds/sync-state.js';
 
 /** What to show. */
 export type StatusView = { readonly kind: 'nodes' | 'services' | 'scaler' } | { readonly kind: 'explain'; readonly service: string };

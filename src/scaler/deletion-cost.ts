@@ -1,4 +1,4 @@
-import type { PodInfo } from './replicas.js';
+import type { PodInfo } from './replica-store.js';
 
 /** The largest deletion cost Kubernetes accepts (the annotation is an int32). */
 const MAX_COST = 2 ** 31 - 1;

@@ -30,8 +30,9 @@ interface Refused {
   readonly details: string;
 }
 
+import { DEFAULT_MAX_STATS_MESSAGE_BYTES } from '../config/defaults.js';
 /** Default of `maxMessageBytes` in {@link createMetricsService}. */
-export const DEFAULT_MAX_STATS_MESSAGE_BYTES = 16 * 1024 * 1024;
+export { DEFAULT_MAX_STATS_MESSAGE_BYTES };
 
 let Identifier: ReturnType<typeof messageType> | undefined;
 let Family: ReturnType<typeof messageType> | undefined;

@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { watchTextFile } from '../config/watch-file.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { EventRecorder } from '../sources/kubernetes/events.js';
-import { createSupervisedInformer } from '../sources/kubernetes/informer.js';
-import type { Timers } from '../sources/kubernetes/timers.js';
 import { describeProblems, POLICY_KEY, readPolicy, type ServiceScaling } from './policy.js';
+
+// The ConfigMap source is in policy-configmap.ts, so that a scaler reading a file never loads the Kubernetes client.
 
 /** Policy documents larger than this are refused (a ConfigMap holds at most 1 MiB). */
 export const MAX_POLICY_BYTES = 1024 * 1024;
@@ -31,7 +29,8 @@ export interface PolicySource {
   status(): PolicyStatus;
 }
 
-interface Common {
+/** What every policy source is given. */
+export interface Common {
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Called with each newly accepted policy. */
@@ -43,8 +42,11 @@ interface Common {
   readonly role?: 'active' | 'shadow';
 }
 
-/** The shared part: validation, last-good keeping, logs and metrics. `reject` adds a source-specific report. */
-function createPolicyHolder(source: string, o: Common) {
+/**
+ * The shared part of a policy source: validation, last-good keeping, logs and metrics. `offer` returns the
+ * problems of a rejected text (the source may report them further), null when it was accepted.
+ */
+export function createPolicyHolder(source: string, o: Common) {
   let current: readonly ServiceScaling[] | undefined;
   let version: string | null = null;
   let loadedAt: string | null = null;
@@ -103,57 +105,6 @@ export function filePolicySource(file: string, o: Common): PolicySource {
     async stop() {
       watch?.close();
     },
-    current: holder.current,
-    status: holder.status,
-  };
-}
-
-/**
- * The policy from the `policy.yaml` key of one ConfigMap, watched (only that object, by field selector). A
- * rejected version is also reported as a Warning Event `InvalidScalingPolicy` on the ConfigMap, once per
- * version. A deleted ConfigMap leaves the last good policy in force (logged).
- */
-export function configMapPolicySource(o: Common & {
-  readonly kubeConfig: KubeConfig;
-  readonly namespace: string;
-  readonly name: string;
-  readonly events: EventRecorder;
-  readonly timers: Timers;
-}): PolicySource {
-  const holder = createPolicyHolder(`configmap:${o.namespace}/${o.name}`, o);
-  const core = o.kubeConfig.makeApiClient(CoreV1Api);
-  const fieldSelector = `metadata.name=${o.name}`;
-  let seen: string | undefined;
-  const informer = createSupervisedInformer<V1ConfigMap>({
-    kubeConfig: o.kubeConfig,
-    path: `/api/v1/namespaces/${o.namespace}/configmaps`,
-    list: () => core.listNamespacedConfigMap({ namespace: o.namespace, fieldSelector }),
-    fieldSelector,
-    name: 'scaling-policy',
-    log: o.log,
-    timers: o.timers,
-    onChange: (cm) => {
-      if (cm.metadata?.name !== o.name) return;
-      const live = informer.list().find((c) => c.metadata?.name === o.name);
-      if (!live) {
-        o.log.error('the scaling policy ConfigMap was deleted; the last good policy stays in force', { configMap: `${o.namespace}/${o.name}`, inForce: holder.status().version });
-        return;
-      }
-      const version = live.metadata?.resourceVersion ?? '';
-      if (version === seen) return;
-      seen = version;
-      const problems = holder.offer(live.data?.[POLICY_KEY], version);
-      if (problems) {
-        void o.events.warn(live, { apiVersion: 'v1', kind: 'ConfigMap' }, 'InvalidScalingPolicy', `${POLICY_KEY} rejected, the last good policy stays in force: ${problems.join('; ')}`);
-      }
-    },
-    onSynced: () => {
-      if (!informer.list().some((c) => c.metadata?.name === o.name)) o.log.warn('the scaling policy ConfigMap does not exist (yet); nothing is scaled until it does', { configMap: `${o.namespace}/${o.name}` });
-    },
-  });
-  return {
-    start: () => informer.start(),
-    stop: () => informer.stop(),
     current: holder.current,
     status: holder.status,
   };

@@ -7,7 +7,7 @@ import type { PolicySource, PolicyStatus } from './policy-source.js';
 import type { ServiceScaling } from './policy.js';
 import { STATS_ADDRESS_ANNOTATION, type StatsRelay } from './relay.js';
 import { deletionCosts } from './deletion-cost.js';
-import { ReplicaError, type ReplicaReading, type ReplicaStore } from './replicas.js';
+import { isReplicaError, ReplicaError, type ReplicaReading, type ReplicaStore } from './replica-store.js';
 import type { ExcludedReporter, FleetStats } from './stats.js';
 
 /** Why nothing could be decided for a service this tick (the decision function was not reached). */
@@ -362,7 +362,7 @@ export function createScaler(o: ScalerOptions): Scaler {
   };
 
   const problem = (svc: ServiceScaling, s: ServiceState, e: unknown, decision?: Pick<DecisionRecord, 'replicas' | 'action' | 'mode' | 'inputs' | 'deletionCosts'>) => {
-    const missing = e instanceof ReplicaError && e.kind === 'not-found';
+    const missing = isReplicaError(e) && e.kind === 'not-found';
     record(svc, s, {
       ...(decision ?? { replicas: null, action: 'hold', mode: s.state?.mode ?? null, inputs: null }),
       reason: missing ? 'deployment-missing' : 'api-error',

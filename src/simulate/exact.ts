@@ -6,9 +6,10 @@ import type { RunSpec, Scenario } from './scenario.js';
 import { podsFor, rateFunction, scalingLabel, sizeFor } from './common.js';
 import { drawTokens, type Arrival } from './traffic.js';
 import { scalerFor } from './aggregate.js';
+import { MAX_EXACT_REQUESTS } from '../config/defaults.js';
 
-/** Most requests a per-request run may simulate: beyond this, the aggregate mode is the tool. */
-export const MAX_EXACT_REQUESTS = 50_000_000;
+/** Most requests a per-request run may simulate (kept in config/defaults.ts for the command line's usage). */
+export { MAX_EXACT_REQUESTS };
 
 /** A min-heap of timed callbacks, ties in the order they were added: the same seed, the same run. */
 class EventQueue {

@@ -5,12 +5,10 @@ import { encodeStrictSteps } from './protos.js';
 import { FULL_STATE_TYPES, messageName, TYPE_SHORT, TypeUrl } from './resources.js';
 import { deltaEntry, sotwEntry } from './wire.js';
 import { runSteps, type Steps } from '../steps.js';
+import { MAX_RESPONSE_BYTES } from '../config/defaults.js';
 
-/**
- * Largest DiscoveryResponse sent by default: gRPC's default receive limit (grpc-js, grpc-go, Envoy's Google gRPC
- * client). A client given more drops the stream and reconnects into the same response, forever.
- */
-export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+/** The default response bound, kept in config/defaults.ts for the command line's usage. */
+export { MAX_RESPONSE_BYTES };
 
 /** Room left for a response's own fields (version, type URL, nonce, control plane) when checking resources. */
 export const RESPONSE_HEADROOM = 16 * 1024;

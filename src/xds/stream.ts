@@ -9,7 +9,9 @@ import { STATS_URL_METADATA, type NodeInfo, type SnapshotCache } from './cache.j
 import { withNonce } from './wire.js';
 import { ioSliceLeft, nextTurn, turnUsed } from '../steps.js';
 import { ADS_ORDER, FULL_STATE_TYPES, parseTypeUrl, TYPE_SHORT, TypeUrl } from './resources.js';
-import { MAX_RESPONSE_BYTES, type EncodedResource, type Snapshot, type TypeSnapshot } from './snapshot.js';
+import { DEFAULT_STREAM_LIMITS } from '../config/defaults.js';
+import { syncState, type SyncState } from './sync-state.js';
+import { type EncodedResource, type Snapshot, type TypeSnapshot } from './snapshot.js';
 
 /** Limits applied to every request. */
 export interface StreamLimits {
@@ -22,7 +24,7 @@ export interface StreamLimits {
 }
 
 /** Default {@link StreamLimits}. */
-export const DEFAULT_LIMITS: StreamLimits = { maxNamesPerRequest: 10_000, maxNamesPerStream: 100_000, maxResponseBytes: MAX_RESPONSE_BYTES };
+export const DEFAULT_LIMITS: StreamLimits = DEFAULT_STREAM_LIMITS;
 
 /** Longest node id or cluster accepted (Envoy's are pod and service names, far shorter). */
 export const MAX_NODE_FIELD = 1024;
@@ -152,21 +154,7 @@ export function flushMetrics(metrics: Metrics): FlushMetrics {
   return m;
 }
 
-/** Where a stream stands with one type (see {@link syncState}). */
-export type SyncState = 'synced' | 'pending' | 'nacked' | 'not-sent' | 'stale';
-
-/**
- * One type's state on one stream: synced (the last response ACKed), pending (sent, not yet answered), nacked
- * (the last response rejected), not-sent (subscribed, nothing sent yet), stale (an older version ACKed, the
- * latest neither ACKed nor rejected).
- */
-export function syncState(t: Pick<TypeStatus, 'sentVersion' | 'ackedVersion' | 'pendingNonce'> & { readonly lastNack?: { readonly version?: string } | undefined }): SyncState {
-  if (t.sentVersion === undefined) return 'not-sent';
-  if (t.pendingNonce !== undefined) return 'pending';
-  if (t.ackedVersion === t.sentVersion) return 'synced';
-  if (t.lastNack && t.lastNack.version === t.sentVersion) return 'nacked';
-  return 'stale';
-}
+export { syncState, type SyncState } from './sync-state.js';
 
 /** Fields common to SotW and Delta requests, after decoding. */
 export interface CommonRequest {

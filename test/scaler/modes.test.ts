@@ -4,7 +4,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import type { LeaderElector } from '../../src/scaler/lease.js';
 import type { PolicySource } from '../../src/scaler/policy-source.js';
 import { readPolicy } from '../../src/scaler/policy.js';
-import type { ReplicaStore } from '../../src/scaler/replicas.js';
+import type { ReplicaStore } from '../../src/scaler/replica-store.js';
 import { createScaler, ForceError, MODES_ANNOTATION, type ModeState } from '../../src/scaler/scaler.js';
 import { createFleetStats } from '../../src/scaler/stats.js';
 import { createFakeTimers } from '../support/fake-timers.js';

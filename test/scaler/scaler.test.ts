@@ -3,7 +3,7 @@ import { createMemoryLogger } from '../../src/observability/log.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { PolicySource } from '../../src/scaler/policy-source.js';
 import { readPolicy } from '../../src/scaler/policy.js';
-import type { ReplicaStore } from '../../src/scaler/replicas.js';
+import type { ReplicaStore } from '../../src/scaler/replica-store.js';
 import { createScaler } from '../../src/scaler/scaler.js';
 import { DEFAULT_POLICY } from '../../src/scaler/decide.js';
 

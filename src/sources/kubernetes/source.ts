@@ -9,11 +9,8 @@ import { createSupervisedInformer, LIST_PAGE_SIZE, listAllPages, type Supervised
 import { createDebouncer, realTimers, type Timers } from './timers.js';
 import { runStepsAsync, type Steps } from '../../steps.js';
 
-/** Label selector choosing the Services inferplane serves, unless told otherwise. */
-export const DEFAULT_SERVICE_SELECTOR = 'inferplane.io/serve=true';
-
-/** Default quiet time that ends a burst of events, and the longest any event waits under steady churn. */
-export const DEFAULT_DEBOUNCE = { holdOffMs: 50, maxDelayMs: 250 } as const;
+import { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR } from '../../config/defaults.js';
+export { DEFAULT_DEBOUNCE, DEFAULT_SERVICE_SELECTOR };
 
 /** Options of {@link createKubernetesSource}. */
 export interface KubernetesSourceOptions {
