@@ -23,8 +23,9 @@ export const STATUS_PAGE = String.raw`<!doctype html>
   .badge { padding: 2px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
   .badge.ok { background: #e3f5e8; color: var(--ok); }
   .badge.bad { background: var(--bad); color: var(--bad-fg); }
+  .badge.gone { background: #e8e8ec; color: var(--muted); }
   #updated { color: var(--muted); margin-left: auto; font-size: 12px; }
-  main { padding: 12px 20px 40px; display: grid; gap: 16px; }
+  main { padding: 12px 20px 40px; display: grid; gap: 16px; grid-template-columns: minmax(0, 1fr); }
   section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
   section h2 { font-size: 15px; margin: 0 0 8px; }
   .banner { padding: 8px 12px; border-radius: 6px; background: var(--bad); color: var(--bad-fg); margin-bottom: 8px; }
@@ -35,10 +36,12 @@ export const STATUS_PAGE = String.raw`<!doctype html>
   .tile.bad { background: var(--bad); }
   table { border-collapse: collapse; width: 100%; font-size: 13px; }
   th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
-  td.wrap { white-space: normal; }
+  td.wrap { white-space: normal; overflow-wrap: anywhere; min-width: 14em; }
+  .scroll { overflow-x: auto; max-width: 100%; }
   th { color: var(--muted); font-weight: 600; }
   tr.bad td { background: var(--bad); }
   tr.warn td { background: var(--warn); }
+  tr.dry td { background: #eaf0fb; }
   .s-synced { color: var(--ok); }
   .s-nacked { color: var(--bad-fg); font-weight: 700; }
   .s-stale, .s-pending, .s-not-sent { color: #8a5a00; font-weight: 600; }
@@ -49,7 +52,7 @@ export const STATUS_PAGE = String.raw`<!doctype html>
   .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; }
   .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
   .card h3 { font-size: 14px; margin: 0 0 4px; }
-  svg.chart { width: 100%; height: 120px; display: block; }
+  svg.chart { width: 100%; height: auto; display: block; }
   .legend span { margin-right: 10px; font-size: 12px; }
   .legend i { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }
   pre { white-space: pre-wrap; margin: 4px 0; font-size: 12px; }
@@ -105,6 +108,9 @@ export const STATUS_PAGE = String.raw`<!doctype html>
     return s < 120 ? s + 's' : s < 7200 ? Math.round(s / 60) + 'm' : Math.round(s / 3600) + 'h';
   }
   function since(iso) { return age(Date.now() - Date.parse(iso)); }
+  // One clock everywhere on the page: the browser's local time, 24-hour.
+  function two(n) { return (n < 10 ? '0' : '') + n; }
+  function clock(t) { var d = new Date(t); return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds()); }
   function short(v) { return v ? esc(String(v).slice(0, 8)) : '–'; }
   function get(path) {
     return fetch(path, { cache: 'no-store' }).then(function (r) {
@@ -150,7 +156,7 @@ export const STATUS_PAGE = String.raw`<!doctype html>
         '<td class="wrap">' + (nacks || '<span class="muted">–</span>') + '</td><td>' + esc(n.userAgent) + '</td><td>' + since(n.connectedSince) + '</td></tr>';
     }).join('');
     $('nodes-body').innerHTML = '<p class="muted">' + esc(counts) + (body.matched !== body.total ? ', ' + body.matched + ' shown by the filter' : '') + '</p>' +
-      '<table><thead><tr><th>node</th><th>cluster</th><th>stream</th><th>CDS</th><th>LDS</th><th>EDS</th><th>RDS</th><th>last NACK</th><th>agent</th><th>connected</th></tr></thead><tbody>' + rows + '</tbody></table>';
+      '<div class="scroll"><table><thead><tr><th>node</th><th>cluster</th><th>stream</th><th>CDS</th><th>LDS</th><th>EDS</th><th>RDS</th><th>last NACK</th><th>agent</th><th>connected</th></tr></thead><tbody>' + rows + '</tbody></table></div>';
     pager('nodes-pager', 'nodes', body.matched, refresh);
   }
 
@@ -172,7 +178,7 @@ export const STATUS_PAGE = String.raw`<!doctype html>
         '</td><td class="wrap">' + zoneText(s.zones) + '</td><td>' + (s.activeRequests === null ? '<span class="muted">no stats</span>' : esc(s.activeRequests)) + '</td><td>' + s.envoys + '</td></tr>';
     }).join('');
     $('services-body').innerHTML = '<p class="muted">' + body.total + ' services' + (body.matched !== body.total ? ', ' + body.matched + ' shown by the filter' : '') + '</p>' +
-      '<table><thead><tr><th>service</th><th>ports</th><th>healthy</th><th>draining</th><th>not ready</th><th>by zone (healthy)</th><th>in flight</th><th>reporting Envoys</th></tr></thead><tbody>' + rows + '</tbody></table>';
+      '<div class="scroll"><table><thead><tr><th>service</th><th>ports</th><th>healthy</th><th>draining</th><th>not ready</th><th>by zone (healthy)</th><th>in flight</th><th>reporting Envoys</th></tr></thead><tbody>' + rows + '</tbody></table></div>';
     pager('services-pager', 'services', body.matched, refresh);
   }
 
@@ -197,24 +203,37 @@ export const STATUS_PAGE = String.raw`<!doctype html>
     $('fleet-body').className = '';
   }
 
+  // Replicas over time: what the scaler asked for, what was ready, and the pods the demand needed at the
+  // mode's target (in-flight ÷ target), on one axis in pods, with times below and the scale at the left.
   function chart(points) {
     if (!points || points.length < 2) return '<p class="muted">Not enough decisions yet for a chart.</p>';
-    var W = 400, H = 120, P = 4;
+    var W = 400, H = 140, L = 34, R = 6, T = 8, B = 20;
     var t0 = Date.parse(points[0].at), t1 = Date.parse(points[points.length - 1].at) || t0 + 1;
     var max = 1;
-    points.forEach(function (p) { max = Math.max(max, p.desired || 0, p.ready || 0, p.current || 0); });
+    points.forEach(function (p) { max = Math.max(max, p.desired || 0, p.ready || 0, p.wanted || 0); });
+    // A round top of the scale: 1, 2 or 5 times a power of ten.
+    var step = Math.pow(10, Math.floor(Math.log10(max)));
+    var top = [1, 2, 5, 10].map(function (m) { return m * step; }).filter(function (v) { return v >= max; })[0];
+    function x(t) { return L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0); }
+    function y(v) { return H - B - (H - T - B) * v / top; }
     function line(key, color, dash) {
-      var d = points.filter(function (p) { return p[key] !== null; }).map(function (p, i) {
-        var x = P + (W - 2 * P) * (Date.parse(p.at) - t0) / Math.max(1, t1 - t0);
-        var y = H - P - (H - 2 * P) * p[key] / max;
-        return (i ? 'L' : 'M') + x.toFixed(1) + ' ' + y.toFixed(1);
+      var d = points.filter(function (p) { return p[key] !== null && p[key] !== undefined; }).map(function (p, i) {
+        return (i ? 'L' : 'M') + x(Date.parse(p.at)).toFixed(1) + ' ' + y(p[key]).toFixed(1);
       }).join(' ');
-      return d ? '<path d="' + d + '" fill="none" stroke="' + color + '" stroke-width="2"' + (dash ? ' stroke-dasharray="4 3"' : '') + ' data-series="' + key + '"/>' : '';
+      return d ? '<path d="' + d + '" fill="none" stroke="' + color + '" stroke-width="2"' + (dash ? ' stroke-dasharray="' + dash + '"' : '') + ' data-series="' + key + '"/>' : '';
     }
-    return '<svg class="chart" viewBox="0 0 ' + W + ' ' + H + '" preserveAspectRatio="none" role="img" aria-label="replicas over time">' +
-      '<text x="' + (W - P) + '" y="12" text-anchor="end" font-size="10" fill="#6b6b70">' + max + '</text>' +
-      line('desired', '#2f5fd0', false) + line('ready', '#1f7a3a', true) + '</svg>' +
-      '<div class="legend"><span><i style="background:#2f5fd0"></i>desired</span><span><i style="background:#1f7a3a"></i>ready</span><span class="muted">last ' + age(t1 - t0) + '</span></div>';
+    var axis = '<line x1="' + L + '" y1="' + y(0) + '" x2="' + (W - R) + '" y2="' + y(0) + '" stroke="#e2e2e6"/><line x1="' + L + '" y1="' + y(top) + '" x2="' + (W - R) + '" y2="' + y(top) + '" stroke="#e2e2e6"/>' +
+      '<text x="' + (L - 4) + '" y="' + (y(top) + 4) + '" text-anchor="end" font-size="10" fill="#6b6b70">' + top + '</text>' +
+      '<text x="' + (L - 4) + '" y="' + (y(0) + 3) + '" text-anchor="end" font-size="10" fill="#6b6b70">0</text>' +
+      [0, 0.5, 1].map(function (f) {
+        var t = t0 + f * (t1 - t0);
+        return '<text x="' + x(t).toFixed(1) + '" y="' + (H - 5) + '" text-anchor="' + (f === 0 ? 'start' : f === 1 ? 'end' : 'middle') + '" font-size="10" fill="#6b6b70" data-tick="time">' + clock(t) + '</text>';
+      }).join('');
+    var last = points[points.length - 1];
+    return '<svg class="chart" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="replicas over time, in pods">' + axis +
+      line('desired', '#2f5fd0', '') + line('ready', '#1f7a3a', '6 3') + line('wanted', '#c2670a', '2 3') + '</svg>' +
+      '<div class="legend"><span><i style="background:#2f5fd0"></i>desired</span><span><i style="background:#1f7a3a"></i>ready</span><span><i style="background:#c2670a"></i>needed by demand' +
+      (last.demand !== null && last.demand !== undefined ? ' (now ' + esc(Math.round(last.demand)) + ' in flight)' : '') + '</span><span class="muted">pods, last ' + age(t1 - t0) + '</span></div>';
   }
   function renderScaler(res) {
     if (res.status === 404) {
@@ -258,13 +277,14 @@ export const STATUS_PAGE = String.raw`<!doctype html>
       var prev = runs[runs.length - 1];
       if (prev && prev.key === key) { prev.count++; prev.first = d.at; } else runs.push({ key: key, d: d, count: 1, first: d.at });
     });
-    var decisions = runs.length === 0 ? '' : '<h3>Last decisions</h3><table id="decisions"><thead><tr><th>at</th><th>service</th><th>action</th><th>replicas</th><th>reason</th><th>mode</th><th>outcome</th></tr></thead><tbody>' +
+    var decisions = runs.length === 0 ? '' : '<h3>Last decisions</h3><div class="scroll"><table id="decisions"><thead><tr><th>at</th><th>service</th><th>action</th><th>replicas</th><th>reason</th><th>mode</th><th>outcome</th></tr></thead><tbody>' +
       runs.map(function (r) {
         var d = r.d;
-        var at = r.count === 1 ? esc(d.at.slice(11, 19)) : esc(r.first.slice(11, 19)) + '–' + esc(d.at.slice(11, 19)) + ' <span class="muted">×' + r.count + '</span>';
-        return '<tr class="' + (d.outcome === 'error' || d.outcome === 'conflict' ? 'bad' : d.action !== 'hold' ? 'warn' : '') + '"><td>' + at + '</td><td>' + esc(d.service) + '</td><td>' + esc(d.action) + '</td><td>' + esc(d.replicas === null ? '–' : d.replicas) +
+        var at = r.count === 1 ? clock(d.at) : clock(r.first) + '–' + clock(d.at) + ' <span class="muted">×' + r.count + '</span>';
+        // A dry run's decisions are not pending writes: their own colour, apart from PENDING's amber.
+        return '<tr class="' + (d.outcome === 'error' || d.outcome === 'conflict' ? 'bad' : d.outcome === 'dry-run' ? 'dry' : d.action !== 'hold' ? 'warn' : '') + '"><td>' + at + '</td><td>' + esc(d.service) + '</td><td>' + esc(d.action) + '</td><td>' + esc(d.replicas === null ? '–' : d.replicas) +
           '</td><td>' + esc(d.reason) + '</td><td>' + esc(d.mode || '–') + '</td><td class="wrap">' + esc(d.outcome) + (d.error ? ': ' + esc(d.error) : '') + '</td></tr>';
-      }).join('') + '</tbody></table>';
+      }).join('') + '</tbody></table></div>';
     $('scaler-body').innerHTML = head + rejected + cards + decisions;
     $('scaler-body').className = '';
   }
@@ -295,8 +315,11 @@ export const STATUS_PAGE = String.raw`<!doctype html>
       renderServices(r[2].body);
       renderFleet(r[3].body, r[1].body);
       renderScaler(r[4]);
-      $('updated').textContent = 'updated ' + new Date().toLocaleTimeString() + ' · every ' + refreshMs / 1000 + ' s';
+      $('updated').textContent = 'updated ' + clock(Date.now()) + ' · every ' + refreshMs / 1000 + ' s';
     }, function (e) {
+      // Nothing answers: the badge must not keep saying "ready" for a server that is gone.
+      $('ready').className = 'badge gone';
+      $('ready').textContent = 'unreachable';
       $('unreachable').hidden = false;
       $('unreachable').textContent = 'The admin endpoint does not answer (' + (e && e.message ? e.message : e) + '); retrying every ' + refreshMs / 1000 + ' s. The figures below are from the last answer.';
     }).then(function () {

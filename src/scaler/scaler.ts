@@ -47,6 +47,8 @@ export interface TimelinePoint {
   readonly ready: number | null;
   /** In-flight requests over the stable window, as the decision saw them. */
   readonly demand: number | null;
+  /** Pods that demand needs at the mode's target (before the policy's bounds and steps); null without data. */
+  readonly wanted: number | null;
   readonly mode: Decision['mode'] | null;
 }
 
@@ -254,7 +256,7 @@ export function createScaler(o: ScalerOptions): Scaler {
     decisions.push(full);
     if (decisions.length > keep) decisions.splice(0, decisions.length - keep);
     decided.inc({ service: svc.service, action: r.action, reason: r.reason });
-    s.timeline.push({ at: full.at, desired: r.replicas, current: s.seen ?? null, ready: s.ready ?? null, demand: r.inputs?.stableDemand ?? null, mode: r.mode });
+    s.timeline.push({ at: full.at, desired: r.replicas, current: s.seen ?? null, ready: s.ready ?? null, demand: r.inputs?.stableDemand ?? null, wanted: r.inputs?.wanted ?? null, mode: r.mode });
     if (s.timeline.length > TIMELINE_POINTS) s.timeline.splice(0, s.timeline.length - TIMELINE_POINTS);
     const fields = { ...full, dryRun: o.dryRun };
     if (r.outcome === 'error' || r.outcome === 'conflict') o.log.warn('scaling decision not carried out', fields);

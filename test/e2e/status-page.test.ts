@@ -11,6 +11,7 @@ import { TypeUrl } from '../../src/xds/resources.js';
 import type { NodeStatus } from '../../src/xds/server.js';
 import { DEFAULT_LIMITS } from '../../src/xds/stream.js';
 import { collectErrors, keepScreenshot, launchChromium } from '../support/browser.js';
+import { fakeFleet } from '../support/envoy-stats.js';
 import { ROOT } from '../support/processes.js';
 import { RecordingXdsClient } from '../support/xds-client.js';
 
@@ -69,6 +70,26 @@ describe('status page in headless Chromium (Debian chromium driven by playwright
       expect(await page.locator('#scaler-body').innerText()).to.contain('dry run').and.contain('Shadow policy file:');
       await page.locator('#scaler-body .card .shadow', { hasText: 'shadow policy (not applied)' }).waitFor({ timeout: 5_000 });
       expect(await page.locator('#fleet-tiles .tile').count()).to.equal(6);
+      // The chart has the demand's line beside the replicas, and a time axis below, in the page's one clock.
+      // (The demand comes from Envoy's stats: one Envoy's stream on the real MetricsService, for a moment.)
+      const fleet = fakeFleet({ size: 1, cluster: 'llama-8b/http', everyMs: 200 });
+      fleet.connect(`127.0.0.1:${running.xdsPort}`);
+      fleet.setLoad(12); // 3 pods at the policy's target of 5 where 2 serve: a scale-up (a dry run only records it), below surge
+      try {
+        await page.locator('#scaler-body .card svg.chart path[data-series="wanted"]').first().waitFor({ state: 'attached', timeout: 10_000 });
+        await page.locator('#scaler-body .card .legend', { hasText: /now \d+ in flight/ }).first().waitFor({ timeout: 10_000 });
+        await page.locator('#decisions tr.dry').first().waitFor({ timeout: 10_000 });
+      } finally {
+        fleet.close();
+      }
+      const ticks = await page.locator('#scaler-body .card').first().locator('svg.chart text[data-tick="time"]').allTextContents();
+      expect(ticks).to.have.length(3);
+      for (const t of ticks) expect(t).to.match(/^\d\d:\d\d:\d\d$/);
+      expect(await page.locator('#scaler-body .card .legend').first().innerText()).to.contain('needed by demand');
+      // Dry-run decisions are told apart from pending ones; every clock on the page reads alike.
+      expect(await page.locator('#decisions tr.warn').count(), 'no dry-run row in the pending colour').to.equal(0);
+      expect(await page.locator('#decisions tbody tr td').first().innerText()).to.match(/^\d\d:\d\d:\d\d/);
+      expect(await page.locator('#updated').innerText()).to.match(/^updated \d\d:\d\d:\d\d · /);
       expect(errors).to.deep.equal([]);
     });
 
@@ -128,6 +149,42 @@ describe('status page in headless Chromium (Debian chromium driven by playwright
       expect(await page.locator('#services-body tr[data-service="llama-8b"] td.healthy').innerText()).to.equal('3');
       await keepScreenshot(page, 'status-page-refused');
       expect(errors).to.deep.equal([]);
+    });
+  });
+
+  describe('a long NACK, and a server that goes away (a stand-in for the xDS server\'s node list; the admin server and page are real)', () => {
+    let admin: AdminServer;
+    let page: Page;
+    const message = `Proto constraint validation failed (ClusterLoadAssignmentValidationError.Endpoints[0]: ${'x'.repeat(900)})`;
+    const nodes: NodeStatus[] = [{
+      stream: 1, nodeId: 'envoy-nacking', cluster: 'zone-a', userAgent: 'envoy', group: 'default', service: 'ads', variant: 'sotw', connectedSince: new Date().toISOString(),
+      types: { eds: { subscribed: ['llama-8b'], subscribedCount: 1, sentVersion: 'v2', ackedVersion: 'v1', lastNack: { version: 'v2', nonce: '2', code: 3, message, at: new Date().toISOString() } } },
+    }];
+    before(async () => {
+      admin = await startAdminServer('127.0.0.1', 0, { xds: { nodes: () => nodes }, cache: { groups: () => [] } as never, metrics: createMetrics(), ready: () => true, fleet: () => ({ services: {}, reporters: [] }) });
+      page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      await page.goto(`http://127.0.0.1:${admin.port}/?refresh=250`);
+    });
+    after(async () => {
+      await page?.close();
+      await admin?.close();
+    });
+
+    it('wraps a 1,000-character NACK inside its cell: the page never grows wider than the window', async () => {
+      await page.locator('#nodes-body tr[data-node="envoy-nacking"]', { hasText: 'ClusterLoadAssignmentValidationError' }).waitFor({ timeout: 5_000 });
+      const width = (await page.evaluate('({ page: document.documentElement.scrollWidth, window: window.innerWidth, header: document.querySelector("header").getBoundingClientRect().width })')) as { page: number; window: number; header: number };
+      expect(width.page).to.be.at.most(width.window);
+      expect(width.header).to.be.at.most(width.window);
+    });
+
+    it('turns the badge from "ready" to "unreachable" when the server is gone, and back when it answers again', async () => {
+      await page.locator('#ready.ok').waitFor({ timeout: 5_000 });
+      const port = admin.port;
+      await admin.close();
+      await page.locator('#ready.gone', { hasText: 'unreachable' }).waitFor({ timeout: 5_000 });
+      expect(await page.locator('#unreachable').isVisible()).to.equal(true);
+      admin = await startAdminServer('127.0.0.1', port, { xds: { nodes: () => nodes }, cache: { groups: () => [] } as never, metrics: createMetrics(), ready: () => true, fleet: () => ({ services: {}, reporters: [] }) });
+      await page.locator('#ready.ok', { hasText: 'ready' }).waitFor({ timeout: 5_000 });
     });
   });
 
