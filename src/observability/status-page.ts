@@ -204,7 +204,8 @@ export const STATUS_PAGE = String.raw`<!doctype html>
   }
 
   // Replicas over time: what the scaler asked for, what was ready, and the pods the demand needed at the
-  // mode's target (in-flight ÷ target), on one axis in pods, with times below and the scale at the left.
+  // mode's target (in-flight ÷ target; a wide pale band under the others, so it shows where they coincide), on
+  // one axis in pods, with times below and the scale at the left.
   function chart(points) {
     if (!points || points.length < 2) return '<p class="muted">Not enough decisions yet for a chart.</p>';
     var W = 400, H = 140, L = 34, R = 6, T = 8, B = 20;
@@ -216,11 +217,11 @@ export const STATUS_PAGE = String.raw`<!doctype html>
     var top = [1, 2, 5, 10].map(function (m) { return m * step; }).filter(function (v) { return v >= max; })[0];
     function x(t) { return L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0); }
     function y(v) { return H - B - (H - T - B) * v / top; }
-    function line(key, color, dash) {
+    function line(key, color, dash, width) {
       var d = points.filter(function (p) { return p[key] !== null && p[key] !== undefined; }).map(function (p, i) {
         return (i ? 'L' : 'M') + x(Date.parse(p.at)).toFixed(1) + ' ' + y(p[key]).toFixed(1);
       }).join(' ');
-      return d ? '<path d="' + d + '" fill="none" stroke="' + color + '" stroke-width="2"' + (dash ? ' stroke-dasharray="' + dash + '"' : '') + ' data-series="' + key + '"/>' : '';
+      return d ? '<path d="' + d + '" fill="none" stroke="' + color + '" stroke-width="' + (width || 2) + '"' + (width ? ' stroke-opacity="0.45" stroke-linejoin="round"' : '') + (dash ? ' stroke-dasharray="' + dash + '"' : '') + ' data-series="' + key + '"/>' : '';
     }
     var axis = '<line x1="' + L + '" y1="' + y(0) + '" x2="' + (W - R) + '" y2="' + y(0) + '" stroke="#e2e2e6"/><line x1="' + L + '" y1="' + y(top) + '" x2="' + (W - R) + '" y2="' + y(top) + '" stroke="#e2e2e6"/>' +
       '<text x="' + (L - 4) + '" y="' + (y(top) + 4) + '" text-anchor="end" font-size="10" fill="#6b6b70">' + top + '</text>' +
@@ -230,10 +231,11 @@ export const STATUS_PAGE = String.raw`<!doctype html>
         return '<text x="' + x(t).toFixed(1) + '" y="' + (H - 5) + '" text-anchor="' + (f === 0 ? 'start' : f === 1 ? 'end' : 'middle') + '" font-size="10" fill="#6b6b70" data-tick="time">' + clock(t) + '</text>';
       }).join('');
     var last = points[points.length - 1];
+    function now(key) { return last[key] === null || last[key] === undefined ? '' : ' ' + esc(last[key]); }
     return '<svg class="chart" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="replicas over time, in pods">' + axis +
-      line('desired', '#2f5fd0', '') + line('ready', '#1f7a3a', '6 3') + line('wanted', '#c2670a', '2 3') + '</svg>' +
-      '<div class="legend"><span><i style="background:#2f5fd0"></i>desired</span><span><i style="background:#1f7a3a"></i>ready</span><span><i style="background:#c2670a"></i>needed by demand' +
-      (last.demand !== null && last.demand !== undefined ? ' (now ' + esc(Math.round(last.demand)) + ' in flight)' : '') + '</span><span class="muted">pods, last ' + age(t1 - t0) + '</span></div>';
+      line('wanted', '#e08a1e', '', 6) + line('desired', '#2f5fd0', '') + line('ready', '#1f7a3a', '6 3') + '</svg>' +
+      '<div class="legend"><span><i style="background:#2f5fd0"></i>desired' + now('desired') + '</span><span><i style="background:#1f7a3a"></i>ready' + now('ready') + '</span><span><i style="background:#e08a1e;opacity:.45;height:6px"></i>needed by demand' + now('wanted') +
+      (last.demand !== null && last.demand !== undefined ? ' (' + esc(Math.round(last.demand)) + ' in flight)' : '') + '</span><span class="muted">pods now; the last ' + age(t1 - t0) + '</span></div>';
   }
   function renderScaler(res) {
     if (res.status === 404) {
