@@ -16,6 +16,7 @@ import type { LogLevel } from './observability/log.js';
 import type { Discovery, ScalerSettings } from './serve.js';
 import type { IdentityRule } from './xds/identity.js';
 import type { StatusView } from './cli/status.js';
+import type { ScalingPolicy } from './scaler/decide.js';
 
 const SERVE_USAGE = `usage: inferplane serve [options]
 
@@ -123,6 +124,8 @@ and the model; examples/simulate/ has scenarios to start from.
 ${Object.keys(ENGINE_PRESETS).map((p) => `                                  ${p}`).join('\n')}
   --balancers N                 Envoys, each counting only its own requests (default: the scenario's)
   --replicas N                  size of every fixed-fleet run (default: the scenario's)
+  --policy FILE                 the scaling policy of every policy run, and the target of KPA-like and
+                                HPA-like (its normal targetPerPod) (default: the scenario's)
   --seed N                      randomness (default: the scenario's)
   --per-minute                  print every minute of every run (default: hourly rows beyond an hour)
   --json FILE                   write the whole result as JSON (- for stdout, then nothing else is printed)
@@ -275,6 +278,7 @@ const SIMULATE_OPTIONS = {
   slo: { type: 'string' },
   balancers: { type: 'string' },
   replicas: { type: 'string' },
+  policy: { type: 'string' },
   seed: { type: 'string' },
   'per-minute': { type: 'boolean', default: false },
   json: { type: 'string' },
@@ -448,7 +452,7 @@ async function runSimulate(args: string[]): Promise<void> {
       fail(`--${flag} ${file}: cannot write into ${dir} (${(e as NodeJS.ErrnoException).code ?? String(e)}); name a file in a directory that exists`);
     }
   }
-  const [{ loadScenario, withOverrides }, { simulate }, { classTable, minuteTable, renderHtml, summaryTable, verdict }] = await Promise.all([
+  const [{ loadScenario, loadSimPolicy, withOverrides }, { simulate }, { classTable, minuteTable, renderHtml, summaryTable, verdict }] = await Promise.all([
     import('./simulate/scenario.js'), import('./simulate/simulate.js'), import('./simulate/report.js'),
   ]);
   const loaded = loadScenario(positionals[0]!);
@@ -456,7 +460,16 @@ async function runSimulate(args: string[]): Promise<void> {
     process.stderr.write(`inferplane: the scenario is refused; nothing was simulated:\n${loaded.error.map((e) => `  ${e}`).join('\n')}\n`);
     process.exit(1);
   }
-  const scenario = withOverrides(loaded.value, overrides);
+  let policy: { source: string; policy: ScalingPolicy } | undefined;
+  if (values.policy !== undefined) {
+    const read = loadSimPolicy(path.resolve(values.policy));
+    if (!read.ok) {
+      process.stderr.write(`inferplane: --policy is refused; nothing was simulated:\n${read.error.map((e) => `  ${e}`).join('\n')}\n`);
+      process.exit(1);
+    }
+    policy = { source: values.policy, policy: read.value };
+  }
+  const scenario = withOverrides(loaded.value, { ...overrides, ...(policy && { policy }) });
   if (!scenario.ok) fail(scenario.error);
   const toStdout = values.json === '-';
   const say = (text: string) => void (toStdout || process.stdout.write(text));

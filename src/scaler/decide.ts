@@ -107,8 +107,8 @@ export interface QueueReading {
 }
 
 /**
- * Defaults for a vLLM pod at ~50 in / ~50 out tokens: a sustainable ~180 in flight per pod (256 max-num-seqs),
- * aimed at 70% of it.
+ * Defaults for Llama-3.1-8B in FP8 on one H100 at ~50 in / ~50 out tokens (the engine model's preset, BENCHMARKS.md
+ * "The engine model"): 98 in flight per pod, where a pod serves ~91% of its full throughput.
  */
 export const DEFAULT_POLICY: ScalingPolicy = {
   minReplicas: 1,
@@ -116,18 +116,22 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   stableWindowMs: 60_000,
   panicWindowMs: 6_000,
   panicThreshold: 2,
-  tolerance: 0.1,
+  // Narrow, because the target sits close to the pod's limit: a 10% band would let pods run past it before a
+  // step (on `inferplane simulate`'s reference day without bursts, they did at a target of 100 and then panicked).
+  tolerance: 0.03,
   scaleDownTolerance: 0.02,
   scaleDownWindowMs: 180_000,
   maxSampleAgeMs: 10_000,
   minEnvoys: 1,
-  // Surge and emergency ask for bigger steps and keep more headroom, and never scale down. The target sits just
-  // below the batch where an H100 running Llama-3.1-8B stops gaining throughput at ~50 in / ~50 out (≈ 96 in
-  // flight: beyond it every step is compute-bound and more in flight only waits; BENCHMARKS.md, "The engine model").
+  // Surge and emergency ask for bigger steps and keep more headroom, and never scale down. The target sits below
+  // the batch where an H100 running Llama-3.1-8B in FP8 reaches its full throughput at ~50 in / ~50 out (~615
+  // requests/s at ~108 in flight: beyond it every step is compute-bound and more in flight only waits, so the
+  // in-flight count stops telling load from queue; BENCHMARKS.md, "The engine model"). At 98 a pod serves ~91%
+  // of that; the reference day's frontier of targets and its cost are in BENCHMARKS.md, "What-if simulation".
   modes: {
-    normal: { targetPerPod: 90, maxUpPods: 4, maxUpPercent: 100, maxDownPercent: 10 },
-    surge: { targetPerPod: 90, maxUpPods: 20, maxUpPercent: 200, maxDownPercent: 0 },
-    emergency: { targetPerPod: 79, maxUpPods: 100, maxUpPercent: 1000, maxDownPercent: 0 },
+    normal: { targetPerPod: 98, maxUpPods: 4, maxUpPercent: 100, maxDownPercent: 10 },
+    surge: { targetPerPod: 98, maxUpPods: 20, maxUpPercent: 200, maxDownPercent: 0 },
+    emergency: { targetPerPod: 86, maxUpPods: 100, maxUpPercent: 1000, maxDownPercent: 0 },
   },
   modeThresholds: { surge: 1.5, emergency: 3 },
   forcedMode: null,

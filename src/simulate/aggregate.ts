@@ -297,7 +297,7 @@ function initialReplicas(s: Scenario, run: RunSpec, lambda0: number): number {
 }
 
 /** The smallest batch c in [0, B] whose throughput reaches `rate` (throughput grows with the batch), by bisection. */
-function batchFor(curve: SteadyState, rate: number): number {
+export function batchFor(curve: SteadyState, rate: number): number {
   let lo = 0;
   let hi = curve.maxConcurrency;
   for (let k = 0; k < 40; k++) {

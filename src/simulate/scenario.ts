@@ -400,6 +400,11 @@ export interface ScenarioOverrides {
   readonly engine?: EngineSpec;
   /** The p99 each minute must meet (ms), for the scenario and every class. */
   readonly sloMs?: number;
+  /**
+   * Every policy run's scaling policy (forced modes kept), and the target of the KPA-like and HPA-like runs (its
+   * normal targetPerPod), so that all of them aim alike. `source` names it in the results.
+   */
+  readonly policy?: { readonly source: string; readonly policy: ScalingPolicy };
 }
 
 /** The scenario with `o` applied, or why `o` does not fit it. */
@@ -413,6 +418,13 @@ export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenari
   if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'exact-rate')) return err('--mode exact: exactRate runs in aggregate mode only');
   if (o.mode === 'exact' && (s.classes.length > 0 || s.service !== null)) return err('--mode exact: traffic classes and playbooks run in aggregate mode only');
   if (o.replicas !== undefined && !s.runs.some((r) => r.scaling.kind === 'fixed')) return err('--replicas: the scenario has no fixed-fleet run');
+  if (o.policy !== undefined && !s.runs.some((r) => r.scaling.kind === 'policy')) return err('--policy: the scenario has no policy run');
+  const { policy } = o;
+  const runs = s.runs.map((r) => {
+    if (o.replicas !== undefined && r.scaling.kind === 'fixed') return { ...r, scaling: { kind: 'fixed' as const, replicas: o.replicas } };
+    if (policy !== undefined && r.scaling.kind === 'policy') return { ...r, scaling: { kind: 'policy' as const, source: policy.source, policy: r.forcedMode ? { ...policy.policy, forcedMode: r.forcedMode } : policy.policy } };
+    return r;
+  });
   return ok({
     ...s, traffic,
     ...(o.mode !== undefined && { mode: o.mode }),
@@ -421,6 +433,7 @@ export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenari
     ...(o.balancers !== undefined && { balancers: o.balancers }),
     ...(o.engine !== undefined && { engine: o.engine }),
     ...(o.sloMs !== undefined && { sloMs: o.sloMs, classes: s.classes.map((c) => ({ ...c, sloMs: o.sloMs! })) }),
-    runs: o.replicas === undefined ? s.runs : s.runs.map((r) => (r.scaling.kind === 'fixed' ? { ...r, scaling: { kind: 'fixed', replicas: o.replicas! } } : r)),
+    ...(policy !== undefined && { targetPerPod: policy.policy.modes.normal.targetPerPod }),
+    runs,
   });
 }

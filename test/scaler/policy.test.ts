@@ -21,7 +21,7 @@ describe('readPolicy', () => {
     const [a, b] = r.value;
     expect(a!.policy).to.include({ stableWindowMs: 120_000, forcedMode: 'surge', tolerance: 0.05, scaleDownTolerance: 0.01 });
     expect(a!.policy.modes.normal).to.deep.equal({ ...DEFAULT_POLICY.modes.normal, targetPerPod: 100 });
-    expect(b!.policy).to.include({ forcedMode: null, tolerance: 0.1, scaleDownTolerance: 0.02, scaleDownWindowMs: 180_000 });
+    expect(b!.policy).to.include({ forcedMode: null, tolerance: 0.03, scaleDownTolerance: 0.02, scaleDownWindowMs: 180_000 });
   });
 
   it('places Deployments in the service\'s namespace unless named with one; bare names are in default', () => {
@@ -58,7 +58,7 @@ describe('readPolicy', () => {
     expect(r.ok, JSON.stringify(!r.ok && r.error)).to.equal(true);
     const modes = r.ok ? r.value[0]!.policy.modes : undefined;
     expect(modes?.surge.targetPerPod).to.equal(5);
-    expect(modes?.emergency.targetPerPod).to.be.closeTo((5 * 79) / 90, 1e-9);
+    expect(modes?.emergency.targetPerPod).to.be.closeTo((5 * 86) / 98, 1e-9);
     const many = readPolicy(`services:\n${Array.from({ length: 101 }, (_, i) => `  s${i}: ${i === 0 ? '&common { deployment: d, maxReplicas: 8 }' : '*common'}`).join('\n')}\n`);
     expect(many.ok && many.value).to.have.length(101);
   });

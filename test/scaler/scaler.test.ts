@@ -107,8 +107,8 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     const metrics = createMetrics();
     const log = createMemoryLogger();
     const scaler = createScaler({ stats, policy: source, shadow, store, dryRun: false, log, metrics, timers });
-    // 4 pods at the default target (90) in flight each: the active policy holds; the candidate (target 30) sees three times its capacity,
-    // an emergency at its emergency target (30 × 79 / 90): 360 / 26.3 → 14 pods.
+    // 4 pods at the default target (98) in flight each: the active policy holds; the candidate (target 30) sees three times its capacity,
+    // an emergency at its emergency target (30 × 86 / 98): 392 / 26.3 → 15 pods.
     for (let t = 0; t < 5; t++) {
       stats.record('envoy-1', timers.now(), new Map([['ml/a/http', T * 4]]));
       await scaler.tick();
@@ -118,11 +118,11 @@ describe('scaler loop, on a virtual clock (a replica store whose API can hang)',
     const status = scaler.status();
     expect(status.shadowPolicy).to.include({ source: 'file:candidate.yaml', version: '2' });
     expect(status.services['ml/a']!.last).to.include({ action: 'hold', replicas: 4 });
-    expect(status.services['ml/a']!.shadow).to.include({ action: 'scale-up', replicas: 14, reason: 'panic-scale-up' });
+    expect(status.services['ml/a']!.shadow).to.include({ action: 'scale-up', replicas: 15, reason: 'panic-scale-up' });
     expect(await metrics.value('inferplane_scaler_shadow_decisions_total', { service: 'ml/a', action: 'scale-up', reason: 'panic-scale-up' })).to.equal(5);
-    expect(await metrics.value('inferplane_scaler_shadow_desired_replicas', { service: 'ml/a' })).to.equal(14);
+    expect(await metrics.value('inferplane_scaler_shadow_desired_replicas', { service: 'ml/a' })).to.equal(15);
     const lines = log.lines.filter((l) => l.msg === 'shadow scaling decision (not applied)');
     expect(lines.filter((l) => l.level === 'info'), 'logged at info when it changes, at debug while it repeats').to.have.length(1);
-    expect(lines[0]!.fields).to.include({ service: 'ml/a', replicas: 14, action: 'scale-up', current: 4 });
+    expect(lines[0]!.fields).to.include({ service: 'ml/a', replicas: 15, action: 'scale-up', current: 4 });
   });
 });

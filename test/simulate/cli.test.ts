@@ -57,6 +57,10 @@ describe('inferplane simulate (the command)', function () {
     expect(await p.exited).to.equal(1);
     expect(p.err()).to.contain('the scenario is refused; nothing was simulated').and.contain(`${bad}:4:`).and.contain('runs[0].scaling');
     expect(p.out()).to.equal('');
+    const policy = inferplane(['simulate', scenario, '--policy', path.join(dir, 'no-such-policy.yaml')]);
+    expect(await policy.exited).to.equal(1);
+    expect(policy.err()).to.contain('--policy is refused; nothing was simulated').and.contain('no-such-policy.yaml');
+    expect(policy.out()).to.equal('');
   });
 
   it('prints each run side by side and per minute, writes JSON for machines and an HTML report that renders in Chromium with data in every chart', async () => {

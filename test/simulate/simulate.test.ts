@@ -12,6 +12,7 @@ import { rateFunction } from '../../src/simulate/common.js';
 import { LatencyHistogram } from '../../src/simulate/histogram.js';
 import { verdict } from '../../src/simulate/report.js';
 import { ENGINE_PRESETS } from '../../src/sim/hardware.js';
+import { DEFAULT_POLICY } from '../../src/scaler/decide.js';
 import { ROOT } from '../support/processes.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simulate-'));
@@ -100,6 +101,18 @@ describe('simulate: scenarios', () => {
     expect(withOverrides(s, { mode: 'exact' })).to.deep.equal({ ok: false, error: '--mode exact: the oracle runs in aggregate mode only' });
     const more = withOverrides(s, { peakRps: 500, durationS: 120, seed: 9 });
     expect(more.ok && more.value.traffic).to.deep.equal({ kind: 'constant', rps: 500, load: null });
+  });
+
+  it('takes another policy from the command line for every policy run (forced modes kept), and aims KPA-like and HPA-like with it', () => {
+    const s = scenario('duration: 1m\ntraffic: { constant: { rps: 100 } }\nruns:\n  - { name: p, scaling: { policy: default } }\n  - { name: f, scaling: { policy: default }, mode: emergency }\n  - { name: k, scaling: kpa }\n');
+    expect(s.targetPerPod).to.equal(DEFAULT_POLICY.modes.normal.targetPerPod);
+    const other = { ...DEFAULT_POLICY, modes: { ...DEFAULT_POLICY.modes, normal: { ...DEFAULT_POLICY.modes.normal, targetPerPod: 42 } } };
+    const o = withOverrides(s, { policy: { source: 'other.yaml', policy: other } });
+    if (!o.ok) throw new Error(o.error);
+    expect(o.value.targetPerPod).to.equal(42);
+    expect(o.value.runs.map((r) => r.scaling.kind === 'policy' && [r.scaling.source, r.scaling.policy.modes.normal.targetPerPod, r.scaling.policy.forcedMode])).to.deep.equal([['other.yaml', 42, null], ['other.yaml', 42, 'emergency'], false]);
+    const none = scenario('duration: 1m\ntraffic: { constant: { rps: 100 } }\nruns: [{ name: k, scaling: kpa }]\n');
+    expect(withOverrides(none, { policy: { source: 'other.yaml', policy: other } })).to.deep.equal({ ok: false, error: '--policy: the scenario has no policy run' });
   });
 
   it('takes another engine and SLO from the command line: every class gets the SLO', () => {
