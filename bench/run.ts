@@ -1,7 +1,7 @@
 /**
  * inferplane benchmarks. `npm run bench` runs them all at their default sizes and prints the figures with the
  * machine they ran on; `npm run bench -- --streams 10000` is the full fan-out run, `--only
- * fanout|churn|ingest|latency|p2c|p2c-capacity|engine|simulate|startup|soak|large|h2` runs one (p2c needs the Envoy that `npm test` installs; p2c-capacity, about 10 minutes of per-request simulation, soak, 11
+ * fanout|churn|ingest|latency|p2c|p2c-capacity|engine|simulate|startup|weights-cost|soak|large|h2` runs one (p2c needs the Envoy that `npm test` installs; weights-cost, load-aware weights pushed to `--streams` Envoys every second for `--weights-seconds`, runs only when named, as do p2c-capacity, about 10 minutes of per-request simulation, soak, 11
  * minutes at its default size, large, 5,000 services in the production build, and h2, floods of the xDS port
  * with h2load from Debian's nghttp2-client (`--h2-modes ads,ads-tls,handshakes,continuation,resets`, `--h2-server-dir` to
  * measure another checkout; startup, `--startup-dir` likewise), run only when named). `--only fanout --vs go-control-plane` runs the fan-out against
@@ -20,6 +20,7 @@ import { simulateBench } from './simulate.js';
 import { engineCalibration } from './engine.js';
 import { p2cCapacity } from './p2c-capacity.js';
 import { startup } from './startup.js';
+import { weightsCost } from './weights-cost.js';
 import { continuationFlood, h2Flood, resetBehaviour } from './h2-flood.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
@@ -72,8 +73,10 @@ const { values } = parseArgs({
     'h2-seconds': { type: 'string', default: '15' },
     'h2-rps': { type: 'string', default: '25000' },
     'p2c-capacity-minutes': { type: 'string', default: '5' },
+    'p2c-capacity-weights': { type: 'string' },
     'startup-rounds': { type: 'string', default: '7' },
     'startup-dir': { type: 'string' },
+    'weights-seconds': { type: 'string', default: '30' },
   },
 });
 const STREAMS = Number(values.streams);
@@ -180,8 +183,10 @@ if (!values.only || values.only === 'p2c') {
   await p2c({ rounds: Number(values['p2c-rounds']), seconds: Number(values['p2c-seconds']), rps: Number(values['p2c-rps']), slowdown: 6, maxTokens: 50, upstreams: 4, slowFactor: 3 });
 }
 if (!values.only || values.only === 'engine') engineCalibration();
-if (values.only === 'p2c-capacity') p2cCapacity(Number(values['p2c-capacity-minutes']));
+if (values['p2c-capacity-weights'] !== undefined && !['equal', 'load'].includes(values['p2c-capacity-weights'])) throw new Error(`--p2c-capacity-weights must be equal or load, got "${values['p2c-capacity-weights']}"`);
+if (values.only === 'p2c-capacity') p2cCapacity(Number(values['p2c-capacity-minutes']), values['p2c-capacity-weights'] as 'equal' | 'load' | undefined);
 if (!values.only || values.only === 'startup') await startup(Number(values['startup-rounds']), values['startup-dir']);
+if (values.only === 'weights-cost') await weightsCost({ streams: STREAMS, workers: WORKERS, services: SERVICES, endpoints: ENDPOINTS, seconds: Number(values['weights-seconds']), changing: [1, SERVICES] });
 if (!values.only || values.only === 'simulate') await simulateBench();
 if (values.only === 'large') {
   await large({ services: Number(values['large-services']), endpoints: Number(values['large-endpoints']), streams: Number(values['large-streams']), rewrites: Number(values['large-rewrites']) });

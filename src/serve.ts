@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from './config/package-root.js';
 import type * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { applyPlaybooks, type ListenerSpec, type Model } from './model/model.js';
+import { applyPlaybooks, applyWeights, type ListenerSpec, type Model } from './model/model.js';
 import { envoyRoot } from './xds/protos.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ReplicaCounts } from './scaler/decide.js';
@@ -13,7 +13,8 @@ import { createStatsRelay, STATS_ADDRESS_ANNOTATION } from './scaler/relay.js';
 import { createStatsScraper, type StatsScraper } from './scaler/scrape.js';
 import { endpointStore } from './scaler/replica-store.js';
 import { createScaler, type ModeState, type Scaler, type ScalerOptions } from './scaler/scaler.js';
-import { createPodLoadReader, createPodScrape, createQueueReader, type PodAddresses } from './scaler/queue.js';
+import { createPodLoadReader, createPodScrape, createQueueReader, type PodScrape } from './scaler/queue.js';
+import { createWeightController } from './balance/controller.js';
 import { realTimers } from './sources/kubernetes/timers.js';
 import type { Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -113,7 +114,6 @@ export interface Running {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Wires a discovery source, the snapshot cache, the xDS server and the admin server together. */
 /**
  * The modules that talk to a Kubernetes API, loaded only when there is one: @kubernetes/client-node alone takes
  * ~0.5 s to load, which an endpoints-file server (and its readiness after a restart) need not pay.
@@ -127,6 +127,7 @@ async function kubernetesModules() {
 }
 type KubernetesModules = Awaited<ReturnType<typeof kubernetesModules>>;
 
+/** Wires a discovery source, the snapshot cache, the xDS server and the admin server together. */
 export async function serve(o: ServeOptions): Promise<Running> {
   const sc = o.scaler;
   if (sc && !sc.kubeConfig && (!sc.dryRun || sc.policy.kind === 'configmap' || sc.lease)) throw new Error('the scaler needs a Kubernetes API (kubeConfig) unless it is a dry run with a policy file');
@@ -134,6 +135,14 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const metrics = createMetrics({ process: true });
   const cache = createSnapshotCache();
   const publisher = createPublisher({ cache, log: o.log, metrics, maxResponseBytes: o.limits.maxResponseBytes });
+  // One scrape of a service's pods serves the scaler (queues, idlest-first) and the load-aware weights alike.
+  const scrape = createPodScrape({ pods: (service) => podAddresses(publisher.model(), service) });
+  const weights = createWeightController({
+    scrape, log: o.log, metrics, timers: realTimers,
+    services: () => publisher.model()?.services.filter((s) => s.settings.loadAwareWeights).map((s) => s.name) ?? [],
+    // Only this service's endpoints changed: the EDS fast path.
+    onWeights: (service) => void (sourceModel && publish(sourceModel, new Set([service]))),
+  });
   // Envoy's protos load on first use (~0.2 s): at startup, not in the middle of serving the first large build.
   envoyRoot();
   // What the source last gave, and the modes its playbooks follow: either changing republishes.
@@ -142,7 +151,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const modeOf = (service: string) => modes.get(service)?.mode ?? 'normal';
   const publish = (m: Model, endpointsOnly?: ReadonlySet<string>, eventAt?: number): Promise<unknown> => {
     sourceModel = m;
-    return publisher.publish(applyPlaybooks(m, modeOf), endpointsOnly, eventAt).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
+    return publisher.publish(applyWeights(applyPlaybooks(m, modeOf), (s) => weights.weights(s)), endpointsOnly, eventAt).catch((e: unknown) => o.log.error('snapshot build failed; keeping the last good one', { error: e instanceof Error ? e.stack ?? e.message : String(e) }));
   };
   const stats = createFleetStats();
   if (o.identity && !o.tls?.clientCaFile) throw new Error('node identity needs mTLS (a client CA)');
@@ -233,7 +242,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     k8s,
     stats, metrics, log: o.log, instance: o.instance ?? 'inferplane', xdsPort,
     counts: (service) => endpointCounts(publisher.model(), service),
-    pods: (service) => podAddresses(publisher.model(), service),
+    scrape,
     known: (service) => publisher.model()?.services.some((s) => s.name === service) ?? false,
     onModes: (next) => {
       modes = next;
@@ -242,7 +251,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
     ...(tls && { relayChannel: () => tls.clientChannel() }),
   });
   const memory = startMemoryRelease({ load: () => xds.streamCount(), log: o.log, metrics });
-  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, model: publisher.model, ...(notReadyReason && { notReadyReason }), ...(configProblems && { configProblems }), ...(scaler && { scaler: scaler.scaler.status, forceMode: scaler.scaler.force }) });
+  weights.start();
+  const admin = await startAdminServer(o.adminHost, o.adminPort, { xds, cache, metrics, ready, fleet, model: publisher.model, ...(notReadyReason && { notReadyReason }), ...(configProblems && { configProblems }), ...(scaler && { scaler: scaler.scaler.status, forceMode: scaler.scaler.force }), weights: weights.status });
   o.log.info('inferplane serving', { xds: o.xdsAddress.replace(/:\d+$/, `:${xdsPort}`), admin: `${o.adminHost}:${admin.port}`, discovery: d.kind, ...(d.kind === 'file' && { endpointsFile: d.path }), ready: ready() });
   return {
     xds,
@@ -252,6 +262,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     ready,
     async stop(graceMs = 5_000) {
       memory.stop();
+      weights.stop();
       await stopScraping();
       await scaler?.stopActing();
       await stopSource();
@@ -282,7 +293,7 @@ function podAddresses(model: Model | undefined, service: string): { address: str
 }
 
 /** Builds and starts the scaler and its parts: policy source, replica store, leader election. */
-function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'known'> & { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; pods: PodAddresses; k8s: KubernetesModules | undefined; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
+function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'known'> & { stats: FleetStats; metrics: Metrics; log: Logger; instance: string; xdsPort: number; counts: (service: string) => ReplicaCounts | undefined; scrape: PodScrape; k8s: KubernetesModules | undefined; relayChannel?: () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } }) {
   const common = { log: d.log, metrics: d.metrics };
   const k8s = d.k8s;
   const events = o.kubeConfig && k8s!.createEventRecorder(o.kubeConfig, d.log, d.instance);
@@ -309,7 +320,7 @@ function startScaler(o: ScalerSettings, d: Pick<ScalerOptions, 'onModes' | 'know
     ...(o.advertiseHost !== undefined && { annotations: { [STATS_ADDRESS_ANNOTATION]: `${o.advertiseHost.includes(':') ? `[${o.advertiseHost}]` : o.advertiseHost}:${d.xdsPort}` } }),
   });
   if (election && o.advertiseHost === undefined) d.log.warn('no advertise address: other replicas cannot forward their Envoys\' stats to this one when it leads, so a leader sees only the Envoys connected to it');
-  const scrape = createPodScrape({ pods: d.pods });
+  const { scrape } = d;
   scaler = createScaler({
     stats: d.stats,
     policy,

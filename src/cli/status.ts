@@ -6,6 +6,7 @@
 
 import type { Reason } from '../scaler/decide.js';
 import { syncState } from '../xds/sync-state.js';
+import type { ServiceWeights } from '../balance/controller.js';
 
 /** What to show. */
 export type StatusView = { readonly kind: 'nodes' | 'services' | 'scaler' } | { readonly kind: 'explain'; readonly service: string };
@@ -159,13 +160,27 @@ export async function renderStatus(view: StatusView, get: Fetch, json: boolean, 
       return [...head, ...shadow, ...others, '', rows.length === 0 ? 'no services under the policy' : table([header, ...rows])].join('\n');
     }
     case 'explain': {
-      const body = await get(`/status/scaler?service=${encodeURIComponent(view.service)}&limit=1`);
-      const services = expect<Record<string, { last?: Parameters<typeof explainDecision>[1] | null }>>(body, 'services', '/status/scaler');
-      const s = services[view.service];
-      if (!s) throw new StatusError(`no service "${view.service}" under the scaler (it knows: ${Object.keys(services).sort().join(', ') || 'none'})`);
-      if (json) return JSON.stringify(s, null, 2);
-      if (!s.last) return `${view.service}: no decision yet`;
-      return explainDecision(view.service, s.last);
+      // The scaler's last decision and the endpoints' load-aware weights, whichever this process has.
+      const all = expect<Record<string, ServiceWeights>>(await get('/status/weights'), 'services', '/status/weights');
+      const weighed = all[view.service];
+      let scaled: { last?: Parameters<typeof explainDecision>[1] | null } | undefined;
+      let known: string[] = [];
+      try {
+        const services = expect<Record<string, { last?: Parameters<typeof explainDecision>[1] | null }>>(await get(`/status/scaler?service=${encodeURIComponent(view.service)}&limit=1`), 'services', '/status/scaler');
+        scaled = services[view.service];
+        known = Object.keys(services);
+      } catch (e) {
+        if (!(e instanceof StatusError) || weighed === undefined) throw e;
+      }
+      if (!scaled && !weighed) throw new StatusError(`no service "${view.service}" under the scaler or with load-aware weights (they know: ${[...new Set([...known, ...Object.keys(all)])].sort().join(', ') || 'none'})`);
+      if (json) return JSON.stringify({ ...(scaled && { scaler: scaled }), ...(weighed && { weights: weighed }) }, null, 2);
+      const lines: string[] = [];
+      if (scaled) lines.push(scaled.last ? explainDecision(view.service, scaled.last) : `${view.service}: no decision yet`);
+      if (weighed) {
+        lines.push(`${lines.length > 0 ? '\n' : ''}Load-aware weights of ${view.service} (updated ${age(weighed.updatedAt, now)} ago; the mean load ${weighed.meanLoad.toFixed(1)}):`);
+        lines.push(table([['ENDPOINT', 'WEIGHT', 'LOAD', 'WHY'], ...weighed.endpoints.map((e) => [e.endpoint, String(e.weight), e.load === null ? 'unreadable' : String(e.load), e.why])]));
+      }
+      return lines.join('\n');
     }
   }
 }

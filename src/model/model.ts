@@ -65,6 +65,11 @@ export interface Endpoint {
   readonly ready: boolean;
   readonly serving: boolean;
   readonly terminating: boolean;
+  /**
+   * Envoy's load-balancing weight of this endpoint. Never set by a source: only {@link applyWeights} sets it,
+   * for a service with load-aware weights; absent, Envoy weighs every endpoint alike.
+   */
+  readonly weight?: number;
 }
 
 /**
@@ -98,6 +103,12 @@ export interface TrafficSettings {
    * ready endpoint; otherwise one priority. Clients reporting no zone, or a zone with no endpoints, get one.
    */
   readonly zoneAffinity: boolean;
+  /**
+   * Off by default: weigh each endpoint by its pod's own load (vLLM's running + waiting requests, read by the
+   * control plane every second), so that many Envoys, each seeing only its own requests, still send a slow pod
+   * less. While the pods are alike the weights stay equal and Envoy keeps two choices. docs/balancing.md.
+   */
+  readonly loadAwareWeights: boolean;
   /** What changes in the data plane while the scaler is in surge or emergency mode for this service. */
   readonly playbooks: Readonly<Partial<Record<PlaybookMode, Playbook>>>;
   /**
@@ -217,6 +228,7 @@ export const DEFAULT_SETTINGS: TrafficSettings = {
   shadow: null,
   slowStart: null,
   zoneAffinity: false,
+  loadAwareWeights: false,
   playbooks: {},
   inForce: null,
 };
@@ -255,6 +267,38 @@ export function applyPlaybooks(model: Model, modeOf: (service: string) => Mode):
   });
   return changed ? { listener: model.listener, services } : model;
 }
+
+/** How an endpoint is named in load-aware weights: `address:port` of its first port (`[v6]:port`). */
+export function endpointKey(address: string, port: number | undefined): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port ?? ''}`;
+}
+
+/**
+ * The model as published with load-aware weights: each service whose settings ask for them and for which
+ * `weightsOf` has weights gets them on its endpoints (by {@link endpointKey}; an endpoint without one keeps none); the
+ * rest are returned as they are (the same objects). A service weighed with the same weights object as before is
+ * the same object as before, so unchanged services cost the endpoints-only fast path nothing.
+ */
+export function applyWeights(model: Model, weightsOf: (service: string) => ReadonlyMap<string, number> | undefined): Model {
+  let changed = false;
+  const services = model.services.map((s) => {
+    const weights = s.settings.loadAwareWeights ? weightsOf(s.name) : undefined;
+    if (!weights || weights.size === 0) return s;
+    changed = true;
+    const held = WEIGHED.get(s);
+    if (held?.weights === weights) return held.service;
+    const port = s.ports[0]?.name;
+    const service = { ...s, endpoints: s.endpoints.map((e) => {
+      const w = port === undefined ? undefined : weights.get(endpointKey(e.address, e.ports[port]));
+      return w === undefined ? e : { ...e, weight: w };
+    }) };
+    WEIGHED.set(s, { weights, service });
+    return service;
+  });
+  return changed ? { listener: model.listener, services } : model;
+}
+
+const WEIGHED = new WeakMap<Service, { weights: ReadonlyMap<string, number>; service: Service }>();
 
 // Keyed by the source's objects: a service whose endpoints alone changed keeps its applied settings object.
 const SETTINGS_APPLIED = new WeakMap<TrafficSettings, Map<string, TrafficSettings>>();

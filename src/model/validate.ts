@@ -320,7 +320,7 @@ function checkRouteConflicts(r: Reader, services: readonly Service[], index: Rea
   for (const c of routeConflicts(services)) r.fail(['services', index.get(c.service)!, 'routes', c.route], c.message);
 }
 
-const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart', 'canary', 'shadow', 'zoneAffinity', 'playbooks'];
+const SETTINGS_KEYS = ['loadBalancing', 'timeout', 'idleTimeout', 'connectTimeout', 'retries', 'circuitBreakers', 'outlierDetection', 'healthCheck', 'slowStart', 'canary', 'shadow', 'zoneAffinity', 'loadAwareWeights', 'playbooks'];
 
 /**
  * Playbooks whose `shed` lists name a route the service does not have (by name): each with its path under the
@@ -445,6 +445,7 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
   const canary = variant('canary', 'weight', 100, true);
   const shadow = variant('shadow', 'percent', 100, false);
   const zoneAffinity = o['zoneAffinity'] === undefined ? d.zoneAffinity : r.bool(o['zoneAffinity'], [...p, 'zoneAffinity']);
+  const loadAwareWeights = o['loadAwareWeights'] === undefined ? d.loadAwareWeights : r.bool(o['loadAwareWeights'], [...p, 'loadAwareWeights']);
   const playbooks: Partial<Record<PlaybookMode, Playbook>> = {};
   const pbRaw = o['playbooks'];
   if (pbRaw !== undefined && pbRaw !== null) {
@@ -475,10 +476,10 @@ function readSettings(r: Reader, raw: unknown, p: Path): TrafficSettings | undef
       r.fail([...p, key], 'durations and thresholds must be greater than zero');
     }
   }
-  if (r.problems.length > before || timeoutMs === undefined || idleTimeoutMs === undefined || connectTimeoutMs === undefined || !circuitBreakers || zoneAffinity === undefined) {
+  if (r.problems.length > before || timeoutMs === undefined || idleTimeoutMs === undefined || connectTimeoutMs === undefined || !circuitBreakers || zoneAffinity === undefined || loadAwareWeights === undefined) {
     return undefined;
   }
-  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart, canary, shadow, zoneAffinity, playbooks, inForce: null };
+  return { loadBalancing, timeoutMs, idleTimeoutMs, connectTimeoutMs, retries, circuitBreakers, outlierDetection, healthCheck, slowStart, canary, shadow, zoneAffinity, loadAwareWeights, playbooks, inForce: null };
 }
 
 /** Where a service's traffic may be sent besides itself: a canary, a shadow, or a playbook's fallback. */

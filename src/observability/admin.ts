@@ -1,3 +1,4 @@
+import type { ServiceWeights } from '../balance/controller.js';
 import http from 'node:http';
 import { listen, type ListeningServer } from './http.js';
 import type { SnapshotCache } from '../xds/cache.js';
@@ -31,6 +32,8 @@ export interface AdminOptions {
   readonly model?: () => Model | undefined;
   /** Forces a service's mode (`POST /scaler/mode`), when the scaler runs here; throws {@link ForceError}. */
   readonly forceMode?: (service: string, mode: Mode | 'auto', forMs?: number) => unknown;
+  /** Load-aware endpoint weights per service, with why (`/status/weights`). */
+  readonly weights?: () => Readonly<Record<string, ServiceWeights>>;
 }
 
 /** The largest request body the admin server reads (`POST /scaler/mode`). */
@@ -198,13 +201,19 @@ export async function startAdminServer(host: string, port: number, o: AdminOptio
         const service = url.searchParams.get('service');
         return json(res, 200, o.scaler({ ...(service !== null && { service }), ...(limit !== null && { limit: Number(limit) }), ...(timeline !== null && { timeline: Number(timeline) }) }));
       }
+      case '/status/weights': {
+        const all = o.weights?.() ?? {};
+        const service = url.searchParams.get('service');
+        if (service === null) return json(res, 200, { services: all });
+        return all[service] ? json(res, 200, { services: { [service]: all[service] } }) : json(res, 404, { error: `no load-aware weights for service "${service.slice(0, 200)}" (its settings need loadAwareWeights: true, and its pods must be served)` });
+      }
       case '/metrics':
         return void o.metrics.render().then((text) => {
           res.writeHead(200, { 'content-type': o.metrics.contentType });
           res.end(text);
         }, (e: unknown) => json(res, 500, { error: `rendering metrics: ${e instanceof Error ? e.message : String(e)}` }));
       default:
-        return json(res, 404, { error: `no such path ${url.pathname.slice(0, 100)}`, paths: ['/', '/healthz', '/readyz', '/status/nodes', '/status/services', '/status/snapshots', '/status/fleet', '/status/scaler', '/metrics'] });
+        return json(res, 404, { error: `no such path ${url.pathname.slice(0, 100)}`, paths: ['/', '/healthz', '/readyz', '/status/nodes', '/status/services', '/status/snapshots', '/status/fleet', '/status/scaler', '/status/weights', '/metrics'] });
     }
   });
   return listen(server, host, port);

@@ -32,14 +32,14 @@ export function parseVllmWork(text: string): PodWork | undefined {
 /** Where a service's model servers are: address and the port serving vLLM's /metrics. */
 export type PodAddresses = (service: string) => readonly { readonly address: string; readonly port: number }[];
 
-/** One scrape of a service's pods: each pod's work, undefined where it did not answer. */
-export type PodScrape = (service: string) => Promise<{ readonly at: number; readonly pods: readonly { readonly address: string; readonly port: number; readonly work: PodWork | undefined }[] }>;
+/** One scrape of a service's pods: each pod's work, undefined where it did not answer, and then why not. */
+export type PodScrape = (service: string) => Promise<{ readonly at: number; readonly pods: readonly { readonly address: string; readonly port: number; readonly work: PodWork | undefined; readonly problem?: string }[] }>;
 
 /**
  * Reads `/metrics` of every pod of a service at once, each within `timeoutMs`. A pod that does not answer, answers
- * with an error, or reports none of vLLM's gauges has no reading (never an idle one). A scrape of the same service
- * begun within `reuseMs` (default 500) is shared: one decision reads the queues and, for a scale-down, the
- * per-pod load, from one scrape.
+ * with an error, or reports none of vLLM's gauges has no reading (never an idle one), and says why. A scrape of
+ * the same service begun within `reuseMs` (default 500) is shared: one decision reads the queues and, for a
+ * scale-down, the per-pod load, from one scrape.
  */
 export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; reuseMs?: number; now?: () => number }): PodScrape {
   const timeoutMs = o.timeoutMs ?? 1_000;
@@ -58,14 +58,19 @@ export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; reu
   async function scrapeOnce(service: string, at: number): ReturnType<PodScrape> {
     const pods = await Promise.all(o.pods(service).map(async (p) => {
       let work: PodWork | undefined;
+      let problem: string | undefined;
       try {
         const host = p.address.includes(':') ? `[${p.address}]` : p.address;
         const res = await fetch(`http://${host}:${p.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
-        if (res.ok) work = parseVllmWork(await res.text());
-      } catch {
-        // Left without a reading.
+        if (res.ok) {
+          work = parseVllmWork(await res.text());
+          if (!work) problem = 'no vLLM gauges in /metrics';
+        } else problem = `/metrics answered HTTP ${res.status}`;
+      } catch (e) {
+        const err = e as { name?: string; cause?: { code?: string } };
+        problem = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `cannot reach /metrics (${err.cause?.code ?? err.name ?? 'error'})`;
       }
-      return { address: p.address, port: p.port, work };
+      return { address: p.address, port: p.port, work, ...(problem !== undefined && { problem }) };
     }));
     return { at, pods };
   }

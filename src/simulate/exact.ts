@@ -6,6 +6,7 @@ import type { RunSpec, Scenario } from './scenario.js';
 import { podsFor, rateFunction, scalingLabel, sizeFor } from './common.js';
 import { drawTokens, type Arrival } from './traffic.js';
 import { scalerFor } from './aggregate.js';
+import { DEFAULT_WEIGHT_OPTIONS, nextWeights, NO_WEIGHTS, WEIGHT_PUBLISH_INTERVAL_MS, type WeightState } from '../balance/weights.js';
 import { MAX_EXACT_REQUESTS } from '../config/defaults.js';
 
 /** Most requests a per-request run may simulate (kept in config/defaults.ts for the command line's usage). */
@@ -74,6 +75,10 @@ interface Host {
   readonly engine: Engine;
   /** Requests in flight to this pod as each balancer counts them (Envoy's per-host rq_active, per Envoy). */
   readonly local: Int32Array;
+  /** The endpoint's load-balancing weight, as the control plane last set it. */
+  weight: number;
+  /** Per balancer: when this host is next due in its weighted schedule (NaN: not scheduled yet). */
+  readonly due: Float64Array;
 }
 
 /**
@@ -96,6 +101,11 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
   const hosts: Host[] = [];
   const byPod = new Map<Pod, Host>();
   const rr = Int32Array.from({ length: E }, () => balance.int(1 << 30));
+  // Load-aware weights: the control plane's (src/balance/weights.ts), once a second from the pods' own counts.
+  let weightState: WeightState = NO_WEIGHTS;
+  let weighted = false; // some weights differ: Envoy leaves two choices for its weighted schedule
+  const now0 = new Float64Array(E); // each balancer's schedule time
+  let lastPublished = -Infinity;
   let inFlight = 0;
   // Requests not finished by the end are recorded at their age then (a lower bound): a queue that never
   // drains must not vanish from the tail.
@@ -103,7 +113,7 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
 
   const addHost = (pod: Pod) => {
     const params: EngineParams = { spec: s.engine, get slowdown() { return podSpeed(s, pod.id, now / 1000); } };
-    const h: Host = { pod, engine: createEngine(params, clock), local: new Int32Array(E) };
+    const h: Host = { pod, engine: createEngine(params, clock), local: new Int32Array(E), weight: weightState.weights.get(String(pod.id)) ?? DEFAULT_WEIGHT_OPTIONS.mean, due: new Float64Array(E).fill(NaN) };
     byPod.set(pod, h);
     hosts.push(h);
   };
@@ -117,6 +127,22 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
     const n = hosts.length;
     switch (run.balancer) {
       case 'least-request': {
+        if (weighted) {
+          // Envoy's least request with unequal weights: an earliest-deadline-first schedule in which a host is
+          // re-queued, when picked, with weight / (its active requests + 1) (active_request_bias 1).
+          let best = hosts[0]!;
+          let due = Infinity;
+          for (const h of hosts) {
+            let d = h.due[bal]!;
+            // A rebuilt schedule starts each host at a random phase, as Envoy seeds its scheduler with random
+            // picks: otherwise every Envoy would send its first requests after an update to the same host.
+            if (Number.isNaN(d)) h.due[bal] = d = now0[bal]! + (balance.next() * (h.local[bal]! + 1)) / h.weight;
+            if (d < due) [best, due] = [h, d];
+          }
+          now0[bal] = due;
+          best.due[bal] = due + (best.local[bal]! + 1) / best.weight;
+          return best;
+        }
         // Envoy's unweighted least request: choice_count draws (with replacement), keeping a later one only
         // if it has strictly fewer active requests.
         let c = hosts[balance.int(n)]!;
@@ -203,6 +229,22 @@ export function runExact(s: Scenario, run: RunSpec): RunResult {
       }
     }
     rec.gpu(fleet.pods.length, 1, s.engine.gpus);
+    if (run.weights === 'load' && hosts.length > 0) {
+      weightState = nextWeights(weightState, new Map(hosts.map((h) => [String(h.pod.id), h.engine.running() + h.engine.waiting()])));
+      const next = weightState.weights;
+      // Published as the controller publishes them: on a change, at most once per WEIGHT_PUBLISH_INTERVAL_MS.
+      const changed = sec * 1000 - lastPublished >= WEIGHT_PUBLISH_INTERVAL_MS && hosts.some((h) => next.get(String(h.pod.id)) !== h.weight);
+      if (changed) {
+        lastPublished = sec * 1000;
+        // An EDS update: every Envoy rebuilds its schedule with the new weights.
+        for (const h of hosts) {
+          h.weight = next.get(String(h.pod.id))!;
+          h.due.fill(NaN);
+        }
+        now0.fill(0);
+        weighted = hosts.some((h) => h.weight !== hosts[0]!.weight);
+      }
+    }
     if (scaler) {
       for (; nextFlush <= sec; nextFlush += s.flushS) scaler.observe({ at: Math.round(nextFlush * 1000), activeRequests: inFlight, envoys: E });
       if (sec >= nextDecision) {

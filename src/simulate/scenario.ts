@@ -44,6 +44,12 @@ export interface RunSpec {
   readonly forcedMode: Mode | null;
   /** This run's cold start, when it differs from the fleet's (to compare cold-start profiles side by side). */
   readonly coldStart: ColdStart | null;
+  /**
+   * `equal`: every endpoint weighs the same (Envoy's least request runs two choices). `load`: the control plane
+   * sets each endpoint's weight every second from the pods' own load (src/balance/weights.ts), and Envoy's least
+   * request weighs its own counts by them. Per-request mode only.
+   */
+  readonly weights: 'equal' | 'load';
 }
 
 /** A share of the requests on one route of the service, with its own SLO and token mix. */
@@ -215,7 +221,7 @@ const schema = z.strictObject({
     shedRetries: z.number().int().min(0).max(10).default(1),
     fallbackFleet: z.strictObject({ engine: z.union([z.string(), engineSchema]).default(DEFAULT_PRESET), replicas: z.number().int().positive() }).optional(),
   }).optional(),
-  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling, mode: z.enum(['normal', 'surge', 'emergency']).optional(), coldStart: coldStartSchema.optional() })).min(1),
+  runs: z.array(z.strictObject({ name: z.string().min(1).max(40), balancer: z.enum(['least-request', 'round-robin', 'random']).default('least-request'), scaling, mode: z.enum(['normal', 'surge', 'emergency']).optional(), coldStart: coldStartSchema.optional(), weights: z.enum(['equal', 'load']).default('equal') })).min(1),
 });
 
 function problemsOf(e: z.ZodError): Problem[] {
@@ -267,6 +273,8 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   if (!engine.ok) problems.push(...engine.error);
   s.runs.forEach((r, i) => {
     if (r.mode !== undefined && !(typeof r.scaling === 'object' && 'policy' in r.scaling)) problems.push({ path: ['runs', i, 'mode'], message: 'only a policy run has modes to force' });
+    if (r.weights === 'load' && s.mode !== 'exact') problems.push({ path: ['runs', i, 'weights'], message: 'load-aware weights run in exact mode only (the aggregate mode has no per-Envoy counts to weigh)' });
+    if (r.weights === 'load' && r.balancer !== 'least-request') problems.push({ path: ['runs', i, 'weights'], message: 'load-aware weights are for the least-request balancer' });
   });
   const classes = s.classes ?? [];
   if (classes.length > 0) {
@@ -331,9 +339,9 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
   for (const [i, r] of s.runs.entries()) {
     const sc = r.scaling;
     const coldStart = r.coldStart ? coldStartOf(r.coldStart) : null;
-    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc }, forcedMode: null, coldStart });
-    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed }, forcedMode: null, coldStart });
-    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom }, forcedMode: null, coldStart });
+    if (sc === 'kpa' || sc === 'hpa' || sc === 'oracle') runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: sc }, forcedMode: null, coldStart, weights: r.weights });
+    else if ('fixed' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'fixed', replicas: sc.fixed }, forcedMode: null, coldStart, weights: r.weights });
+    else if ('exactRate' in sc) runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'exact-rate', headroom: sc.exactRate.headroom }, forcedMode: null, coldStart, weights: r.weights });
     else {
       const policy = loadSimPolicy(sc.policy === 'default' ? null : path.resolve(dir, sc.policy));
       if (!policy.ok) {
@@ -342,7 +350,7 @@ export function loadScenario(file: string): Result<Scenario, string[]> {
       }
       target ??= policy.value.modes.normal.targetPerPod;
       const forcedMode = r.mode ?? null;
-      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: forcedMode ? { ...policy.value, forcedMode } : policy.value }, forcedMode, coldStart });
+      runs.push({ name: r.name, balancer: r.balancer, scaling: { kind: 'policy', source: sc.policy, policy: forcedMode ? { ...policy.value, forcedMode } : policy.value }, forcedMode, coldStart, weights: r.weights });
     }
   }
   if (out.length > 0) return err(out);
@@ -417,6 +425,7 @@ export function withOverrides(s: Scenario, o: ScenarioOverrides): Result<Scenari
   if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'oracle')) return err('--mode exact: the oracle runs in aggregate mode only');
   if (o.mode === 'exact' && s.runs.some((r) => r.scaling.kind === 'exact-rate')) return err('--mode exact: exactRate runs in aggregate mode only');
   if (o.mode === 'exact' && (s.classes.length > 0 || s.service !== null)) return err('--mode exact: traffic classes and playbooks run in aggregate mode only');
+  if (o.mode === 'aggregate' && s.runs.some((r) => r.weights === 'load')) return err('--mode aggregate: load-aware weights run in exact mode only');
   if (o.replicas !== undefined && !s.runs.some((r) => r.scaling.kind === 'fixed')) return err('--replicas: the scenario has no fixed-fleet run');
   if (o.policy !== undefined && !s.runs.some((r) => r.scaling.kind === 'policy')) return err('--policy: the scenario has no policy run');
   const { policy } = o;

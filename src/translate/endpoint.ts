@@ -32,7 +32,7 @@ export function loadAssignment(s: Service, port: string, localZone?: string): Re
     if (portValue === undefined || health === null) continue;
     let list = byZone.get(e.zone);
     if (!list) byZone.set(e.zone, (list = []));
-    list.push({ endpoint: { address: { socket_address: { address: e.address, port_value: portValue } } }, health_status: health });
+    list.push({ endpoint: { address: { socket_address: { address: e.address, port_value: portValue } } }, health_status: health, ...(e.weight !== undefined && { load_balancing_weight: { value: e.weight } }) });
   }
   const zones = [...byZone.keys()].sort();
   // The local zone first, the rest as spillover, while the local zone has a ready endpoint and there is

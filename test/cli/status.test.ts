@@ -60,7 +60,7 @@ describe('inferplane status, against a running serve (dry-run scaler on files)',
     expect(await renderStatus({ kind: 'explain', service: 'llama-8b' }, adminFetcher(admin), false)).to.equal('llama-8b (normal mode): holds at 3 replicas: no Envoy has reported its in-flight requests for this service yet, and the scaler never acts on missing data.');
     const unknown = await renderStatus({ kind: 'explain', service: 'nope' }, adminFetcher(admin), false).catch((e) => e);
     expect(unknown).to.be.instanceOf(StatusError);
-    expect((unknown as Error).message).to.equal('no service "nope" under the scaler (it knows: llama-8b)');
+    expect((unknown as Error).message).to.equal('no service "nope" under the scaler or with load-aware weights (they know: llama-8b)');
   });
 });
 

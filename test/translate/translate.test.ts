@@ -7,6 +7,7 @@ import { translate } from '../../src/translate/translate.js';
 import { decodeToObject, encodeStrict } from '../../src/xds/protos.js';
 import { messageName, TypeUrl } from '../../src/xds/resources.js';
 import { ep, model, svc } from '../support/builders.js';
+import { applyWeights } from '../../src/model/model.js';
 
 const LEAST_REQUEST = 'type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest';
 
@@ -83,6 +84,20 @@ describe('endpoints', () => {
         { locality: { zone: 'b' }, lb_endpoints: [host('10.0.0.3')], load_balancing_weight: { value: 1 } },
       ],
     });
+  });
+
+  it('gives each endpoint the load-aware weight of its pod (address:port of the first port), only for a service that asks', () => {
+    const weights = new Map([['10.0.0.1:80', 1000], ['10.0.0.2:80', 350], ['[fd00::1]:80', 620]]);
+    const on = model([svc('a', [ep('10.0.0.1', 80), ep('10.0.0.2', 80), ep('fd00::1', 80), ep('10.0.0.9', 80)], { settings: { loadAwareWeights: true } })]);
+    const [cla] = endpoints(applyWeights(on, () => weights).services);
+    const lb = (cla!.value as { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string } } }; load_balancing_weight?: { value: number } }[] }[] }).endpoints[0]!.lb_endpoints;
+    expect(lb.map((e) => [e.endpoint.address.socket_address.address, e.load_balancing_weight?.value])).to.deep.equal([['10.0.0.1', 1000], ['10.0.0.2', 350], ['10.0.0.9', undefined], ['fd00::1', 620]]);
+    expect(encodeStrict(messageName(TypeUrl.Endpoint), cla!.value).ok).to.equal(true);
+    // A service that does not ask keeps equal weights (Envoy's two choices), the same object as before.
+    const off = model([svc('a', [ep('10.0.0.1', 80)])]);
+    expect(applyWeights(off, () => weights)).to.equal(off);
+    // The same weights object gives the same service object: the endpoints-only fast path sees no change.
+    expect(applyWeights(on, () => weights).services[0]).to.equal(applyWeights(on, () => weights).services[0]);
   });
 
   it('lists an endpoint only under the ports it serves, IPv6 included', () => {

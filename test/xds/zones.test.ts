@@ -114,4 +114,14 @@ describe('zone affinity: per-zone views of the endpoints', () => {
     expect('settings' in on && on.settings.zoneAffinity).to.equal(true);
     expect(readAnnotations({ 'inferplane.io/zone-affinity': 'yes' }, 'ml/llama', ['http'])).to.deep.equal({ problems: [{ annotation: 'inferplane.io/zone-affinity', message: '"yes" is not true or false' }] });
   });
+
+  it('reads loadAwareWeights in the file and inferplane.io/load-aware-weights on a Service, off by default, refusing anything but a boolean', () => {
+    const bad = readModel({ services: [svc('llama', [], { settings: { loadAwareWeights: 1 } })] });
+    expect(!bad.ok && bad.error.map((p) => `${formatPath(p.path)}: ${p.message}`)).to.deep.equal(['services[0].settings.loadAwareWeights: expected true or false']);
+    const off = readModel({ services: [svc('llama', [])] });
+    expect(off.ok && off.value.services[0]!.settings.loadAwareWeights).to.equal(false);
+    const on = readAnnotations({ 'inferplane.io/load-aware-weights': 'true' }, 'ml/llama', ['http']);
+    expect('settings' in on && on.settings.loadAwareWeights).to.equal(true);
+    expect(readAnnotations({ 'inferplane.io/load-aware-weights': 'on' }, 'ml/llama', ['http'])).to.deep.equal({ problems: [{ annotation: 'inferplane.io/load-aware-weights', message: '"on" is not true or false' }] });
+  });
 });

@@ -32,6 +32,7 @@ export const SETTING_ANNOTATIONS: Readonly<Record<string, readonly [path: readon
   canary: [['canary'], 'block'],
   shadow: [['shadow'], 'block'],
   'zone-affinity': [['zoneAffinity'], 'bool'],
+  'load-aware-weights': [['loadAwareWeights'], 'bool'],
   playbooks: [['playbooks'], 'block'],
 };
 
