@@ -21,6 +21,7 @@ import { engineCalibration } from './engine.js';
 import { p2cCapacity } from './p2c-capacity.js';
 import { startup } from './startup.js';
 import { weightsCost } from './weights-cost.js';
+import { WEIGHT_PUBLISH_INTERVAL_MS } from '../src/balance/weights.js';
 import { continuationFlood, h2Flood, resetBehaviour } from './h2-flood.js';
 import { createLogger } from '../src/observability/log.js';
 import { createMetrics } from '../src/observability/metrics.js';
@@ -186,7 +187,7 @@ if (!values.only || values.only === 'engine') engineCalibration();
 if (values['p2c-capacity-weights'] !== undefined && !['equal', 'load'].includes(values['p2c-capacity-weights'])) throw new Error(`--p2c-capacity-weights must be equal or load, got "${values['p2c-capacity-weights']}"`);
 if (values.only === 'p2c-capacity') p2cCapacity(Number(values['p2c-capacity-minutes']), values['p2c-capacity-weights'] as 'equal' | 'load' | undefined);
 if (!values.only || values.only === 'startup') await startup(Number(values['startup-rounds']), values['startup-dir']);
-if (values.only === 'weights-cost') await weightsCost({ streams: STREAMS, workers: WORKERS, services: SERVICES, endpoints: ENDPOINTS, seconds: Number(values['weights-seconds']), changing: [1, SERVICES] });
+if (values.only === 'weights-cost') await weightsCost({ streams: STREAMS, workers: WORKERS, services: SERVICES, endpoints: ENDPOINTS, seconds: Number(values['weights-seconds']), cadencesMs: [1000, WEIGHT_PUBLISH_INTERVAL_MS] });
 if (!values.only || values.only === 'simulate') await simulateBench();
 if (values.only === 'large') {
   await large({ services: Number(values['large-services']), endpoints: Number(values['large-endpoints']), streams: Number(values['large-streams']), rewrites: Number(values['large-rewrites']) });

@@ -140,8 +140,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const weights = createWeightController({
     scrape, log: o.log, metrics, timers: realTimers,
     services: () => publisher.model()?.services.filter((s) => s.settings.loadAwareWeights).map((s) => s.name) ?? [],
-    // Only this service's endpoints changed: the EDS fast path.
-    onWeights: (service) => void (sourceModel && publish(sourceModel, new Set([service]))),
+    // Only these services' endpoints changed: the EDS fast path.
+    onWeights: (changed) => void (sourceModel && publish(sourceModel, new Set(changed.keys()))),
   });
   // Envoy's protos load on first use (~0.2 s): at startup, not in the middle of serving the first large build.
   envoyRoot();

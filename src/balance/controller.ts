@@ -14,14 +14,14 @@ export interface WeightControllerOptions {
   readonly scrape: PodScrape;
   /** The served services that ask for load-aware weights, now. */
   readonly services: () => readonly string[];
-  /** Called with a service's new weights (by {@link endpointKey}) when any of them changed. */
-  readonly onWeights: (service: string, weights: ReadonlyMap<string, number>) => void;
+  /** Called with the services whose weights changed and their new weights (by {@link endpointKey}), together. */
+  readonly onWeights: (changed: ReadonlyMap<string, ReadonlyMap<string, number>>) => void;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly timers: Timers;
   /** How often weights are recomputed. Default 1 s. */
   readonly intervalMs?: number;
-  /** The least time between two publications of one service's weights. Default {@link WEIGHT_PUBLISH_INTERVAL_MS}. */
+  /** The least time between two publications of weights (of any services). Default {@link WEIGHT_PUBLISH_INTERVAL_MS}. */
   readonly publishIntervalMs?: number;
 }
 
@@ -57,15 +57,16 @@ export interface WeightController {
 
 /**
  * Every `intervalMs`, for each service with load-aware weights: reads its pods' own load (running + waiting),
- * computes the next weights ({@link nextWeights}) and hands them to `onWeights` when any changed, at most once
- * per `publishIntervalMs` per service (the caller publishes them through the EDS fast path). A pod whose load cannot be read (no answer, an error, garbage, an
+ * computes the next weights ({@link nextWeights}) and hands the changed services' weights to `onWeights`
+ * together, at most once per `publishIntervalMs` (the caller publishes them through the EDS fast path). A pod whose load cannot be read (no answer, an error, garbage, an
  * absurd count) is treated as average; the problem is logged once per pod until it reads again, and counted
  * (`inferplane_weights_unreadable_total{service,reason}`). A service that stops asking is forgotten.
  */
 export function createWeightController(o: WeightControllerOptions): WeightController {
   const intervalMs = o.intervalMs ?? 1_000;
   const publishIntervalMs = o.publishIntervalMs ?? WEIGHT_PUBLISH_INTERVAL_MS;
-  const publishedAt = new Map<string, number>();
+  let publishedAt = -Infinity;
+  const pending = new Map<string, ReadonlyMap<string, number>>();
   const state = new Map<string, WeightState>();
   const published = new Map<string, ReadonlyMap<string, number>>();
   const views = new Map<string, ServiceWeights>();
@@ -105,15 +106,29 @@ export function createWeightController(o: WeightControllerOptions): WeightContro
     });
     const before = published.get(service);
     const changed = !before || before.size !== next.weights.size || [...next.weights].some(([a, w]) => before.get(a) !== w);
-    if (!changed || pods.length === 0) return;
-    // A change waits for the interval since the last one went out; the next round re-checks (and by then the
-    // weights may have settled elsewhere, so Envoys get fewer, later, steadier updates).
+    if (changed && pods.length > 0) pending.set(service, next.weights);
+    else pending.delete(service);
+  }
+
+  /**
+   * Hands every pending change over in one publication, at most once per interval: each publication sends the
+   * changed assignments to every Envoy, and its cost is per Envoy, not per service. A service seen for the first
+   * time goes out at once (its endpoints have no weights yet). Changes that wait may settle meanwhile, so
+   * Envoys get fewer, steadier updates.
+   */
+  function flush(): void {
+    if (pending.size === 0) return;
     const now = o.timers.now();
-    if (before && now - (publishedAt.get(service) ?? -Infinity) < publishIntervalMs) return;
-    publishedAt.set(service, now);
-    published.set(service, next.weights);
-    updates.inc({ service });
-    o.onWeights(service, next.weights);
+    const fresh = [...pending.keys()].some((s) => !published.has(s));
+    if (!fresh && now - publishedAt < publishIntervalMs) return;
+    publishedAt = now;
+    const out = new Map(pending);
+    pending.clear();
+    for (const [service, w] of out) {
+      published.set(service, w);
+      updates.inc({ service });
+    }
+    o.onWeights(out);
   }
 
   async function tick(): Promise<void> {
@@ -125,11 +140,12 @@ export function createWeightController(o: WeightControllerOptions): WeightContro
         if (wanted.has(s)) continue;
         state.delete(s);
         published.delete(s);
-        publishedAt.delete(s);
         views.delete(s);
         for (const k of [...reported.keys()]) if (k.startsWith(`${s} `)) reported.delete(k);
       }
+      for (const s of [...pending.keys()]) if (!wanted.has(s)) pending.delete(s);
       await Promise.all([...wanted].map((s) => round(s).catch((e: unknown) => o.log.error('load-aware weights: a round failed; the last weights stay', { service: s, error: e instanceof Error ? e.message : String(e) }))));
+      flush();
     } finally {
       running = false;
     }

@@ -47,9 +47,9 @@ export interface WeightOptions {
 export const DEFAULT_WEIGHT_OPTIONS: WeightOptions = { smoothing: 0.3, deadBand: 0.3, minGap: 4, gainDown: 0.5, maxDown: 2, maxUp: 1.1, spread: 10, quantum: 0.1, mean: 1000 };
 
 /**
- * The least time between two publications of a service's weights (they are recomputed every second, and a
- * change waits until this long after the last one went out): each publication sends the service's assignment
- * to every Envoy, which at 10,000 Envoys is the control plane's main cost (BENCHMARKS.md, "Sidecars").
+ * The least time between two publications of weights (they are recomputed every second; changes wait, and go
+ * out together, this long after the last publication): each publication sends the changed assignments to every
+ * Envoy, which at 10,000 Envoys is the control plane's main cost (BENCHMARKS.md, "Sidecars").
  */
 export const WEIGHT_PUBLISH_INTERVAL_MS = 5_000;
 

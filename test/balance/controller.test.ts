@@ -18,7 +18,7 @@ function setup(publishIntervalMs = 0) {
   const metrics = createMetrics();
   const timers = createFakeTimers();
   let services = ['ml/llama'];
-  const c = createWeightController({ publishIntervalMs, scrape, services: () => services, onWeights: (service, weights) => published.push({ service, weights }), log, metrics, timers });
+  const c = createWeightController({ publishIntervalMs, scrape, services: () => services, onWeights: (changed) => { for (const [service, weights] of changed) published.push({ service, weights }); }, log, metrics, timers });
   return { c, readings, published, log, metrics, timers, setServices: (s: string[]) => (services = s) };
 }
 
@@ -64,7 +64,7 @@ describe('load-aware weights controller', () => {
     expect(t.log.lines.filter((l) => l.msg === 'a pod\'s load reads again')).to.have.length(4);
   });
 
-  it('publishes one service\'s changes at most once per publish interval, the latest weights when it does', async () => {
+  it('publishes changes at most once per publish interval (a new service at once), the latest weights when it does', async () => {
     const t = setup(5_000);
     await t.c.tick();
     expect(t.published).to.have.length(1);
