@@ -83,12 +83,12 @@ export function createWeightController(o: WeightControllerOptions): WeightContro
     for (const p of pods) {
       const id = endpointKey(p.address, p.port);
       const load = p.work ? p.work.running + p.work.waiting : null;
-      const problem = p.problem ?? (load !== null && load > MAX_PLAUSIBLE_LOAD ? `an absurd load of ${load} requests` : undefined);
+      const problem = p.problem ?? (load !== null && load > MAX_PLAUSIBLE_LOAD ? { kind: 'absurd' as const, text: `an absurd load of ${load} requests` } : undefined);
       const key = `${service} ${id}`;
       if (problem !== undefined) {
-        unreadable.inc({ service, reason: problem.startsWith('an absurd') ? 'absurd' : problem.startsWith('no answer') ? 'timeout' : problem.startsWith('/metrics answered') ? 'http-error' : problem.startsWith('no vLLM') ? 'no-metrics' : 'unreachable' });
-        if (reported.get(key) !== problem) o.log.warn('a pod\'s load cannot be read; it is weighed as average', { service, pod: id, problem });
-        reported.set(key, problem);
+        unreadable.inc({ service, reason: problem.kind });
+        if (reported.get(key) !== problem.text) o.log.warn('a pod\'s load cannot be read; it is weighed as average', { service, pod: id, problem: problem.text });
+        reported.set(key, problem.text);
         loads.set(id, null);
         shown.set(id, null);
         continue;

@@ -32,8 +32,11 @@ export function parseVllmWork(text: string): PodWork | undefined {
 /** Where a service's model servers are: address and the port serving vLLM's /metrics. */
 export type PodAddresses = (service: string) => readonly { readonly address: string; readonly port: number }[];
 
-/** One scrape of a service's pods: each pod's work, undefined where it did not answer, and then why not. */
-export type PodScrape = (service: string) => Promise<{ readonly at: number; readonly pods: readonly { readonly address: string; readonly port: number; readonly work: PodWork | undefined; readonly problem?: string }[] }>;
+/** Why a pod has no reading: no answer in time, an HTTP error, no vLLM gauges in its text, no connection. */
+export type ScrapeProblem = 'timeout' | 'http-error' | 'no-metrics' | 'unreachable';
+
+/** One scrape of a service's pods: each pod's work, undefined where it did not answer, and then why not (in words too). */
+export type PodScrape = (service: string) => Promise<{ readonly at: number; readonly pods: readonly { readonly address: string; readonly port: number; readonly work: PodWork | undefined; readonly problem?: { readonly kind: ScrapeProblem; readonly text: string } }[] }>;
 
 /**
  * Reads `/metrics` of every pod of a service at once, each within `timeoutMs`. A pod that does not answer, answers
@@ -58,17 +61,17 @@ export function createPodScrape(o: { pods: PodAddresses; timeoutMs?: number; reu
   async function scrapeOnce(service: string, at: number): ReturnType<PodScrape> {
     const pods = await Promise.all(o.pods(service).map(async (p) => {
       let work: PodWork | undefined;
-      let problem: string | undefined;
+      let problem: { kind: ScrapeProblem; text: string } | undefined;
       try {
         const host = p.address.includes(':') ? `[${p.address}]` : p.address;
         const res = await fetch(`http://${host}:${p.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
         if (res.ok) {
           work = parseVllmWork(await res.text());
-          if (!work) problem = 'no vLLM gauges in /metrics';
-        } else problem = `/metrics answered HTTP ${res.status}`;
+          if (!work) problem = { kind: 'no-metrics', text: 'no vLLM gauges in /metrics' };
+        } else problem = { kind: 'http-error', text: `/metrics answered HTTP ${res.status}` };
       } catch (e) {
         const err = e as { name?: string; cause?: { code?: string } };
-        problem = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `cannot reach /metrics (${err.cause?.code ?? err.name ?? 'error'})`;
+        problem = err.name === 'TimeoutError' ? { kind: 'timeout', text: `no answer within ${timeoutMs} ms` } : { kind: 'unreachable', text: `cannot reach /metrics (${err.cause?.code ?? err.name ?? 'error'})` };
       }
       return { address: p.address, port: p.port, work, ...(problem !== undefined && { problem }) };
     }));

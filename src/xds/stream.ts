@@ -154,7 +154,7 @@ export function flushMetrics(metrics: Metrics): FlushMetrics {
   return m;
 }
 
-export { syncState, type SyncState } from './sync-state.js';
+export { syncState, type SyncState };
 
 /** Fields common to SotW and Delta requests, after decoding. */
 export interface CommonRequest {

@@ -3,7 +3,7 @@ import { createWeightController } from '../../src/balance/controller.js';
 import { DEFAULT_WEIGHT_OPTIONS } from '../../src/balance/weights.js';
 import { createMemoryLogger } from '../../src/observability/log.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import type { PodScrape, PodWork } from '../../src/scaler/queue.js';
+import type { PodScrape, PodWork, ScrapeProblem } from '../../src/scaler/queue.js';
 import { createFakeTimers } from '../support/fake-timers.js';
 
 const M = DEFAULT_WEIGHT_OPTIONS.mean;
@@ -11,7 +11,7 @@ const work = (n: number): PodWork => ({ running: n, waiting: 0, kvCacheUsage: nu
 
 /** A service of four pods whose readings the test sets; the scrape is a stand-in for the pods' /metrics. */
 function setup(publishIntervalMs = 0) {
-  const readings = new Map<string, { work?: PodWork; problem?: string }>([['10.0.0.1', { work: work(60) }], ['10.0.0.2', { work: work(60) }], ['10.0.0.3', { work: work(60) }], ['10.0.0.4', { work: work(60) }]]);
+  const readings = new Map<string, { work?: PodWork; problem?: { kind: ScrapeProblem; text: string } }>([['10.0.0.1', { work: work(60) }], ['10.0.0.2', { work: work(60) }], ['10.0.0.3', { work: work(60) }], ['10.0.0.4', { work: work(60) }]]);
   const scrape: PodScrape = async () => ({ at: 0, pods: [...readings].map(([address, r]) => ({ address, port: 8000, work: r.work, ...(r.problem && { problem: r.problem }) })) });
   const published: { service: string; weights: ReadonlyMap<string, number> }[] = [];
   const log = createMemoryLogger();
@@ -44,10 +44,10 @@ describe('load-aware weights controller', () => {
     t.readings.set('10.0.0.4', { work: work(400) });
     for (let i = 0; i < 3; i++) await t.c.tick();
     expect(t.c.weights('ml/llama')!.get('10.0.0.4:8000')).to.be.below(M);
-    const cases: [{ work?: PodWork; problem?: string }, string][] = [
-      [{ problem: 'no answer within 1000 ms' }, 'timeout'],
-      [{ problem: '/metrics answered HTTP 500' }, 'http-error'],
-      [{ problem: 'no vLLM gauges in /metrics' }, 'no-metrics'],
+    const cases: [{ work?: PodWork; problem?: { kind: ScrapeProblem; text: string } }, string][] = [
+      [{ problem: { kind: 'timeout', text: 'no answer within 1000 ms' } }, 'timeout'],
+      [{ problem: { kind: 'http-error', text: '/metrics answered HTTP 500' } }, 'http-error'],
+      [{ problem: { kind: 'no-metrics', text: 'no vLLM gauges in /metrics' } }, 'no-metrics'],
       [{ work: work(5_000_000) }, 'absurd'],
     ];
     for (const [reading, reason] of cases) {
