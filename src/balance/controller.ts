@@ -79,7 +79,6 @@ export function createWeightController(o: WeightControllerOptions): WeightContro
   async function round(service: string): Promise<void> {
     const { pods } = await o.scrape(service);
     const loads = new Map<string, number | null>();
-    const shown = new Map<string, number | null>();
     for (const p of pods) {
       const id = endpointKey(p.address, p.port);
       const load = p.work ? p.work.running + p.work.waiting : null;
@@ -90,19 +89,17 @@ export function createWeightController(o: WeightControllerOptions): WeightContro
         if (reported.get(key) !== problem.text) o.log.warn('a pod\'s load cannot be read; it is weighed as average', { service, pod: id, problem: problem.text });
         reported.set(key, problem.text);
         loads.set(id, null);
-        shown.set(id, null);
         continue;
       }
       if (reported.delete(key)) o.log.info('a pod\'s load reads again', { service, pod: id });
       loads.set(id, load);
-      shown.set(id, load);
     }
     const next = nextWeights(state.get(service) ?? NO_WEIGHTS, loads);
     state.set(service, next);
     views.set(service, {
       updatedAt: new Date(o.timers.now()).toISOString(),
       meanLoad: next.meanLoad,
-      endpoints: [...next.weights].map(([endpoint, weight]) => ({ endpoint, weight, load: shown.get(endpoint) ?? null, why: next.why.get(endpoint) ?? '' })),
+      endpoints: [...next.weights].map(([endpoint, weight]) => ({ endpoint, weight, load: loads.get(endpoint) ?? null, why: next.why.get(endpoint) ?? '' })),
     });
     const before = published.get(service);
     const changed = !before || before.size !== next.weights.size || [...next.weights].some(([a, w]) => before.get(a) !== w);
